@@ -1,0 +1,159 @@
+// What an operator is in Brink: one OpDef per (domain, op type, opset range), declared
+// once, holding
+//   - infer:  output dtypes and shapes from input types (dims may be symbolic) and, when
+//             known, input values. The same function gives concrete shapes at run time,
+//             so kernels never compute output shapes themselves;
+//   - create: the prepare step. It validates attributes and input types, parses them once,
+//             and may pre-compute from constant inputs. It returns the Kernel;
+//   - Kernel::run: compute only. Outputs arrive allocated with the inferred shapes.
+//
+// The reference kernels registered here are written for clarity: they are the oracle that
+// every optimized kernel is tested against.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brink/status.h"
+#include "brink/tensor.h"
+#include "ir/graph.h"
+
+namespace brink::ops {
+
+using ir::Dim;
+using ir::TensorType;
+
+// Shape/type inference for one node. Inputs past num_inputs() or absent optional inputs
+// report has_input(i) == false.
+class InferContext {
+ public:
+  InferContext(const ir::Node& node, int64_t opset, std::vector<const TensorType*> input_types,
+               std::vector<const Tensor*> input_values)
+      : node_(node), opset_(opset), types_(std::move(input_types)), values_(std::move(input_values)) {
+    outputs_.resize(node.outputs.size());
+  }
+
+  const ir::Node& node() const { return node_; }
+  int64_t opset() const { return opset_; }
+  size_t num_inputs() const { return types_.size(); }
+  size_t num_outputs() const { return outputs_.size(); }
+  bool has_input(size_t i) const { return i < types_.size() && types_[i] != nullptr; }
+  const TensorType& input_type(size_t i) const { return *types_[i]; }
+  DataType input_dtype(size_t i) const { return types_[i]->dtype; }
+  // The input's value when known at this point (initializer, folded constant, or any
+  // input at run time); nullptr otherwise.
+  const Tensor* input_value(size_t i) const { return i < values_.size() ? values_[i] : nullptr; }
+
+  void set_output(size_t i, TensorType type) {
+    if (i < outputs_.size()) outputs_[i] = std::move(type);
+  }
+  void set_output(size_t i, DataType dtype, std::vector<Dim> dims) {
+    set_output(i, TensorType(dtype, std::move(dims)));
+  }
+  void set_output(size_t i, DataType dtype, const Shape& shape) { set_output(i, TensorType::of(dtype, shape)); }
+  const std::vector<TensorType>& outputs() const { return outputs_; }
+
+  // Errors with the node as context: "node 'x' (Op): <msg>".
+  Status invalid(const std::string& msg) const { return invalid_model(node_.describe() + ": " + msg); }
+  Status unsupported_here(const std::string& msg) const { return unsupported(node_.describe() + ": " + msg); }
+
+ private:
+  const ir::Node& node_;
+  int64_t opset_;
+  std::vector<const TensorType*> types_;
+  std::vector<const Tensor*> values_;
+  std::vector<TensorType> outputs_;
+};
+
+// What the prepare step sees: the node, its opset, input types (shapes as inferred at load,
+// possibly symbolic) and constant input values (weights) for pre-packing.
+struct KernelCreateContext {
+  const ir::Node& node;
+  int64_t opset;
+  std::vector<const TensorType*> input_types;   // nullptr for absent inputs
+  std::vector<const Tensor*> constant_inputs;   // nullptr unless the input is constant
+  std::vector<TensorType> output_types;
+
+  bool has_input(size_t i) const { return i < input_types.size() && input_types[i] != nullptr; }
+  DataType input_dtype(size_t i) const { return input_types[i]->dtype; }
+  Status invalid(const std::string& msg) const { return invalid_model(node.describe() + ": " + msg); }
+  Status unsupported_here(const std::string& msg) const { return unsupported(node.describe() + ": " + msg); }
+};
+
+class KernelContext {
+ public:
+  KernelContext(std::vector<const Tensor*> inputs, std::vector<Tensor>* outputs, int num_threads)
+      : inputs_(std::move(inputs)), outputs_(outputs), num_threads_(num_threads) {}
+
+  size_t num_inputs() const { return inputs_.size(); }
+  size_t num_outputs() const { return outputs_->size(); }
+  bool has_input(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
+  const Tensor& input(size_t i) const { return *inputs_[i]; }
+  // Allocated by the executor with the inferred shape, unless inference could not know it
+  // (data-dependent shapes such as NonZero): then it is undefined until allocate_output.
+  Tensor& output(size_t i) { return (*outputs_)[i]; }
+  Tensor& allocate_output(size_t i, DataType dtype, Shape shape) {
+    (*outputs_)[i] = Tensor::empty(dtype, std::move(shape));
+    return (*outputs_)[i];
+  }
+  int num_threads() const { return num_threads_; }
+
+ private:
+  std::vector<const Tensor*> inputs_;
+  std::vector<Tensor>* outputs_;
+  int num_threads_;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual Status run(KernelContext& ctx) = 0;
+};
+
+using InferFn = std::function<Status(InferContext&)>;
+using CreateFn = std::function<Result<std::unique_ptr<Kernel>>(const KernelCreateContext&)>;
+
+struct OpDef {
+  std::string op_type;
+  std::string domain;         // "" for ai.onnx, "com.microsoft" for ORT contrib ops
+  int since_version = 1;      // first opset this definition applies to
+  int max_version = 21;       // last opset it applies to (inclusive)
+  InferFn infer;
+  CreateFn create;
+};
+
+// Every operator Brink can run. Populated once by register_all_ops() in op_list.cc.
+class OpRegistry {
+ public:
+  static const OpRegistry& global();
+
+  void add(OpDef def);
+  // The definition for `op_type` in `domain` at `opset`, or nullptr.
+  const OpDef* find(const std::string& domain, const std::string& op_type, int64_t opset) const;
+  // True when some opset of this op is known (to tell "unknown op" from "wrong opset").
+  bool knows(const std::string& domain, const std::string& op_type) const;
+  const std::map<std::pair<std::string, std::string>, std::vector<OpDef>>& all() const { return defs_; }
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::vector<OpDef>> defs_;
+};
+
+// Helper for the common kernel shape: a lambda run with the node's parsed state.
+template <typename Fn>
+class LambdaKernel final : public Kernel {
+ public:
+  explicit LambdaKernel(Fn fn) : fn_(std::move(fn)) {}
+  Status run(KernelContext& ctx) override { return fn_(ctx); }
+
+ private:
+  Fn fn_;
+};
+template <typename Fn>
+std::unique_ptr<Kernel> make_kernel(Fn fn) {
+  return std::make_unique<LambdaKernel<Fn>>(std::move(fn));
+}
+
+}  // namespace brink::ops

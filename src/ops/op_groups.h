@@ -1,0 +1,20 @@
+// One registration function per file of operator definitions. op_list.cc calls them all;
+// that call list is the one place that says which operators Brink has.
+#pragma once
+
+#include "ops/op.h"
+
+namespace brink::ops {
+
+void register_elementwise_ops(OpRegistry& r);   // elementwise.cc: unary, binary, variadic, Where, Cast
+void register_conv_ops(OpRegistry& r);          // conv.cc: Conv, ConvTranspose
+void register_pool_ops(OpRegistry& r);          // pool.cc: MaxPool, AveragePool, Global*, LpPool
+void register_normalization_ops(OpRegistry& r); // normalization.cc: BatchNorm, LayerNorm, InstanceNorm, ...
+void register_linalg_ops(OpRegistry& r);        // linalg.cc: MatMul, Gemm, Einsum
+void register_reduce_ops(OpRegistry& r);        // reduce.cc: Reduce*, ArgMax/Min, Softmax family, TopK, CumSum
+void register_shape_ops(OpRegistry& r);         // shape_ops.cc: Reshape, Transpose, Concat, Slice, Gather, ...
+void register_resize_ops(OpRegistry& r);        // resize.cc: Resize, Upsample, Pad
+void register_rnn_ops(OpRegistry& r);           // rnn.cc: LSTM, GRU, RNN
+void register_quantized_ops(OpRegistry& r);     // quantized.cc: Quantize/DequantizeLinear, QLinear*, *Integer
+
+}  // namespace brink::ops
