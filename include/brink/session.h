@@ -1,0 +1,76 @@
+// brink::Session: load a model once, run it many times.
+//
+//   auto session = brink::Session::load("model.onnx", {.num_threads = 2});
+//   if (!session) { /* session.status().message() says why, naming the node/op/input */ }
+//   auto outputs = (*session)->run({{"image", image_tensor}});
+//
+// Loading does every check up front: each reason the model cannot run (an unsupported op,
+// dtype or opset, a shape that cannot be inferred) is reported at load, all of them in one
+// Status, so `run` only fails for bad feeds. A Session is safe to `run` from several
+// threads at once: run keeps no state between calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "brink/status.h"
+#include "brink/tensor.h"
+
+namespace brink {
+
+namespace ir {
+struct Model;
+}
+
+struct SessionOptions {
+  int num_threads = 1;          // threads a run may use; 0 picks the number of cores
+  bool fold_constants = true;   // evaluate nodes whose inputs are all constant at load
+  // Fixed sizes for symbolic input dims, by dim name ("batch" -> 1). Dims not listed stay
+  // symbolic and are resolved at each run.
+  std::vector<std::pair<std::string, int64_t>> dim_values;
+};
+
+// Name, element type and shape of a model input or output. A dim is -1 when symbolic;
+// dim_names then holds its name ("" when anonymous). `shape` is empty and `rank_known`
+// false when even the rank is unknown.
+struct TensorInfo {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  std::vector<int64_t> shape;
+  std::vector<std::string> dim_names;
+  bool rank_known = true;
+  std::string shape_string() const;  // "[batch, 3, 224, 224]"
+};
+
+using NamedTensor = std::pair<std::string, Tensor>;
+
+class CompiledModel;
+
+class Session {
+ public:
+  // Loads a .onnx file.
+  static Result<std::unique_ptr<Session>> load(const std::string& path, const SessionOptions& options = {});
+  // Builds a session from an already imported model (used by tools and tests).
+  static Result<std::unique_ptr<Session>> from_model(ir::Model model, const SessionOptions& options = {});
+  ~Session();
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+
+  // Runs the model on `feeds` (every input, by name; each exactly once). Returns the
+  // outputs in outputs() order. Wrong names, dtypes or shapes are reported, all at once,
+  // before anything runs.
+  Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds) const;
+
+  // The compiled form, for tools that report on it (brink info).
+  const CompiledModel& compiled() const { return *compiled_; }
+
+ private:
+  explicit Session(std::unique_ptr<CompiledModel> compiled);
+  std::unique_ptr<CompiledModel> compiled_;
+};
+
+}  // namespace brink

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every test, as CI runs it: install, build, then
+#   1. unit tests (GoogleTest) and the ONNX backend node tests, via ctest, Release build;
+#   2. the Python suites: differential tests against ONNX Runtime, the default model, bad input;
+#   3. unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   4. each libFuzzer target for a bounded time (BRINK_FUZZ_SECONDS, default 60);
+#   5. clang-format check of the sources.
+# Set BRINK_TEST_QUICK=1 to skip 3 and 4 while iterating.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs=$(nproc)
+
+echo "== build (Release)"
+scripts/build.sh release -j"$jobs"
+
+echo "== unit and ONNX node tests"
+mkdir -p build/reports
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== Python tests"
+BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
+
+if [ "${BRINK_TEST_QUICK:-0}" != 1 ]; then
+  echo "== unit tests under ASan/UBSan"
+  scripts/build.sh asan -j"$jobs" brink_unit_tests
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/brink_unit_tests --gtest_brief=1
+
+  echo "== fuzzing"
+  scripts/build.sh fuzz -j"$jobs"
+  for target in build-fuzz/fuzz_*; do
+    name=$(basename "$target")
+    corpus="tests/fuzz/corpus_${name#fuzz_}"
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    "$target" "$work" -max_total_time="${BRINK_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -print_final_stats=0 \
+      -timeout=10 2>build-fuzz/"$name".log || { tail -40 build-fuzz/"$name".log; echo "error: $name found a crash"; exit 1; }
+    rm -rf "$work"
+    echo "$name: $(grep -c '' build-fuzz/"$name".log) log lines, no crash"
+  done
+fi
+
+echo "== format"
+scripts/check_format.sh
+echo "all tests passed"

@@ -1,0 +1,96 @@
+// CompiledModel: an imported model checked, typed and prepared for execution.
+//
+// Compilation walks the nodes in topological order and, for each one, finds its operator
+// definition, infers its output types (symbolic dims allowed), folds it to a constant when
+// all its inputs are constant, and otherwise runs the kernel's prepare step. Every problem
+// found on the way is kept (not just the first), so a user learns all the reasons a model
+// cannot run at once. It then plans intermediate tensors into one arena by liveness to
+// report the exact memory need when shapes are static.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brink/session.h"
+#include "ir/graph.h"
+#include "ops/op.h"
+
+namespace brink {
+
+// One executed node, as reported by `brink info` and the profiler.
+struct LayerInfo {
+  int node_index = 0;
+  std::string name;
+  std::string op_type;
+  int64_t macs = 0;   // multiply-accumulates, 0 when not a MAC-shaped op or unknown dims
+  int64_t flops = 0;  // 2*macs for MAC ops, else one per output element
+  std::vector<ir::TensorType> output_types;
+};
+
+class CompiledModel {
+ public:
+  // With `keep_problems`, a model with problems still compiles (without kernels) so tools
+  // can report on it; otherwise problems make compile fail with all of them in one Status.
+  static Result<std::unique_ptr<CompiledModel>> compile(ir::Model model, const SessionOptions& options,
+                                                        bool keep_problems = false);
+
+  const ir::Model& model() const { return model_; }
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+  const std::vector<Status>& problems() const { return problems_; }
+  bool runnable() const { return problems_.empty(); }
+
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  // Bytes of the planned activation arena; nullopt when some intermediate shape is not
+  // static (symbolic dims): compile with SessionOptions::dim_values to fix them.
+  std::optional<int64_t> arena_bytes() const { return arena_bytes_; }
+  // Sum of all intermediate tensor sizes, i.e. what allocating each separately would take.
+  std::optional<int64_t> unplanned_bytes() const { return unplanned_bytes_; }
+  int64_t parameter_count() const { return parameter_count_; }
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+  int64_t folded_nodes() const { return folded_nodes_; }
+  const ir::TensorType& value_type(int value) const { return value_types_[static_cast<size_t>(value)]; }
+
+  Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds) const;
+
+ private:
+  struct Step {
+    int node_index = 0;
+    int64_t opset = 0;
+    const ops::OpDef* def = nullptr;
+    std::unique_ptr<ops::Kernel> kernel;
+    std::vector<int> release_after;  // values whose last use is this step
+  };
+
+  Status check_opsets();
+  void infer_and_prepare(const SessionOptions& options);
+  void plan_memory();
+  Status validate_feeds(const std::vector<NamedTensor>& feeds, std::vector<const Tensor*>* by_input) const;
+
+  ir::Model model_;
+  int num_threads_ = 1;
+  std::vector<Status> problems_;
+  std::vector<ir::TensorType> value_types_;
+  std::vector<bool> value_poisoned_;  // type unknown because an earlier node failed
+  std::vector<Step> steps_;
+  std::vector<LayerInfo> layers_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+  std::optional<int64_t> arena_bytes_;
+  std::optional<int64_t> unplanned_bytes_;
+  int64_t parameter_count_ = 0;
+  int64_t parameter_bytes_ = 0;
+  int64_t folded_nodes_ = 0;
+};
+
+// Multiply-accumulate count of one node from its input/output types (0 if not MAC-shaped
+// or dims are not all known).
+int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorType*>& inputs,
+                      const std::vector<ir::TensorType>& outputs);
+
+// Newest default-domain opset Brink claims to support.
+inline constexpr int64_t kMaxSupportedOpset = 21;
+
+}  // namespace brink

@@ -1,0 +1,196 @@
+// brink info MODEL: what a model is and what it needs, before running it: inputs and
+// outputs, opsets, operators, parameters, compute per layer, planned arena size, and every
+// reason it cannot run. `brink info --ops` lists the operators Brink supports.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "onnx/onnx_io.h"
+#include "ops/op.h"
+
+namespace brink::cli {
+
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  bool ops = false;
+  bool layers = false;
+  bool json = false;
+  std::vector<std::string> dims;
+};
+
+std::string human_count(double v) {
+  const char* units[] = {"", "K", "M", "G", "T"};
+  int u = 0;
+  while (v >= 1000 && u < 4) v /= 1000, ++u;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f%s", v, units[u]);
+  return buf;
+}
+
+std::string human_bytes(double v) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (v >= 1024 && u < 3) v /= 1024, ++u;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+// Ranges of opsets per op, e.g. "Add [7-12, 13-13, 14-21]".
+int print_ops(bool json) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [key, defs] : ops::OpRegistry::global().all()) {
+    nlohmann::json versions = nlohmann::json::array();
+    for (const ops::OpDef& d : defs) versions.push_back({d.since_version, d.max_version});
+    list.push_back({{"domain", key.first}, {"op_type", key.second}, {"opsets", versions}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"operators", list}}.dump(2) << std::endl;
+    return 0;
+  }
+  std::printf("%zu operators (domain, op type, opset ranges with a definition):\n", list.size());
+  for (const auto& op : list) {
+    std::string ranges;
+    for (const auto& v : op["opsets"])
+      ranges += (ranges.empty() ? "" : ", ") + std::to_string(v[0].get<int>()) + "-" + std::to_string(v[1].get<int>());
+    const std::string domain = op["domain"].get<std::string>();
+    std::printf("  %-16s %-28s %s\n", domain.empty() ? "ai.onnx" : domain.c_str(),
+                op["op_type"].get<std::string>().c_str(), ranges.c_str());
+  }
+  return 0;
+}
+
+int info_command(const InfoOptions& o) {
+  if (o.model.empty()) {
+    if (o.ops) return print_ops(o.json);
+    return report_error(invalid_argument("brink info needs a MODEL (or --ops)"));
+  }
+  auto dims = parse_dim_values(o.dims);
+  if (!dims) return report_error(dims.status());
+  auto model = onnx_io::load_onnx_file(o.model);
+  if (!model) return report_error(model.status());
+  const ir::Model& m = *model;
+
+  SessionOptions so;
+  so.dim_values = *dims;
+  auto compiled = CompiledModel::compile(m, so, /*keep_problems=*/true);
+  if (!compiled) return report_error(compiled.status());
+  // Sizes that depend on symbolic dims are reported with those dims set to 1 unless --dim.
+  std::vector<std::pair<std::string, int64_t>> assumed = *dims;
+  for (const TensorInfo& in : (*compiled)->inputs())
+    for (size_t d = 0; d < in.shape.size(); ++d)
+      if (in.shape[d] < 0 && !in.dim_names[d].empty()) {
+        bool have = false;
+        for (const auto& a : assumed) have |= a.first == in.dim_names[d];
+        if (!have) assumed.emplace_back(in.dim_names[d], 1);
+      }
+  const CompiledModel* sized = compiled->get();
+  std::unique_ptr<CompiledModel> specialised;
+  if (assumed.size() > dims->size()) {
+    so.dim_values = assumed;
+    auto s = CompiledModel::compile(m, so, true);
+    if (s) specialised = std::move(s).value(), sized = specialised.get();
+  }
+  const CompiledModel& c = **compiled;
+
+  std::map<std::string, int> histogram;
+  for (const ir::Node& n : m.graph.nodes) histogram[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
+  int64_t macs = 0, flops = 0;
+  for (const LayerInfo& l : sized->layers()) macs += l.macs, flops += l.flops;
+
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["ir_version"] = m.ir_version;
+  j["producer"] = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
+  j["opset"] = m.opset("");
+  nlohmann::json opsets = nlohmann::json::object();
+  for (const auto& os : m.opset_imports) opsets[os.domain.empty() ? "ai.onnx" : os.domain] = os.version;
+  j["opsets"] = opsets;
+  j["inputs"] = nlohmann::json::array();
+  for (const auto& t : c.inputs()) j["inputs"].push_back(tensor_info_json(t));
+  j["outputs"] = nlohmann::json::array();
+  for (const auto& t : c.outputs()) j["outputs"].push_back(tensor_info_json(t));
+  j["nodes"] = m.graph.nodes.size();
+  j["ops"] = histogram;
+  j["parameters"] = c.parameter_count();
+  j["parameter_bytes"] = c.parameter_bytes();
+  j["macs"] = macs;
+  j["flops"] = flops;
+  j["folded_nodes"] = c.folded_nodes();
+  j["dims_assumed"] = nlohmann::json::object();
+  for (const auto& [k, v] : assumed) j["dims_assumed"][k] = v;
+  j["arena_bytes"] = sized->arena_bytes() ? nlohmann::json(*sized->arena_bytes()) : nlohmann::json(nullptr);
+  j["unplanned_bytes"] = sized->unplanned_bytes() ? nlohmann::json(*sized->unplanned_bytes()) : nlohmann::json(nullptr);
+  j["runnable"] = c.runnable();
+  j["problems"] = nlohmann::json::array();
+  for (const Status& p : c.problems()) j["problems"].push_back(p.message());
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerInfo& l : sized->layers()) {
+    nlohmann::json outs = nlohmann::json::array();
+    for (const auto& t : l.output_types) outs.push_back(t.to_string());
+    layers.push_back({{"name", l.name}, {"op", l.op_type}, {"macs", l.macs}, {"flops", l.flops}, {"outputs", outs}});
+  }
+  if (o.layers || o.json) j["layers"] = layers;
+
+  if (o.json) {
+    std::cout << j.dump(2) << std::endl;
+    return 0;
+  }
+  std::printf("model:      %s\n", o.model.c_str());
+  std::printf("producer:   %s (ir_version %lld)\n", j["producer"].get<std::string>().c_str(),
+              static_cast<long long>(m.ir_version));
+  std::string os_text;
+  for (const auto& [k, v] : opsets.items()) os_text += (os_text.empty() ? "" : ", ") + k + " " + std::to_string(v.get<int64_t>());
+  std::printf("opsets:     %s\n", os_text.c_str());
+  std::printf("inputs:\n");
+  for (const auto& t : c.inputs()) std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype), t.shape_string().c_str());
+  std::printf("outputs:\n");
+  for (const auto& t : c.outputs()) std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype), t.shape_string().c_str());
+  std::string hist;
+  for (const auto& [op, n] : histogram) hist += (hist.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+  std::printf("operators:  %zu nodes: %s\n", m.graph.nodes.size(), hist.c_str());
+  std::printf("parameters: %s (%s)\n", human_count(static_cast<double>(c.parameter_count())).c_str(),
+              human_bytes(static_cast<double>(c.parameter_bytes())).c_str());
+  std::string assumed_text;
+  for (const auto& [k, v] : assumed) assumed_text += (assumed_text.empty() ? " with " : ", ") + k + "=" + std::to_string(v);
+  std::printf("compute:    %sMACs, %sFLOPs%s\n", human_count(static_cast<double>(macs)).c_str(),
+              human_count(static_cast<double>(flops)).c_str(), assumed_text.c_str());
+  if (sized->arena_bytes())
+    std::printf("arena:      %lld bytes (%s) planned; %s if each tensor were allocated separately\n",
+                static_cast<long long>(*sized->arena_bytes()), human_bytes(static_cast<double>(*sized->arena_bytes())).c_str(),
+                human_bytes(static_cast<double>(*sized->unplanned_bytes())).c_str());
+  else
+    std::printf("arena:      unknown (shapes depend on data or the model cannot run)\n");
+  if (o.layers) {
+    std::printf("layers:\n  %-32s %-20s %14s  %s\n", "name", "op", "MACs", "output");
+    for (const LayerInfo& l : sized->layers())
+      std::printf("  %-32s %-20s %14lld  %s\n", l.name.c_str(), l.op_type.c_str(), static_cast<long long>(l.macs),
+                  l.output_types.empty() ? "" : l.output_types[0].to_string().c_str());
+  }
+  if (c.runnable()) {
+    std::printf("runnable:   yes\n");
+  } else {
+    std::printf("runnable:   no, %zu problem%s:\n", c.problems().size(), c.problems().size() == 1 ? "" : "s");
+    for (const Status& p : c.problems()) std::printf("  - %s\n", p.message().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "Describe a model: I/O, operators, parameters, compute, memory, problems");
+  cmd->add_option("model", o->model, "Model file (.onnx)");
+  cmd->add_flag("--ops", o->ops, "List the operators Brink supports");
+  cmd->add_flag("--layers", o->layers, "Print per-layer compute");
+  cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others are taken as 1 for sizes)");
+  cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->callback([o, exit_code] { *exit_code = info_command(*o); });
+}
+
+}  // namespace brink::cli

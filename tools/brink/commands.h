@@ -1,0 +1,13 @@
+// Each subcommand registers its options and its action on the root CLI11 app. The
+// action runs after parsing and stores the process exit code in *exit_code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace brink::cli {
+
+void add_info_command(CLI::App& app, int* exit_code);
+void add_run_command(CLI::App& app, int* exit_code);
+void add_bench_command(CLI::App& app, int* exit_code);
+
+}  // namespace brink::cli
