@@ -206,6 +206,28 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     for (size_t k = 0; k < node.outputs.size(); ++k)
       if (node.outputs[k] != ir::kNoValue) value_types_[static_cast<size_t>(node.outputs[k])] = ictx.outputs()[k];
 
+    // Shape and Size only read their input's type: with a static shape they are constants,
+    // which lets the Shape -> Gather -> Concat -> Reshape chains of exported models fold.
+    if (options.fold_constants && !all_constant && node.inputs.size() == 1 && in_types[0] &&
+        in_types[0]->is_static() && (node.op_type == "Shape" || node.op_type == "Size") && node.domain.empty()) {
+      const Shape dims = in_types[0]->static_shape();
+      Tensor folded;
+      if (node.op_type == "Size") {
+        folded = Tensor::scalar<int64_t>(shape_numel(dims));
+      } else {
+        const int64_t rank = static_cast<int64_t>(dims.size());
+        auto clamp = [&](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
+        const int64_t start = clamp(node.attr_int("start", 0)), end = clamp(node.attr_int("end", rank));
+        std::vector<int64_t> sliced;
+        for (int64_t k = start; k < end; ++k) sliced.push_back(dims[static_cast<size_t>(k)]);
+        folded = Tensor::from_vector<int64_t>({static_cast<int64_t>(sliced.size())}, sliced);
+      }
+      g.value(node.outputs[0]).constant = folded;
+      value_types_[static_cast<size_t>(node.outputs[0])] = ir::TensorType::of(DataType::kInt64, folded.shape());
+      ++folded_nodes_;
+      continue;
+    }
+
     if (options.fold_constants && all_constant) {
       bool small = true;
       for (const auto& t : ictx.outputs())
