@@ -4,6 +4,18 @@
 // initializer order) so export(import(m)) re-imports to an identical IR. External data
 // (tensors stored beside the model) is read relative to the model file's folder, and
 // rejected if its location escapes that folder or its range runs past the file's end.
+//
+// What the IR cannot hold is refused with kUnsupported: model-local functions, sequence /
+// map / optional / sparse value types, string tensors, complex and float8 element types,
+// sparse-tensor and type-proto attributes. Sparse initializers become dense initializers.
+// training_info, quantization_annotation, type denotations and the names of tensors held
+// in attributes are dropped (they do not change what the model computes).
+//
+// Subgraphs (If / Loop / Scan bodies) may use values of enclosing graphs by name, as ONNX
+// allows: such a value appears in the subgraph's Graph as a Value with that name, no
+// producer, and is neither an input nor an initializer; the executor resolves it in the
+// enclosing scope. Import checks that every such name is defined in an enclosing graph
+// before the node that owns the subgraph.
 #pragma once
 
 #include <cstddef>
