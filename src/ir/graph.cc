@@ -71,7 +71,9 @@ std::vector<float> Node::attr_floats(const std::string& attr_name) const {
 }
 
 std::string Node::describe() const {
-  std::string d = "node '" + name + "' (" + (domain.empty() ? "" : domain + ".") + op_type + ")";
+  std::string d = name.empty() ? std::string("unnamed node (") : "node '" + name + "' (";
+  if (!domain.empty()) d.append(domain).append(".");
+  d.append(op_type).append(")");
   return d;
 }
 

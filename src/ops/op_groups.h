@@ -16,5 +16,8 @@ void register_shape_ops(OpRegistry& r);         // shape_ops.cc: Reshape, Transp
 void register_resize_ops(OpRegistry& r);        // resize.cc: Resize, Upsample, Pad
 void register_rnn_ops(OpRegistry& r);           // rnn.cc: LSTM, GRU, RNN
 void register_quantized_ops(OpRegistry& r);     // quantized.cc: Quantize/DequantizeLinear, QLinear*, *Integer
+void register_loss_ops(OpRegistry& r);          // loss.cc: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss
+void register_signal_ops(OpRegistry& r);        // signal.cc: DFT, STFT, window functions, MelWeightMatrix, Det
+void register_detection_ops(OpRegistry& r);     // detection.cc: NonMaxSuppression, RoiAlign, GridSample
 
 }  // namespace brink::ops

@@ -17,6 +17,9 @@ OpRegistry build_registry() {
   register_resize_ops(r);
   register_rnn_ops(r);
   register_quantized_ops(r);
+  register_loss_ops(r);
+  register_signal_ops(r);
+  register_detection_ops(r);
   return r;
 }
 std::string normalise_domain(const std::string& d) { return d == "ai.onnx" ? std::string() : d; }
