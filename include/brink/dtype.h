@@ -45,7 +45,7 @@ bool dtype_is_integer(DataType t);
 struct Float16 {
   uint16_t bits = 0;
   Float16() = default;
-  Float16(float f) : bits(from_float(f)) {}  // NOLINT: implicit like a builtin float type
+  Float16(float f) : bits(from_float(f)) {}          // NOLINT: implicit like a builtin float type
   operator float() const { return to_float(bits); }  // NOLINT
   static uint16_t from_float(float f);
   static float to_float(uint16_t h);
@@ -55,7 +55,7 @@ struct Float16 {
 struct BFloat16 {
   uint16_t bits = 0;
   BFloat16() = default;
-  BFloat16(float f) : bits(from_float(f)) {}  // NOLINT
+  BFloat16(float f) : bits(from_float(f)) {}         // NOLINT
   operator float() const { return to_float(bits); }  // NOLINT
   static uint16_t from_float(float f) {
     uint32_t u;
@@ -74,9 +74,9 @@ struct BFloat16 {
 
 template <typename T>
 struct DataTypeOf;
-#define BRINK_DTYPE_OF(T, E) \
-  template <>                \
-  struct DataTypeOf<T> {     \
+#define BRINK_DTYPE_OF(T, E)                       \
+  template <>                                      \
+  struct DataTypeOf<T> {                           \
     static constexpr DataType value = DataType::E; \
   };
 BRINK_DTYPE_OF(float, kFloat32)
@@ -103,20 +103,47 @@ inline constexpr DataType dtype_of = DataTypeOf<T>::value;
 template <typename Fn>
 bool visit_dtype(DataType t, Fn&& fn) {
   switch (t) {
-    case DataType::kFloat32: fn.template operator()<float>(); return true;
-    case DataType::kFloat64: fn.template operator()<double>(); return true;
-    case DataType::kFloat16: fn.template operator()<Float16>(); return true;
-    case DataType::kBFloat16: fn.template operator()<BFloat16>(); return true;
-    case DataType::kInt8: fn.template operator()<int8_t>(); return true;
-    case DataType::kUInt8: fn.template operator()<uint8_t>(); return true;
-    case DataType::kInt16: fn.template operator()<int16_t>(); return true;
-    case DataType::kUInt16: fn.template operator()<uint16_t>(); return true;
-    case DataType::kInt32: fn.template operator()<int32_t>(); return true;
-    case DataType::kUInt32: fn.template operator()<uint32_t>(); return true;
-    case DataType::kInt64: fn.template operator()<int64_t>(); return true;
-    case DataType::kUInt64: fn.template operator()<uint64_t>(); return true;
-    case DataType::kBool: fn.template operator()<bool>(); return true;
-    default: return false;
+    case DataType::kFloat32:
+      fn.template operator()<float>();
+      return true;
+    case DataType::kFloat64:
+      fn.template operator()<double>();
+      return true;
+    case DataType::kFloat16:
+      fn.template operator()<Float16>();
+      return true;
+    case DataType::kBFloat16:
+      fn.template operator()<BFloat16>();
+      return true;
+    case DataType::kInt8:
+      fn.template operator()<int8_t>();
+      return true;
+    case DataType::kUInt8:
+      fn.template operator()<uint8_t>();
+      return true;
+    case DataType::kInt16:
+      fn.template operator()<int16_t>();
+      return true;
+    case DataType::kUInt16:
+      fn.template operator()<uint16_t>();
+      return true;
+    case DataType::kInt32:
+      fn.template operator()<int32_t>();
+      return true;
+    case DataType::kUInt32:
+      fn.template operator()<uint32_t>();
+      return true;
+    case DataType::kInt64:
+      fn.template operator()<int64_t>();
+      return true;
+    case DataType::kUInt64:
+      fn.template operator()<uint64_t>();
+      return true;
+    case DataType::kBool:
+      fn.template operator()<bool>();
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -26,8 +26,8 @@ struct Model;
 }
 
 struct SessionOptions {
-  int num_threads = 1;          // threads a run may use; 0 picks the number of cores
-  bool fold_constants = true;   // evaluate nodes whose inputs are all constant at load
+  int num_threads = 1;         // threads a run may use; 0 picks the number of cores
+  bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
   // Fixed sizes for symbolic input dims, by dim name ("batch" -> 1). Dims not listed stay
   // symbolic and are resolved at each run.
   std::vector<std::pair<std::string, int64_t>> dim_values;
@@ -52,9 +52,11 @@ class CompiledModel;
 class Session {
  public:
   // Loads a .onnx file.
-  static Result<std::unique_ptr<Session>> load(const std::string& path, const SessionOptions& options = {});
+  static Result<std::unique_ptr<Session>> load(const std::string& path,
+                                               const SessionOptions& options = {});
   // Builds a session from an already imported model (used by tools and tests).
-  static Result<std::unique_ptr<Session>> from_model(ir::Model model, const SessionOptions& options = {});
+  static Result<std::unique_ptr<Session>> from_model(ir::Model model,
+                                                     const SessionOptions& options = {});
   ~Session();
 
   const std::vector<TensorInfo>& inputs() const;

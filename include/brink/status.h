@@ -47,18 +47,30 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status invalid_model(std::string m) { return {StatusCode::kInvalidModel, std::move(m)}; }
-inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
-inline Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
-inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status invalid_model(std::string m) {
+  return {StatusCode::kInvalidModel, std::move(m)};
+}
+inline Status unsupported(std::string m) {
+  return {StatusCode::kUnsupported, std::move(m)};
+}
+inline Status not_found(std::string m) {
+  return {StatusCode::kNotFound, std::move(m)};
+}
+inline Status io_error(std::string m) {
+  return {StatusCode::kIoError, std::move(m)};
+}
+inline Status internal_error(std::string m) {
+  return {StatusCode::kInternal, std::move(m)};
+}
 
 // A value or the Status explaining why there is none.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.is_ok() && "Result constructed from an ok Status without a value");
   }
@@ -85,15 +97,15 @@ class [[nodiscard]] Result {
 #define BRINK_CONCAT(a, b) BRINK_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not ok.
-#define BRINK_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::brink::Status brink_status_ = (expr);      \
+#define BRINK_RETURN_IF_ERROR(expr)                   \
+  do {                                                \
+    ::brink::Status brink_status_ = (expr);           \
     if (!brink_status_.is_ok()) return brink_status_; \
   } while (0)
 
 // `BRINK_ASSIGN_OR_RETURN(auto x, f())`: unwraps a Result or returns its Status.
-#define BRINK_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto BRINK_CONCAT(brink_result_, __LINE__) = (expr);                     \
-  if (!BRINK_CONCAT(brink_result_, __LINE__).is_ok())                      \
-    return BRINK_CONCAT(brink_result_, __LINE__).status();                 \
+#define BRINK_ASSIGN_OR_RETURN(lhs, expr)                  \
+  auto BRINK_CONCAT(brink_result_, __LINE__) = (expr);     \
+  if (!BRINK_CONCAT(brink_result_, __LINE__).is_ok())      \
+    return BRINK_CONCAT(brink_result_, __LINE__).status(); \
   lhs = std::move(BRINK_CONCAT(brink_result_, __LINE__)).value()

@@ -86,7 +86,8 @@ template <typename T>
 Tensor Tensor::from_vector(Shape shape, const std::vector<T>& values) {
   Tensor t = empty(dtype_of<T>, std::move(shape));
   T* out = t.data<T>();
-  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i) out[i] = values[i];
+  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i)
+    out[i] = values[i];
   return t;
 }
 

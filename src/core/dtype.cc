@@ -12,13 +12,13 @@ struct DTypeInfo {
   const char* long_name;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DataType::kFloat32, 4, "f32", "float32"},  {DataType::kUInt8, 1, "u8", "uint8"},
-    {DataType::kInt8, 1, "i8", "int8"},         {DataType::kUInt16, 2, "u16", "uint16"},
-    {DataType::kInt16, 2, "i16", "int16"},      {DataType::kInt32, 4, "i32", "int32"},
-    {DataType::kInt64, 8, "i64", "int64"},      {DataType::kString, 0, "string", "string"},
-    {DataType::kBool, 1, "bool", "bool"},       {DataType::kFloat16, 2, "f16", "float16"},
-    {DataType::kFloat64, 8, "f64", "float64"},  {DataType::kUInt32, 4, "u32", "uint32"},
-    {DataType::kUInt64, 8, "u64", "uint64"},    {DataType::kBFloat16, 2, "bf16", "bfloat16"},
+    {DataType::kFloat32, 4, "f32", "float32"}, {DataType::kUInt8, 1, "u8", "uint8"},
+    {DataType::kInt8, 1, "i8", "int8"},        {DataType::kUInt16, 2, "u16", "uint16"},
+    {DataType::kInt16, 2, "i16", "int16"},     {DataType::kInt32, 4, "i32", "int32"},
+    {DataType::kInt64, 8, "i64", "int64"},     {DataType::kString, 0, "string", "string"},
+    {DataType::kBool, 1, "bool", "bool"},      {DataType::kFloat16, 2, "f16", "float16"},
+    {DataType::kFloat64, 8, "f64", "float64"}, {DataType::kUInt32, 4, "u32", "uint32"},
+    {DataType::kUInt64, 8, "u64", "uint64"},   {DataType::kBFloat16, 2, "bf16", "bfloat16"},
 };
 const DTypeInfo* find(DataType t) {
   for (const auto& d : kDTypes)
@@ -46,15 +46,23 @@ std::optional<DataType> dtype_from_name(std::string_view name) {
   if (name == "double") return DataType::kFloat64;
   return std::nullopt;
 }
-bool dtype_is_supported(DataType t) { return dtype_size(t) != 0; }
+bool dtype_is_supported(DataType t) {
+  return dtype_size(t) != 0;
+}
 bool dtype_is_float(DataType t) {
   return t == DataType::kFloat32 || t == DataType::kFloat64 || t == DataType::kFloat16 ||
          t == DataType::kBFloat16;
 }
 bool dtype_is_integer(DataType t) {
   switch (t) {
-    case DataType::kInt8: case DataType::kUInt8: case DataType::kInt16: case DataType::kUInt16:
-    case DataType::kInt32: case DataType::kUInt32: case DataType::kInt64: case DataType::kUInt64:
+    case DataType::kInt8:
+    case DataType::kUInt8:
+    case DataType::kInt16:
+    case DataType::kUInt16:
+    case DataType::kInt32:
+    case DataType::kUInt32:
+    case DataType::kInt64:
+    case DataType::kUInt64:
       return true;
     default:
       return false;

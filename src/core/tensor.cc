@@ -73,13 +73,17 @@ Tensor Tensor::clone() const {
 
 double Tensor::element_as_double(int64_t i) const {
   double v = 0;
-  visit_dtype(dtype_, [&]<typename T>() { v = static_cast<double>(static_cast<compute_t<T>>(data<T>()[i])); });
+  visit_dtype(dtype_, [&]<typename T>() {
+    v = static_cast<double>(static_cast<compute_t<T>>(data<T>()[i]));
+  });
   return v;
 }
 
 int64_t Tensor::element_as_int64(int64_t i) const {
   int64_t v = 0;
-  visit_dtype(dtype_, [&]<typename T>() { v = static_cast<int64_t>(static_cast<compute_t<T>>(data<T>()[i])); });
+  visit_dtype(dtype_, [&]<typename T>() {
+    v = static_cast<int64_t>(static_cast<compute_t<T>>(data<T>()[i]));
+  });
   return v;
 }
 

@@ -95,7 +95,8 @@ int Graph::add_value(const std::string& value_name, TensorType type) {
 int64_t Model::opset(const std::string& op_domain) const {
   const bool is_default = op_domain.empty() || op_domain == "ai.onnx";
   for (const OperatorSetId& o : opset_imports) {
-    const bool match = is_default ? (o.domain.empty() || o.domain == "ai.onnx") : o.domain == op_domain;
+    const bool match =
+        is_default ? (o.domain.empty() || o.domain == "ai.onnx") : o.domain == op_domain;
     if (match) return o.version;
   }
   return 0;
@@ -113,7 +114,8 @@ Status topological_sort(Graph& graph) {
   for (size_t i = 0; i < n; ++i) {
     std::set<int> deps;
     for (int in : graph.nodes[i].inputs)
-      if (in != kNoValue && producer[static_cast<size_t>(in)] >= 0) deps.insert(producer[static_cast<size_t>(in)]);
+      if (in != kNoValue && producer[static_cast<size_t>(in)] >= 0)
+        deps.insert(producer[static_cast<size_t>(in)]);
     pending[i] = static_cast<int>(deps.size());
     for (int d : deps) users[static_cast<size_t>(d)].push_back(static_cast<int>(i));
   }
@@ -130,7 +132,8 @@ Status topological_sort(Graph& graph) {
   }
   if (order.size() != n) {
     for (size_t i = 0; i < n; ++i)
-      if (pending[i] > 0) return invalid_model("graph has a cycle through " + graph.nodes[i].describe());
+      if (pending[i] > 0)
+        return invalid_model("graph has a cycle through " + graph.nodes[i].describe());
   }
   std::vector<Node> sorted;
   sorted.reserve(n);
@@ -163,17 +166,19 @@ Status verify(const Model& model) {
     for (int out : node.outputs) {
       if (out == kNoValue) continue;
       if (defined[static_cast<size_t>(out)])
-        problems.push_back(node.describe() + ": output '" + g.values[static_cast<size_t>(out)].name +
-                           "' is defined more than once");
+        problems.push_back(node.describe() + ": output '" +
+                           g.values[static_cast<size_t>(out)].name + "' is defined more than once");
       defined[static_cast<size_t>(out)] = true;
     }
   }
   for (int out : g.outputs)
     if (!defined[static_cast<size_t>(out)])
-      problems.push_back("graph output '" + g.values[static_cast<size_t>(out)].name + "' is never produced");
+      problems.push_back("graph output '" + g.values[static_cast<size_t>(out)].name +
+                         "' is never produced");
   if (problems.empty()) return Status::ok();
   std::string msg = problems.front();
-  if (problems.size() > 1) msg += " (and " + std::to_string(problems.size() - 1) + " more problems)";
+  if (problems.size() > 1)
+    msg += " (and " + std::to_string(problems.size() - 1) + " more problems)";
   return invalid_model(msg);
 }
 

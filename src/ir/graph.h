@@ -47,14 +47,25 @@ struct TensorType {
   static TensorType of(DataType t, const Shape& shape);  // all dims known
   bool has_rank() const { return dims.has_value(); }
   int64_t rank() const { return dims ? static_cast<int64_t>(dims->size()) : -1; }
-  bool is_static() const;  // rank known and every dim known
-  Shape static_shape() const;  // requires is_static()
+  bool is_static() const;         // rank known and every dim known
+  Shape static_shape() const;     // requires is_static()
   std::string to_string() const;  // "f32[batch, 3, 224, 224]"
 };
 
 class Graph;
 
-enum class AttrType { kFloat, kInt, kString, kTensor, kGraph, kFloats, kInts, kStrings, kTensors, kGraphs };
+enum class AttrType {
+  kFloat,
+  kInt,
+  kString,
+  kTensor,
+  kGraph,
+  kFloats,
+  kInts,
+  kStrings,
+  kTensors,
+  kGraphs
+};
 
 struct Attribute {
   std::string name;
@@ -84,7 +95,7 @@ struct Value {
 struct Node {
   std::string name;
   std::string op_type;
-  std::string domain;  // "" is the default ONNX domain ("ai.onnx" is normalised to "")
+  std::string domain;        // "" is the default ONNX domain ("ai.onnx" is normalised to "")
   std::vector<int> inputs;   // kNoValue for an absent optional input
   std::vector<int> outputs;  // kNoValue for an absent optional output
   std::vector<Attribute> attributes;
@@ -106,12 +117,12 @@ class Graph {
   std::string doc_string;
   std::vector<Value> values;
   std::vector<Node> nodes;
-  std::vector<int> inputs;        // graph inputs that are not initializers
+  std::vector<int> inputs;  // graph inputs that are not initializers
   std::vector<int> outputs;
   std::vector<int> initializers;  // values with a constant, in file order
   // Initializers that the file also listed as graph inputs (IR < 4 style); kept for export.
   std::vector<int> initializer_inputs;
-  std::vector<int> value_infos;   // values with a type annotation in the file, in file order
+  std::vector<int> value_infos;  // values with a type annotation in the file, in file order
 
   // Index of the value called `name`, or kNoValue.
   int find_value(const std::string& value_name) const;

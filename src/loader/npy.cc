@@ -11,21 +11,26 @@ namespace brink::npy {
 
 namespace {
 
-uint16_t read_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t read_u32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
+uint16_t read_u16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
 }
-uint64_t read_u64(const uint8_t* p) { return read_u32(p) | (static_cast<uint64_t>(read_u32(p + 4)) << 32); }
+uint32_t read_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+uint64_t read_u64(const uint8_t* p) {
+  return read_u32(p) | (static_cast<uint64_t>(read_u32(p + 4)) << 32);
+}
 
 struct Descr {
   const char* code;
   DataType dtype;
 };
 constexpr Descr kDescrs[] = {
-    {"f4", DataType::kFloat32}, {"f8", DataType::kFloat64}, {"f2", DataType::kFloat16}, {"i1", DataType::kInt8},
-    {"u1", DataType::kUInt8},   {"i2", DataType::kInt16},   {"u2", DataType::kUInt16},  {"i4", DataType::kInt32},
-    {"u4", DataType::kUInt32},  {"i8", DataType::kInt64},   {"u8", DataType::kUInt64},  {"b1", DataType::kBool},
+    {"f4", DataType::kFloat32}, {"f8", DataType::kFloat64}, {"f2", DataType::kFloat16},
+    {"i1", DataType::kInt8},    {"u1", DataType::kUInt8},   {"i2", DataType::kInt16},
+    {"u2", DataType::kUInt16},  {"i4", DataType::kInt32},   {"u4", DataType::kUInt32},
+    {"i8", DataType::kInt64},   {"u8", DataType::kUInt64},  {"b1", DataType::kBool},
 };
 
 // Value of `key` in the header dict: the text after "'key':" up to the matching end.
@@ -58,7 +63,9 @@ bool find_field(const std::string& header, const std::string& key, std::string* 
 
 Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what) {
   const auto* p = static_cast<const uint8_t*>(data);
-  auto bad = [&](const std::string& m) { return invalid_argument(what + ": not a valid .npy file: " + m); };
+  auto bad = [&](const std::string& m) {
+    return invalid_argument(what + ": not a valid .npy file: " + m);
+  };
   if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) return bad("missing the \\x93NUMPY magic");
   const int major = p[6];
   size_t header_len, header_start;
@@ -70,7 +77,8 @@ Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what)
     header_len = read_u32(p + 8);
     header_start = 12;
   } else {
-    return bad("format version " + std::to_string(major) + " is not supported (expected 1, 2 or 3)");
+    return bad("format version " + std::to_string(major) +
+               " is not supported (expected 1, 2 or 3)");
   }
   if (header_len > size - header_start) return bad("header runs past the end of the file");
   const std::string header(reinterpret_cast<const char*>(p + header_start), header_len);
@@ -79,9 +87,11 @@ Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what)
       !find_field(header, "shape", &shape_text))
     return bad("header lacks descr, fortran_order or shape");
   if (fortran.find("True") != std::string::npos)
-    return invalid_argument(what + ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+    return invalid_argument(
+        what + ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
   if (descr.size() != 3 || (descr[0] != '<' && descr[0] != '|' && descr[0] != '='))
-    return invalid_argument(what + ": array type '" + descr + "' is not supported (expected a little-endian number or bool)");
+    return invalid_argument(what + ": array type '" + descr +
+                            "' is not supported (expected a little-endian number or bool)");
   DataType dtype = DataType::kUndefined;
   for (const Descr& d : kDescrs)
     if (descr.compare(1, 2, d.code) == 0) dtype = d.dtype;
@@ -95,18 +105,20 @@ Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what)
     size_t a = item.find_first_not_of(" L");
     if (a == std::string::npos) continue;
     item = item.substr(a);
-    if (item.empty() || item.find_first_not_of("0123456789 L") != std::string::npos || item.size() > 15)
+    if (item.empty() || item.find_first_not_of("0123456789 L") != std::string::npos ||
+        item.size() > 15)
       return bad("shape '(" + shape_text + ")' is not a tuple of sizes");
     const int64_t d = std::stoll(item);
-    if (d != 0 && numel > std::numeric_limits<int64_t>::max() / 16 / d) return bad("shape is too large");
+    if (d != 0 && numel > std::numeric_limits<int64_t>::max() / 16 / d)
+      return bad("shape is too large");
     numel *= d;
     shape.push_back(d);
   }
   const size_t offset = header_start + header_len;
   const uint64_t bytes = static_cast<uint64_t>(numel) * dtype_size(dtype);
   if (bytes > size - offset)
-    return bad("data is " + std::to_string(size - offset) + " bytes, the header's shape " + shape_to_string(shape) +
-               " needs " + std::to_string(bytes));
+    return bad("data is " + std::to_string(size - offset) + " bytes, the header's shape " +
+               shape_to_string(shape) + " needs " + std::to_string(bytes));
   Tensor t = Tensor::empty(dtype, shape);
   if (bytes) std::memcpy(t.raw_data(), p + offset, bytes);
   if (dtype == DataType::kBool) {
@@ -136,9 +148,11 @@ std::string serialize_npy(const Tensor& tensor) {
     if (d.dtype == tensor.dtype()) code = d.code;
   const char order = dtype_size(tensor.dtype()) == 1 ? '|' : '<';
   std::string shape;  // Python tuple syntax: "", "5,", "2, 3"
-  for (size_t i = 0; i < tensor.shape().size(); ++i) shape += (i ? ", " : "") + std::to_string(tensor.shape()[i]);
+  for (size_t i = 0; i < tensor.shape().size(); ++i)
+    shape += (i ? ", " : "") + std::to_string(tensor.shape()[i]);
   if (tensor.rank() == 1) shape += ",";
-  std::string header = "{'descr': '" + std::string(1, order) + code + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  std::string header = "{'descr': '" + std::string(1, order) + code +
+                       "', 'fortran_order': False, 'shape': (" + shape + "), }";
   // Pad so the data starts 64-byte aligned, as NumPy does; the header ends with '\n'.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
@@ -162,9 +176,12 @@ Status write_npy(const std::string& path, const Tensor& tensor) {
   return Status::ok();
 }
 
-Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, size_t size, const std::string& what) {
+Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, size_t size,
+                                                              const std::string& what) {
   const auto* p = static_cast<const uint8_t*>(data);
-  auto bad = [&](const std::string& m) { return invalid_argument(what + ": not a valid .npz file: " + m); };
+  auto bad = [&](const std::string& m) {
+    return invalid_argument(what + ": not a valid .npz file: " + m);
+  };
   if (size < 22) return bad("too short for a zip archive");
   // The end-of-central-directory record is in the last 22 + 65535 bytes.
   size_t eocd = std::string::npos;
@@ -186,12 +203,15 @@ Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, 
   std::vector<std::pair<std::string, Tensor>> arrays;
   uint64_t pos = cd_offset;
   for (uint64_t e = 0; e < entries; ++e) {
-    if (pos > size || size - pos < 46 || read_u32(p + pos) != 0x02014b50u) return bad("central directory is corrupt");
+    if (pos > size || size - pos < 46 || read_u32(p + pos) != 0x02014b50u)
+      return bad("central directory is corrupt");
     const uint16_t method = read_u16(p + pos + 10);
     uint64_t csize = read_u32(p + pos + 20), usize = read_u32(p + pos + 24);
-    const uint16_t name_len = read_u16(p + pos + 28), extra_len = read_u16(p + pos + 30), comment_len = read_u16(p + pos + 32);
+    const uint16_t name_len = read_u16(p + pos + 28), extra_len = read_u16(p + pos + 30),
+                   comment_len = read_u16(p + pos + 32);
     uint64_t local = read_u32(p + pos + 42);
-    if (size - pos - 46 < static_cast<uint64_t>(name_len) + extra_len + comment_len) return bad("central directory is corrupt");
+    if (size - pos - 46 < static_cast<uint64_t>(name_len) + extra_len + comment_len)
+      return bad("central directory is corrupt");
     std::string name(reinterpret_cast<const char*>(p + pos + 46), name_len);
     // zip64 extra field: the 0xffffffff fields, in order usize, csize, local offset.
     const uint8_t* x = p + pos + 46 + name_len;
@@ -207,9 +227,11 @@ Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, 
       k += 4 + len;
     }
     pos += 46 + static_cast<uint64_t>(name_len) + extra_len + comment_len;
-    if (local > size || size - local < 30 || read_u32(p + local) != 0x04034b50u) return bad("entry '" + name + "' is corrupt");
+    if (local > size || size - local < 30 || read_u32(p + local) != 0x04034b50u)
+      return bad("entry '" + name + "' is corrupt");
     const uint64_t data_at = local + 30 + read_u16(p + local + 26) + read_u16(p + local + 28);
-    if (data_at > size || csize > size - data_at) return bad("entry '" + name + "' runs past the end of the file");
+    if (data_at > size || csize > size - data_at)
+      return bad("entry '" + name + "' runs past the end of the file");
     if (usize > (uint64_t{1} << 34)) return bad("entry '" + name + "' is implausibly large");
     std::string content;
     if (method == 0) {
@@ -225,11 +247,14 @@ Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, 
       const int rc = inflate(&zs, Z_FINISH);
       const uint64_t produced = zs.total_out;
       inflateEnd(&zs);
-      if (rc != Z_STREAM_END || produced != usize) return bad("entry '" + name + "' does not decompress");
+      if (rc != Z_STREAM_END || produced != usize)
+        return bad("entry '" + name + "' does not decompress");
     } else {
-      return bad("entry '" + name + "' uses compression method " + std::to_string(method) + " (expected stored or deflate)");
+      return bad("entry '" + name + "' uses compression method " + std::to_string(method) +
+                 " (expected stored or deflate)");
     }
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0)
+      name.resize(name.size() - 4);
     BRINK_ASSIGN_OR_RETURN(Tensor t, parse_npy(content.data(), content.size(), what + ":" + name));
     arrays.emplace_back(name, std::move(t));
   }

@@ -21,7 +21,8 @@ std::string serialize_npy(const Tensor& tensor);
 Status write_npy(const std::string& path, const Tensor& tensor);
 
 // Arrays of an .npz archive in archive order, named without the ".npy" suffix.
-Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, size_t size, const std::string& what);
+Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, size_t size,
+                                                              const std::string& what);
 Result<std::vector<std::pair<std::string, Tensor>>> read_npz(const std::string& path);
 
 // Reads a whole file; errors name the path.

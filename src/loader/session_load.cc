@@ -5,7 +5,8 @@
 
 namespace brink {
 
-Result<std::unique_ptr<Session>> Session::load(const std::string& path, const SessionOptions& options) {
+Result<std::unique_ptr<Session>> Session::load(const std::string& path,
+                                               const SessionOptions& options) {
   BRINK_ASSIGN_OR_RETURN(ir::Model model, onnx_io::load_onnx_file(path));
   auto session = from_model(std::move(model), options);
   if (!session.is_ok()) return session.status().with_context(path);

@@ -3,7 +3,8 @@
 namespace brink::ops {
 
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
-                  const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs, int num_threads) {
+                  const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                  int num_threads) {
   std::vector<TensorType> types(inputs.size());
   std::vector<const TensorType*> type_ptrs(inputs.size(), nullptr);
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -16,13 +17,15 @@ Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_
   outputs->assign(node.outputs.size(), Tensor());
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     const TensorType& t = ictx.outputs()[i];
-    if (t.is_static() && t.dtype != DataType::kUndefined) (*outputs)[i] = Tensor::empty(t.dtype, t.static_shape());
+    if (t.is_static() && t.dtype != DataType::kUndefined)
+      (*outputs)[i] = Tensor::empty(t.dtype, t.static_shape());
   }
   KernelContext kctx(inputs, outputs, num_threads);
   BRINK_RETURN_IF_ERROR(kernel.run(kctx));
   for (size_t i = 0; i < node.outputs.size(); ++i)
     if (node.outputs[i] != ir::kNoValue && !(*outputs)[i].defined())
-      return internal_error(node.describe() + ": output " + std::to_string(i) + " was not produced");
+      return internal_error(node.describe() + ": output " + std::to_string(i) +
+                            " was not produced");
   return Status::ok();
 }
 
@@ -31,7 +34,8 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
                                           bool inputs_are_constant, int num_threads) {
   const OpDef* def = OpRegistry::global().find(node.domain, node.op_type, opset);
   if (!def)
-    return unsupported(node.describe() + ": operator is not supported at opset " + std::to_string(opset));
+    return unsupported(node.describe() + ": operator is not supported at opset " +
+                       std::to_string(opset));
   std::vector<TensorType> types(inputs.size());
   KernelCreateContext cctx{node, opset, {}, {}, {}};
   for (size_t i = 0; i < inputs.size(); ++i) {

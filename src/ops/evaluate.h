@@ -13,7 +13,8 @@ namespace brink::ops {
 // whose shapes are known, and runs `kernel`. Checks afterwards that every present output
 // was produced.
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
-                  const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs, int num_threads);
+                  const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                  int num_threads);
 
 // Looks up, prepares and runs `node` once. Inputs are also given to the prepare step as
 // constants when `inputs_are_constant` (as for constant folding).

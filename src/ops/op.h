@@ -32,7 +32,10 @@ class InferContext {
  public:
   InferContext(const ir::Node& node, int64_t opset, std::vector<const TensorType*> input_types,
                std::vector<const Tensor*> input_values)
-      : node_(node), opset_(opset), types_(std::move(input_types)), values_(std::move(input_values)) {
+      : node_(node),
+        opset_(opset),
+        types_(std::move(input_types)),
+        values_(std::move(input_values)) {
     outputs_.resize(node.outputs.size());
   }
 
@@ -53,12 +56,18 @@ class InferContext {
   void set_output(size_t i, DataType dtype, std::vector<Dim> dims) {
     set_output(i, TensorType(dtype, std::move(dims)));
   }
-  void set_output(size_t i, DataType dtype, const Shape& shape) { set_output(i, TensorType::of(dtype, shape)); }
+  void set_output(size_t i, DataType dtype, const Shape& shape) {
+    set_output(i, TensorType::of(dtype, shape));
+  }
   const std::vector<TensorType>& outputs() const { return outputs_; }
 
   // Errors with the node as context: "node 'x' (Op): <msg>".
-  Status invalid(const std::string& msg) const { return invalid_model(node_.describe() + ": " + msg); }
-  Status unsupported_here(const std::string& msg) const { return unsupported(node_.describe() + ": " + msg); }
+  Status invalid(const std::string& msg) const {
+    return invalid_model(node_.describe() + ": " + msg);
+  }
+  Status unsupported_here(const std::string& msg) const {
+    return unsupported(node_.describe() + ": " + msg);
+  }
 
  private:
   const ir::Node& node_;
@@ -73,14 +82,18 @@ class InferContext {
 struct KernelCreateContext {
   const ir::Node& node;
   int64_t opset;
-  std::vector<const TensorType*> input_types;   // nullptr for absent inputs
-  std::vector<const Tensor*> constant_inputs;   // nullptr unless the input is constant
+  std::vector<const TensorType*> input_types;  // nullptr for absent inputs
+  std::vector<const Tensor*> constant_inputs;  // nullptr unless the input is constant
   std::vector<TensorType> output_types;
 
   bool has_input(size_t i) const { return i < input_types.size() && input_types[i] != nullptr; }
   DataType input_dtype(size_t i) const { return input_types[i]->dtype; }
-  Status invalid(const std::string& msg) const { return invalid_model(node.describe() + ": " + msg); }
-  Status unsupported_here(const std::string& msg) const { return unsupported(node.describe() + ": " + msg); }
+  Status invalid(const std::string& msg) const {
+    return invalid_model(node.describe() + ": " + msg);
+  }
+  Status unsupported_here(const std::string& msg) const {
+    return unsupported(node.describe() + ": " + msg);
+  }
 };
 
 class KernelContext {
@@ -118,9 +131,9 @@ using CreateFn = std::function<Result<std::unique_ptr<Kernel>>(const KernelCreat
 
 struct OpDef {
   std::string op_type;
-  std::string domain;         // "" for ai.onnx, "com.microsoft" for ORT contrib ops
-  int since_version = 1;      // first opset this definition applies to
-  int max_version = 21;       // last opset it applies to (inclusive)
+  std::string domain;     // "" for ai.onnx, "com.microsoft" for ORT contrib ops
+  int since_version = 1;  // first opset this definition applies to
+  int max_version = 21;   // last opset it applies to (inclusive)
   InferFn infer;
   CreateFn create;
 };
@@ -135,7 +148,9 @@ class OpRegistry {
   const OpDef* find(const std::string& domain, const std::string& op_type, int64_t opset) const;
   // True when some opset of this op is known (to tell "unknown op" from "wrong opset").
   bool knows(const std::string& domain, const std::string& op_type) const;
-  const std::map<std::pair<std::string, std::string>, std::vector<OpDef>>& all() const { return defs_; }
+  const std::map<std::pair<std::string, std::string>, std::vector<OpDef>>& all() const {
+    return defs_;
+  }
 
  private:
   std::map<std::pair<std::string, std::string>, std::vector<OpDef>> defs_;

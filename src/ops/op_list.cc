@@ -22,7 +22,9 @@ OpRegistry build_registry() {
   register_detection_ops(r);
   return r;
 }
-std::string normalise_domain(const std::string& d) { return d == "ai.onnx" ? std::string() : d; }
+std::string normalise_domain(const std::string& d) {
+  return d == "ai.onnx" ? std::string() : d;
+}
 }  // namespace
 
 const OpRegistry& OpRegistry::global() {
@@ -33,10 +35,12 @@ const OpRegistry& OpRegistry::global() {
 void OpRegistry::add(OpDef def) {
   auto& v = defs_[{def.domain, def.op_type}];
   v.push_back(std::move(def));
-  std::sort(v.begin(), v.end(), [](const OpDef& a, const OpDef& b) { return a.since_version < b.since_version; });
+  std::sort(v.begin(), v.end(),
+            [](const OpDef& a, const OpDef& b) { return a.since_version < b.since_version; });
 }
 
-const OpDef* OpRegistry::find(const std::string& domain, const std::string& op_type, int64_t opset) const {
+const OpDef* OpRegistry::find(const std::string& domain, const std::string& op_type,
+                              int64_t opset) const {
   auto it = defs_.find({normalise_domain(domain), op_type});
   if (it == defs_.end()) return nullptr;
   const OpDef* best = nullptr;

@@ -6,11 +6,14 @@ namespace brink::ops {
 
 Result<int64_t> normalize_axis(const InferContext& ctx, int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
-    return ctx.invalid("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    return ctx.invalid("axis " + std::to_string(axis) + " is out of range for rank " +
+                       std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
-int64_t normalize_axis_unchecked(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+int64_t normalize_axis_unchecked(int64_t axis, int64_t rank) {
+  return axis < 0 ? axis + rank : axis;
+}
 
 Status propagate_input_type(InferContext& ctx, size_t in, size_t out) {
   if (!ctx.has_input(in)) return ctx.invalid("input " + std::to_string(in) + " is required");
@@ -18,8 +21,8 @@ Status propagate_input_type(InferContext& ctx, size_t in, size_t out) {
   return Status::ok();
 }
 
-Result<std::optional<std::vector<Dim>>> broadcast_dims(const InferContext& ctx,
-                                                       const std::vector<const TensorType*>& types) {
+Result<std::optional<std::vector<Dim>>> broadcast_dims(
+    const InferContext& ctx, const std::vector<const TensorType*>& types) {
   size_t rank = 0;
   for (const TensorType* t : types) {
     if (!t->dims) return std::optional<std::vector<Dim>>();
@@ -106,6 +109,8 @@ void StridedIterator::next() {
   done_ = true;
 }
 
-std::vector<Dim> dims_of(const Shape& shape) { return std::vector<Dim>(shape.begin(), shape.end()); }
+std::vector<Dim> dims_of(const Shape& shape) {
+  return std::vector<Dim>(shape.begin(), shape.end());
+}
 
 }  // namespace brink::ops

@@ -84,8 +84,8 @@ int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorTy
     const int64_t k = node.attr_int("transA", 0) ? a[0].value : a[a.size() - 1].value;
     return y_numel * k;
   }
-  if (op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul" || op == "MatMulIntegerToFloat" ||
-      op == "DynamicQuantizeMatMul") {
+  if (op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul" ||
+      op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul") {
     if (!static_type(in[0])) return 0;
     const auto& a = *in[0]->dims;
     return a.empty() ? 0 : y_numel * a.back().value;
@@ -102,12 +102,14 @@ int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorTy
   return 0;
 }
 
-Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model, const SessionOptions& options,
+Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
+                                                              const SessionOptions& options,
                                                               bool keep_problems) {
   auto cm = std::unique_ptr<CompiledModel>(new CompiledModel());
   cm->model_ = std::move(model);
-  cm->num_threads_ = options.num_threads > 0 ? options.num_threads
-                                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cm->num_threads_ = options.num_threads > 0
+                         ? options.num_threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (Status s = cm->check_opsets(); !s.is_ok()) cm->problems_.push_back(s);
   cm->infer_and_prepare(options);
   cm->plan_memory();
@@ -116,7 +118,8 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model, c
     // former when any problem is one, since it is what a user can act on with Brink.
     bool any_invalid = false;
     for (const Status& p : cm->problems_) any_invalid |= p.code() != StatusCode::kUnsupported;
-    return Status(any_invalid ? StatusCode::kInvalidModel : StatusCode::kUnsupported, join_problems(cm->problems_));
+    return Status(any_invalid ? StatusCode::kInvalidModel : StatusCode::kUnsupported,
+                  join_problems(cm->problems_));
   }
   return cm;
 }
@@ -125,7 +128,8 @@ Status CompiledModel::check_opsets() {
   bool uses_default = false;
   for (const ir::Node& n : model_.graph.nodes) uses_default |= n.domain.empty();
   const int64_t v = model_.opset("");
-  if (uses_default && v == 0) return invalid_model("the model imports no opset for the default ONNX domain");
+  if (uses_default && v == 0)
+    return invalid_model("the model imports no opset for the default ONNX domain");
   if (v > kMaxSupportedOpset)
     return unsupported("opset " + std::to_string(v) + " is not supported (newest supported: " +
                        std::to_string(kMaxSupportedOpset) + ")");
@@ -173,9 +177,10 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     const ops::OpDef* def = ops::OpRegistry::global().find(node.domain, node.op_type, opset);
     if (!def) {
       const bool known = ops::OpRegistry::global().knows(node.domain, node.op_type);
-      problems_.push_back(unsupported(node.describe() + ": " +
-                                      (known ? "operator is not supported at opset " + std::to_string(opset)
-                                             : std::string("operator is not supported"))));
+      problems_.push_back(
+          unsupported(node.describe() + ": " +
+                      (known ? "operator is not supported at opset " + std::to_string(opset)
+                             : std::string("operator is not supported"))));
       poison_outputs();
       continue;
     }
@@ -204,12 +209,14 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
       continue;
     }
     for (size_t k = 0; k < node.outputs.size(); ++k)
-      if (node.outputs[k] != ir::kNoValue) value_types_[static_cast<size_t>(node.outputs[k])] = ictx.outputs()[k];
+      if (node.outputs[k] != ir::kNoValue)
+        value_types_[static_cast<size_t>(node.outputs[k])] = ictx.outputs()[k];
 
     // Shape and Size only read their input's type: with a static shape they are constants,
     // which lets the Shape -> Gather -> Concat -> Reshape chains of exported models fold.
     if (options.fold_constants && !all_constant && node.inputs.size() == 1 && in_types[0] &&
-        in_types[0]->is_static() && (node.op_type == "Shape" || node.op_type == "Size") && node.domain.empty()) {
+        in_types[0]->is_static() && (node.op_type == "Shape" || node.op_type == "Size") &&
+        node.domain.empty()) {
       const Shape dims = in_types[0]->static_shape();
       Tensor folded;
       if (node.op_type == "Size") {
@@ -217,13 +224,15 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
       } else {
         const int64_t rank = static_cast<int64_t>(dims.size());
         auto clamp = [&](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
-        const int64_t start = clamp(node.attr_int("start", 0)), end = clamp(node.attr_int("end", rank));
+        const int64_t start = clamp(node.attr_int("start", 0)),
+                      end = clamp(node.attr_int("end", rank));
         std::vector<int64_t> sliced;
         for (int64_t k = start; k < end; ++k) sliced.push_back(dims[static_cast<size_t>(k)]);
         folded = Tensor::from_vector<int64_t>({static_cast<int64_t>(sliced.size())}, sliced);
       }
       g.value(node.outputs[0]).constant = folded;
-      value_types_[static_cast<size_t>(node.outputs[0])] = ir::TensorType::of(DataType::kInt64, folded.shape());
+      value_types_[static_cast<size_t>(node.outputs[0])] =
+          ir::TensorType::of(DataType::kInt64, folded.shape());
       ++folded_nodes_;
       continue;
     }
@@ -231,7 +240,9 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     if (options.fold_constants && all_constant) {
       bool small = true;
       for (const auto& t : ictx.outputs())
-        if (!t.is_static() || shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype)) > kMaxFoldedBytes)
+        if (!t.is_static() ||
+            shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype)) >
+                kMaxFoldedBytes)
           small = false;
       if (small) {
         auto folded = ops::evaluate_node(node, opset, in_values);
@@ -240,7 +251,8 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
             const int out = node.outputs[k];
             if (out == ir::kNoValue) continue;
             g.value(out).constant = (*folded)[k];
-            value_types_[static_cast<size_t>(out)] = ir::TensorType::of((*folded)[k].dtype(), (*folded)[k].shape());
+            value_types_[static_cast<size_t>(out)] =
+                ir::TensorType::of((*folded)[k].dtype(), (*folded)[k].shape());
           }
           ++folded_nodes_;
           continue;
@@ -265,7 +277,8 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     step.def = def;
     step.kernel = std::move(kernel).value();
     for (int in : node.inputs)
-      if (in != ir::kNoValue && !g.value(in).constant) last_use[static_cast<size_t>(in)] = static_cast<int>(steps_.size());
+      if (in != ir::kNoValue && !g.value(in).constant)
+        last_use[static_cast<size_t>(in)] = static_cast<int>(steps_.size());
     steps_.push_back(std::move(step));
 
     LayerInfo layer;
@@ -288,7 +301,8 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
   }
   for (size_t v = 0; v < nv; ++v) {
     const int s = last_use[v];
-    if (s >= 0 && s < static_cast<int>(steps_.size())) steps_[static_cast<size_t>(s)].release_after.push_back(static_cast<int>(v));
+    if (s >= 0 && s < static_cast<int>(steps_.size()))
+      steps_[static_cast<size_t>(s)].release_after.push_back(static_cast<int>(v));
   }
 }
 
@@ -309,26 +323,32 @@ void CompiledModel::plan_memory() {
       if (out == ir::kNoValue) continue;
       const ir::TensorType& t = value_types_[static_cast<size_t>(out)];
       if (!t.is_static()) return;  // arena size depends on input dims
-      const int64_t bytes = (shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype)) + 63) / 64 * 64;
+      const int64_t bytes =
+          (shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype)) + 63) / 64 *
+          64;
       buffer_of_value[out] = buffers.size();
       buffers.push_back({bytes, static_cast<int64_t>(s), static_cast<int64_t>(steps_.size())});
     }
   }
   for (size_t s = 0; s < steps_.size(); ++s)
     for (int v : steps_[s].release_after)
-      if (auto it = buffer_of_value.find(v); it != buffer_of_value.end()) buffers[it->second].last = static_cast<int64_t>(s);
+      if (auto it = buffer_of_value.find(v); it != buffer_of_value.end())
+        buffers[it->second].last = static_cast<int64_t>(s);
   for (int v : g.outputs)
-    if (auto it = buffer_of_value.find(v); it != buffer_of_value.end()) buffers[it->second].last = static_cast<int64_t>(steps_.size());
+    if (auto it = buffer_of_value.find(v); it != buffer_of_value.end())
+      buffers[it->second].last = static_cast<int64_t>(steps_.size());
 
   std::vector<size_t> order(buffers.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return buffers[a].bytes > buffers[b].bytes; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return buffers[a].bytes > buffers[b].bytes; });
   int64_t arena = 0, unplanned = 0;
   std::vector<size_t> placed;
   for (size_t i : order) {
     Buffer& b = buffers[i];
     unplanned += b.bytes;
-    std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of buffers alive at the same time
+    std::vector<std::pair<int64_t, int64_t>>
+        busy;  // [offset, end) of buffers alive at the same time
     for (size_t j : placed) {
       const Buffer& o = buffers[j];
       if (o.first <= b.last && b.first <= o.last) busy.push_back({o.offset, o.offset + o.bytes});
@@ -347,7 +367,8 @@ void CompiledModel::plan_memory() {
   unplanned_bytes_ = unplanned;
 }
 
-Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds, std::vector<const Tensor*>* by_input) const {
+Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds,
+                                     std::vector<const Tensor*>* by_input) const {
   const ir::Graph& g = model_.graph;
   std::vector<std::string> problems;
   by_input->assign(inputs_.size(), nullptr);
@@ -360,7 +381,8 @@ Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds, std:
     size_t k = 0;
     while (k < inputs_.size() && inputs_[k].name != name) ++k;
     if (k == inputs_.size()) {
-      problems.push_back("unknown input '" + name + "' (the model's inputs are " + expected_names() + ")");
+      problems.push_back("unknown input '" + name + "' (the model's inputs are " +
+                         expected_names() + ")");
       continue;
     }
     if ((*by_input)[k]) {
@@ -369,7 +391,8 @@ Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds, std:
     }
     (*by_input)[k] = &tensor;
   }
-  std::map<std::string, std::pair<int64_t, std::string>> symbols;  // dim name -> size, first input using it
+  std::map<std::string, std::pair<int64_t, std::string>>
+      symbols;  // dim name -> size, first input using it
   for (size_t k = 0; k < inputs_.size(); ++k) {
     const TensorInfo& info = inputs_[k];
     const Tensor* t = (*by_input)[k];
@@ -379,29 +402,30 @@ Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds, std:
       continue;
     }
     if (t->dtype() != info.dtype) {
-      problems.push_back("input '" + info.name + "' has element type " + dtype_long_name(t->dtype()) + ", expected " +
-                         dtype_long_name(info.dtype));
+      problems.push_back("input '" + info.name + "' has element type " +
+                         dtype_long_name(t->dtype()) + ", expected " + dtype_long_name(info.dtype));
       continue;
     }
     if (!info.rank_known) continue;
     if (t->rank() != static_cast<int64_t>(info.shape.size())) {
-      problems.push_back("input '" + info.name + "' has shape " + shape_to_string(t->shape()) + ", expected " +
-                         info.shape_string());
+      problems.push_back("input '" + info.name + "' has shape " + shape_to_string(t->shape()) +
+                         ", expected " + info.shape_string());
       continue;
     }
     for (size_t d = 0; d < info.shape.size(); ++d) {
       const int64_t got = t->shape()[d];
       if (info.shape[d] >= 0 && got != info.shape[d]) {
-        problems.push_back("input '" + info.name + "' has shape " + shape_to_string(t->shape()) + ", expected " +
-                           info.shape_string());
+        problems.push_back("input '" + info.name + "' has shape " + shape_to_string(t->shape()) +
+                           ", expected " + info.shape_string());
         break;
       }
       if (info.shape[d] < 0 && !info.dim_names[d].empty()) {
         auto [it, inserted] = symbols.insert({info.dim_names[d], {got, info.name}});
         if (!inserted && it->second.first != got)
-          problems.push_back("dimension '" + info.dim_names[d] + "' is " + std::to_string(got) + " in input '" +
-                             info.name + "' but " + std::to_string(it->second.first) + " in input '" +
-                             it->second.second + "'");
+          problems.push_back("dimension '" + info.dim_names[d] + "' is " + std::to_string(got) +
+                             " in input '" + info.name + "' but " +
+                             std::to_string(it->second.first) + " in input '" + it->second.second +
+                             "'");
       }
     }
   }
@@ -431,10 +455,12 @@ Result<std::vector<Tensor>> CompiledModel::run(const std::vector<NamedTensor>& f
         inputs.push_back(&values[static_cast<size_t>(in)]);
       }
     }
-    Status s = ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs, num_threads_);
+    Status s =
+        ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs, num_threads_);
     if (!s.is_ok()) return s;
     for (size_t k = 0; k < node.outputs.size(); ++k)
-      if (node.outputs[k] != ir::kNoValue) values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);
+      if (node.outputs[k] != ir::kNoValue)
+        values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);
     for (int v : step.release_after) values[static_cast<size_t>(v)] = Tensor();
   }
   std::vector<Tensor> result;

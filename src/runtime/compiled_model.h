@@ -33,7 +33,8 @@ class CompiledModel {
  public:
   // With `keep_problems`, a model with problems still compiles (without kernels) so tools
   // can report on it; otherwise problems make compile fail with all of them in one Status.
-  static Result<std::unique_ptr<CompiledModel>> compile(ir::Model model, const SessionOptions& options,
+  static Result<std::unique_ptr<CompiledModel>> compile(ir::Model model,
+                                                        const SessionOptions& options,
                                                         bool keep_problems = false);
 
   const ir::Model& model() const { return model_; }
@@ -51,7 +52,9 @@ class CompiledModel {
   int64_t parameter_count() const { return parameter_count_; }
   int64_t parameter_bytes() const { return parameter_bytes_; }
   int64_t folded_nodes() const { return folded_nodes_; }
-  const ir::TensorType& value_type(int value) const { return value_types_[static_cast<size_t>(value)]; }
+  const ir::TensorType& value_type(int value) const {
+    return value_types_[static_cast<size_t>(value)];
+  }
 
   Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds) const;
 
@@ -67,7 +70,8 @@ class CompiledModel {
   Status check_opsets();
   void infer_and_prepare(const SessionOptions& options);
   void plan_memory();
-  Status validate_feeds(const std::vector<NamedTensor>& feeds, std::vector<const Tensor*>* by_input) const;
+  Status validate_feeds(const std::vector<NamedTensor>& feeds,
+                        std::vector<const Tensor*>* by_input) const;
 
   ir::Model model_;
   int num_threads_ = 1;

@@ -7,7 +7,8 @@
 // with a written reason. Each test runs in a forked child so a crash is reported against
 // the test that caused it instead of ending the run.
 //
-// Usage: onnx_node_tests --data DIR [--skip-list FILE] [--filter SUBSTR] [--json OUT] [--no-fork] [-v]
+// Usage: onnx_node_tests --data DIR [--skip-list FILE] [--filter SUBSTR] [--json OUT] [--no-fork]
+// [-v]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,10 +36,14 @@ namespace {
 enum class Outcome { kPass, kFail, kUnsupported, kSkipped };
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::kPass: return "pass";
-    case Outcome::kFail: return "fail";
-    case Outcome::kUnsupported: return "unsupported";
-    case Outcome::kSkipped: return "skipped";
+    case Outcome::kPass:
+      return "pass";
+    case Outcome::kFail:
+      return "fail";
+    case Outcome::kUnsupported:
+      return "unsupported";
+    case Outcome::kSkipped:
+      return "skipped";
   }
   return "?";
 }
@@ -51,9 +56,11 @@ struct TestResult {
 
 std::string compare(const Tensor& got, const Tensor& want, const std::string& name) {
   if (got.dtype() != want.dtype())
-    return "output '" + name + "' has type " + dtype_name(got.dtype()) + ", expected " + dtype_name(want.dtype());
+    return "output '" + name + "' has type " + dtype_name(got.dtype()) + ", expected " +
+           dtype_name(want.dtype());
   if (got.shape() != want.shape())
-    return "output '" + name + "' has shape " + shape_to_string(got.shape()) + ", expected " + shape_to_string(want.shape());
+    return "output '" + name + "' has shape " + shape_to_string(got.shape()) + ", expected " +
+           shape_to_string(want.shape());
   const bool is_float = dtype_is_float(got.dtype());
   for (int64_t i = 0; i < got.numel(); ++i) {
     if (is_float) {
@@ -61,11 +68,12 @@ std::string compare(const Tensor& got, const Tensor& want, const std::string& na
       if (std::isnan(w) && std::isnan(g)) continue;
       if (std::isinf(w) && g == w) continue;
       if (!(std::fabs(g - w) <= 1e-7 + 1e-3 * std::fabs(w)))
-        return "output '" + name + "' element " + std::to_string(i) + " is " + std::to_string(g) + ", expected " +
-               std::to_string(w);
+        return "output '" + name + "' element " + std::to_string(i) + " is " + std::to_string(g) +
+               ", expected " + std::to_string(w);
     } else if (got.element_as_int64(i) != want.element_as_int64(i)) {
-      return "output '" + name + "' element " + std::to_string(i) + " is " + std::to_string(got.element_as_int64(i)) +
-             ", expected " + std::to_string(want.element_as_int64(i));
+      return "output '" + name + "' element " + std::to_string(i) + " is " +
+             std::to_string(got.element_as_int64(i)) + ", expected " +
+             std::to_string(want.element_as_int64(i));
     }
   }
   return "";
@@ -76,7 +84,8 @@ std::string compare(const Tensor& got, const Tensor& want, const std::string& na
 Tensor as_bfloat16_if(const Tensor& t, DataType wanted) {
   if (t.dtype() != DataType::kUInt16 || wanted != DataType::kBFloat16) return t;
   Tensor copy = t.clone();
-  return Tensor::wrap(DataType::kBFloat16, copy.shape(), copy.raw_data(), std::make_shared<Tensor>(copy));
+  return Tensor::wrap(DataType::kBFloat16, copy.shape(), copy.raw_data(),
+                      std::make_shared<Tensor>(copy));
 }
 
 Result<Tensor> read_pb(const fs::path& p, std::string* name) {
@@ -88,21 +97,25 @@ TestResult run_test(const fs::path& dir) {
   TestResult r;
   auto model = onnx_io::load_onnx_file((dir / "model.onnx").string());
   if (!model) {
-    r.outcome = model.status().code() == StatusCode::kUnsupported ? Outcome::kUnsupported : Outcome::kFail;
+    r.outcome =
+        model.status().code() == StatusCode::kUnsupported ? Outcome::kUnsupported : Outcome::kFail;
     r.detail = model.status().message();
     return r;
   }
-  for (const auto& n : model->graph.nodes) r.ops.push_back((n.domain.empty() ? "" : n.domain + ".") + n.op_type);
+  for (const auto& n : model->graph.nodes)
+    r.ops.push_back((n.domain.empty() ? "" : n.domain + ".") + n.op_type);
   auto session = Session::from_model(std::move(model).value());
   if (!session) {
-    r.outcome = session.status().code() == StatusCode::kUnsupported ? Outcome::kUnsupported : Outcome::kFail;
+    r.outcome = session.status().code() == StatusCode::kUnsupported ? Outcome::kUnsupported
+                                                                    : Outcome::kFail;
     r.detail = session.status().message();
     return r;
   }
   const Session& s = **session;
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
+      sets.push_back(e.path());
   std::sort(sets.begin(), sets.end());
   for (const fs::path& set : sets) {
     std::vector<NamedTensor> feeds;
@@ -127,7 +140,8 @@ TestResult run_test(const fs::path& dir) {
       std::string name;
       auto want = read_pb(p, &name);
       if (!want) return {Outcome::kFail, want.status().message(), r.ops};
-      std::string diff = compare((*outputs)[k], as_bfloat16_if(*want, (*outputs)[k].dtype()), s.outputs()[k].name);
+      std::string diff =
+          compare((*outputs)[k], as_bfloat16_if(*want, (*outputs)[k].dtype()), s.outputs()[k].name);
       if (!diff.empty()) return {Outcome::kFail, set.filename().string() + ": " + diff, r.ops};
     }
   }
@@ -144,7 +158,8 @@ TestResult run_isolated(const fs::path& dir, int timeout_s) {
     close(fds[0]);
     alarm(static_cast<unsigned>(timeout_s));
     TestResult r = run_test(dir);
-    nlohmann::json j = {{"outcome", static_cast<int>(r.outcome)}, {"detail", r.detail}, {"ops", r.ops}};
+    nlohmann::json j = {
+        {"outcome", static_cast<int>(r.outcome)}, {"detail", r.detail}, {"ops", r.ops}};
     const std::string s = j.dump();
     size_t off = 0;
     while (off < s.size()) {
@@ -164,10 +179,13 @@ TestResult run_isolated(const fs::path& dir, int timeout_s) {
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFSIGNALED(status))
-    return {Outcome::kFail, std::string("crashed with signal ") + std::to_string(WTERMSIG(status)) +
-                                (WTERMSIG(status) == SIGALRM ? " (timeout)" : ""), {}};
+    return {Outcome::kFail,
+            std::string("crashed with signal ") + std::to_string(WTERMSIG(status)) +
+                (WTERMSIG(status) == SIGALRM ? " (timeout)" : ""),
+            {}};
   auto j = nlohmann::json::parse(out, nullptr, false);
-  if (j.is_discarded()) return {Outcome::kFail, "child exited with status " + std::to_string(WEXITSTATUS(status)), {}};
+  if (j.is_discarded())
+    return {Outcome::kFail, "child exited with status " + std::to_string(WEXITSTATUS(status)), {}};
   return {static_cast<Outcome>(j["outcome"].get<int>()), j["detail"].get<std::string>(),
           j["ops"].get<std::vector<std::string>>()};
 }
@@ -179,7 +197,8 @@ std::map<std::string, std::string> read_skip_list(const std::string& path) {
   while (std::getline(f, line)) {
     if (line.empty() || line[0] == '#') continue;
     const size_t sp = line.find_first_of(" \t");
-    skips[line.substr(0, sp)] = sp == std::string::npos ? "" : line.substr(line.find_first_not_of(" \t", sp));
+    skips[line.substr(0, sp)] =
+        sp == std::string::npos ? "" : line.substr(line.find_first_not_of(" \t", sp));
   }
   return skips;
 }
@@ -193,23 +212,32 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--data") data = next();
-    else if (a == "--skip-list") skip_list = next();
-    else if (a == "--filter") filter = next();
-    else if (a == "--json") json_out = next();
-    else if (a == "--timeout") timeout_s = std::stoi(next());
-    else if (a == "--no-fork") fork_tests = false;
-    else if (a == "-v" || a == "--verbose") verbose = true;
+    if (a == "--data")
+      data = next();
+    else if (a == "--skip-list")
+      skip_list = next();
+    else if (a == "--filter")
+      filter = next();
+    else if (a == "--json")
+      json_out = next();
+    else if (a == "--timeout")
+      timeout_s = std::stoi(next());
+    else if (a == "--no-fork")
+      fork_tests = false;
+    else if (a == "-v" || a == "--verbose")
+      verbose = true;
     else {
       std::fprintf(stderr, "error: unknown argument '%s'\n", a.c_str());
       return 2;
     }
   }
   if (!fs::is_directory(data)) {
-    std::fprintf(stderr, "error: %s: no such directory (install Debian's libonnx-testdata)\n", data.c_str());
+    std::fprintf(stderr, "error: %s: no such directory (install Debian's libonnx-testdata)\n",
+                 data.c_str());
     return 1;
   }
-  const auto skips = skip_list.empty() ? std::map<std::string, std::string>() : read_skip_list(skip_list);
+  const auto skips =
+      skip_list.empty() ? std::map<std::string, std::string>() : read_skip_list(skip_list);
   std::vector<fs::path> tests;
   for (const auto& e : fs::directory_iterator(data))
     if (e.is_directory() && fs::exists(e.path() / "model.onnx") &&
@@ -227,7 +255,10 @@ int main(int argc, char** argv) {
       r.detail = "skip list: " + it->second;
     }
     counts[r.outcome]++;
-    results.push_back({{"test", name}, {"outcome", outcome_name(r.outcome)}, {"detail", r.detail}, {"ops", r.ops}});
+    results.push_back({{"test", name},
+                       {"outcome", outcome_name(r.outcome)},
+                       {"detail", r.detail},
+                       {"ops", r.ops}});
     if (r.outcome == Outcome::kFail || (verbose && r.outcome != Outcome::kPass))
       std::printf("%-11s %s: %s\n", outcome_name(r.outcome), name.c_str(), r.detail.c_str());
   }
@@ -241,7 +272,8 @@ int main(int argc, char** argv) {
                         {"tests", results}}
              .dump(1);
   }
-  std::printf("ONNX node tests: %zu total, %d unsupported by Brink\n", tests.size(), counts[Outcome::kUnsupported]);
+  std::printf("ONNX node tests: %zu total, %d unsupported by Brink\n", tests.size(),
+              counts[Outcome::kUnsupported]);
   std::printf("%d passed, %d failed, %d skipped\n", counts[Outcome::kPass], counts[Outcome::kFail],
               counts[Outcome::kSkipped]);
   return counts[Outcome::kFail] == 0 ? 0 : 1;

@@ -16,7 +16,8 @@ TEST(Npy, RoundTripsEveryDtypeAndRank) {
     ASSERT_TRUE(back.is_ok()) << back.status().message();
     EXPECT_EQ(back->shape(), shape);
     EXPECT_EQ(back->dtype(), DataType::kInt16);
-    for (int64_t i = 0; i < t.numel(); ++i) EXPECT_EQ(back->data<int16_t>()[i], t.data<int16_t>()[i]);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      EXPECT_EQ(back->data<int16_t>()[i], t.data<int16_t>()[i]);
   }
 }
 

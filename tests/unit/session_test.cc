@@ -14,12 +14,14 @@ ir::Model relu_add_model() {
   ir::Model m;
   m.opset_imports.push_back({"", 17});
   ir::Graph& g = m.graph;
-  const int x = g.add_value("x", ir::TensorType(DataType::kFloat32, std::vector<ir::Dim>{ir::Dim::symbol("batch"), 4}));
+  const int x = g.add_value(
+      "x", ir::TensorType(DataType::kFloat32, std::vector<ir::Dim>{ir::Dim::symbol("batch"), 4}));
   g.inputs.push_back(x);
   const int bias = g.add_value("bias");
   g.value(bias).constant = Tensor::from_vector<float>({4}, {1, 2, 3, 4});
   g.initializers.push_back(bias);
-  const int r = g.add_value("r"), s = g.add_value("s"), c2 = g.add_value("c2"), y = g.add_value("y");
+  const int r = g.add_value("r"), s = g.add_value("s"), c2 = g.add_value("c2"),
+            y = g.add_value("y");
   auto node = [&](const char* name, const char* op, std::vector<int> in, std::vector<int> out) {
     ir::Node n;
     n.name = name;

@@ -53,7 +53,8 @@ Result<std::vector<NamedTensor>> load_feeds(const Session& session, const FeedOp
       return invalid_argument("--input '" + spec + "' is not of the form NAME=FILE.npy");
     const std::string name = spec.substr(0, eq);
     BRINK_ASSIGN_OR_RETURN(Tensor t, npy::read_npy(spec.substr(eq + 1)));
-    if (!given.insert(name).second) return invalid_argument("input '" + name + "' is given more than once");
+    if (!given.insert(name).second)
+      return invalid_argument("input '" + name + "' is given more than once");
     feeds.emplace_back(name, std::move(t));
   }
   if (options.random) {
@@ -67,7 +68,8 @@ Result<std::vector<NamedTensor>> load_feeds(const Session& session, const FeedOp
   return feeds;
 }
 
-Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(const std::vector<std::string>& specs) {
+Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(
+    const std::vector<std::string>& specs) {
   std::vector<std::pair<std::string, int64_t>> out;
   for (const std::string& spec : specs) {
     const size_t eq = spec.find('=');

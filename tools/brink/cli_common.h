@@ -33,7 +33,8 @@ Result<std::vector<NamedTensor>> load_feeds(const Session& session, const FeedOp
 Tensor random_tensor(const TensorInfo& info, uint64_t seed);
 
 // "NAME=V" pairs for symbolic dims.
-Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(const std::vector<std::string>& specs);
+Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(
+    const std::vector<std::string>& specs);
 
 // File name for an output: characters outside [A-Za-z0-9._-] become '_'.
 std::string output_file_name(const std::string& output_name);

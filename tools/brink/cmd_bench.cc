@@ -26,12 +26,15 @@ struct BenchOptions {
 };
 
 using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 // Nearest-rank percentile of sorted samples.
 double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  const size_t rank =
+      static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
@@ -73,7 +76,8 @@ int bench_command(BenchOptions o) {
   double sum = 0;
   for (double s : samples) sum += s;
   const double mean = sum / static_cast<double>(samples.size());
-  const int threads = so.num_threads > 0 ? so.num_threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      so.num_threads > 0 ? so.num_threads : static_cast<int>(std::thread::hardware_concurrency());
 
   nlohmann::json j = {
       {"schema_version", 1},
@@ -96,7 +100,8 @@ int bench_command(BenchOptions o) {
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
-  std::printf("%s (%d thread%s, %zu iterations)\n", o.model.c_str(), threads, threads == 1 ? "" : "s", samples.size());
+  std::printf("%s (%d thread%s, %zu iterations)\n", o.model.c_str(), threads,
+              threads == 1 ? "" : "s", samples.size());
   std::printf("  load            %10.3f ms\n", load_ms);
   std::printf("  first inference %10.3f ms\n", first_ms);
   std::printf("  latency p50     %10.3f ms\n", percentile(sorted, 50));
@@ -112,13 +117,20 @@ int bench_command(BenchOptions o) {
 
 void add_bench_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Measure load time, first inference and latency percentiles");
+  CLI::App* cmd =
+      app.add_subcommand("bench", "Measure load time, first inference and latency percentiles");
   cmd->add_option("model", o->model, "Model file (.onnx)")->required();
-  cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--warmup", o->warmup, "Untimed runs before measuring")->check(CLI::Range(0, 1000000));
-  auto* iters = cmd->add_option("--iterations,-n", o->iterations, "Timed runs")->check(CLI::Range(1, 100000000));
-  cmd->add_option("--seconds", o->seconds, "Time to measure for (default 2)")->check(CLI::Range(0.0, 86400.0))->excludes(iters);
-  cmd->add_option("--input,-i", o->feeds.input_specs, "An input as NAME=FILE.npy (others are random)");
+  cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--warmup", o->warmup, "Untimed runs before measuring")
+      ->check(CLI::Range(0, 1000000));
+  auto* iters = cmd->add_option("--iterations,-n", o->iterations, "Timed runs")
+                    ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--seconds", o->seconds, "Time to measure for (default 2)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->excludes(iters);
+  cmd->add_option("--input,-i", o->feeds.input_specs,
+                  "An input as NAME=FILE.npy (others are random)");
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_option("--seed", o->feeds.seed, "Seed for the random inputs");
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others become 1)");

@@ -56,7 +56,8 @@ int print_ops(bool json) {
   for (const auto& op : list) {
     std::string ranges;
     for (const auto& v : op["opsets"])
-      ranges += (ranges.empty() ? "" : ", ") + std::to_string(v[0].get<int>()) + "-" + std::to_string(v[1].get<int>());
+      ranges += (ranges.empty() ? "" : ", ") + std::to_string(v[0].get<int>()) + "-" +
+                std::to_string(v[1].get<int>());
     const std::string domain = op["domain"].get<std::string>();
     std::printf("  %-16s %-28s %s\n", domain.empty() ? "ai.onnx" : domain.c_str(),
                 op["op_type"].get<std::string>().c_str(), ranges.c_str());
@@ -98,7 +99,8 @@ int info_command(const InfoOptions& o) {
   const CompiledModel& c = **compiled;
 
   std::map<std::string, int> histogram;
-  for (const ir::Node& n : m.graph.nodes) histogram[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
+  for (const ir::Node& n : m.graph.nodes)
+    histogram[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
   int64_t macs = 0, flops = 0;
   for (const LayerInfo& l : sized->layers()) macs += l.macs, flops += l.flops;
 
@@ -108,7 +110,8 @@ int info_command(const InfoOptions& o) {
   j["producer"] = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
   j["opset"] = m.opset("");
   nlohmann::json opsets = nlohmann::json::object();
-  for (const auto& os : m.opset_imports) opsets[os.domain.empty() ? "ai.onnx" : os.domain] = os.version;
+  for (const auto& os : m.opset_imports)
+    opsets[os.domain.empty() ? "ai.onnx" : os.domain] = os.version;
   j["opsets"] = opsets;
   j["inputs"] = nlohmann::json::array();
   for (const auto& t : c.inputs()) j["inputs"].push_back(tensor_info_json(t));
@@ -123,8 +126,10 @@ int info_command(const InfoOptions& o) {
   j["folded_nodes"] = c.folded_nodes();
   j["dims_assumed"] = nlohmann::json::object();
   for (const auto& [k, v] : assumed) j["dims_assumed"][k] = v;
-  j["arena_bytes"] = sized->arena_bytes() ? nlohmann::json(*sized->arena_bytes()) : nlohmann::json(nullptr);
-  j["unplanned_bytes"] = sized->unplanned_bytes() ? nlohmann::json(*sized->unplanned_bytes()) : nlohmann::json(nullptr);
+  j["arena_bytes"] =
+      sized->arena_bytes() ? nlohmann::json(*sized->arena_bytes()) : nlohmann::json(nullptr);
+  j["unplanned_bytes"] = sized->unplanned_bytes() ? nlohmann::json(*sized->unplanned_bytes())
+                                                  : nlohmann::json(nullptr);
   j["runnable"] = c.runnable();
   j["problems"] = nlohmann::json::array();
   for (const Status& p : c.problems()) j["problems"].push_back(p.message());
@@ -132,7 +137,11 @@ int info_command(const InfoOptions& o) {
   for (const LayerInfo& l : sized->layers()) {
     nlohmann::json outs = nlohmann::json::array();
     for (const auto& t : l.output_types) outs.push_back(t.to_string());
-    layers.push_back({{"name", l.name}, {"op", l.op_type}, {"macs", l.macs}, {"flops", l.flops}, {"outputs", outs}});
+    layers.push_back({{"name", l.name},
+                      {"op", l.op_type},
+                      {"macs", l.macs},
+                      {"flops", l.flops},
+                      {"outputs", outs}});
   }
   if (o.layers || o.json) j["layers"] = layers;
 
@@ -144,37 +153,49 @@ int info_command(const InfoOptions& o) {
   std::printf("producer:   %s (ir_version %lld)\n", j["producer"].get<std::string>().c_str(),
               static_cast<long long>(m.ir_version));
   std::string os_text;
-  for (const auto& [k, v] : opsets.items()) os_text += (os_text.empty() ? "" : ", ") + k + " " + std::to_string(v.get<int64_t>());
+  for (const auto& [k, v] : opsets.items())
+    os_text += (os_text.empty() ? "" : ", ") + k + " " + std::to_string(v.get<int64_t>());
   std::printf("opsets:     %s\n", os_text.c_str());
   std::printf("inputs:\n");
-  for (const auto& t : c.inputs()) std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype), t.shape_string().c_str());
+  for (const auto& t : c.inputs())
+    std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype),
+                t.shape_string().c_str());
   std::printf("outputs:\n");
-  for (const auto& t : c.outputs()) std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype), t.shape_string().c_str());
+  for (const auto& t : c.outputs())
+    std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype),
+                t.shape_string().c_str());
   std::string hist;
-  for (const auto& [op, n] : histogram) hist += (hist.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+  for (const auto& [op, n] : histogram)
+    hist += (hist.empty() ? "" : ", ") + op + " x" + std::to_string(n);
   std::printf("operators:  %zu nodes: %s\n", m.graph.nodes.size(), hist.c_str());
-  std::printf("parameters: %s (%s)\n", human_count(static_cast<double>(c.parameter_count())).c_str(),
+  std::printf("parameters: %s (%s)\n",
+              human_count(static_cast<double>(c.parameter_count())).c_str(),
               human_bytes(static_cast<double>(c.parameter_bytes())).c_str());
   std::string assumed_text;
-  for (const auto& [k, v] : assumed) assumed_text += (assumed_text.empty() ? " with " : ", ") + k + "=" + std::to_string(v);
+  for (const auto& [k, v] : assumed)
+    assumed_text += (assumed_text.empty() ? " with " : ", ") + k + "=" + std::to_string(v);
   std::printf("compute:    %sMACs, %sFLOPs%s\n", human_count(static_cast<double>(macs)).c_str(),
               human_count(static_cast<double>(flops)).c_str(), assumed_text.c_str());
   if (sized->arena_bytes())
-    std::printf("arena:      %lld bytes (%s) planned; %s if each tensor were allocated separately\n",
-                static_cast<long long>(*sized->arena_bytes()), human_bytes(static_cast<double>(*sized->arena_bytes())).c_str(),
-                human_bytes(static_cast<double>(*sized->unplanned_bytes())).c_str());
+    std::printf(
+        "arena:      %lld bytes (%s) planned; %s if each tensor were allocated separately\n",
+        static_cast<long long>(*sized->arena_bytes()),
+        human_bytes(static_cast<double>(*sized->arena_bytes())).c_str(),
+        human_bytes(static_cast<double>(*sized->unplanned_bytes())).c_str());
   else
     std::printf("arena:      unknown (shapes depend on data or the model cannot run)\n");
   if (o.layers) {
     std::printf("layers:\n  %-32s %-20s %14s  %s\n", "name", "op", "MACs", "output");
     for (const LayerInfo& l : sized->layers())
-      std::printf("  %-32s %-20s %14lld  %s\n", l.name.c_str(), l.op_type.c_str(), static_cast<long long>(l.macs),
+      std::printf("  %-32s %-20s %14lld  %s\n", l.name.c_str(), l.op_type.c_str(),
+                  static_cast<long long>(l.macs),
                   l.output_types.empty() ? "" : l.output_types[0].to_string().c_str());
   }
   if (c.runnable()) {
     std::printf("runnable:   yes\n");
   } else {
-    std::printf("runnable:   no, %zu problem%s:\n", c.problems().size(), c.problems().size() == 1 ? "" : "s");
+    std::printf("runnable:   no, %zu problem%s:\n", c.problems().size(),
+                c.problems().size() == 1 ? "" : "s");
     for (const Status& p : c.problems()) std::printf("  - %s\n", p.message().c_str());
   }
   return 0;
@@ -184,11 +205,13 @@ int info_command(const InfoOptions& o) {
 
 void add_info_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<InfoOptions>();
-  CLI::App* cmd = app.add_subcommand("info", "Describe a model: I/O, operators, parameters, compute, memory, problems");
+  CLI::App* cmd = app.add_subcommand(
+      "info", "Describe a model: I/O, operators, parameters, compute, memory, problems");
   cmd->add_option("model", o->model, "Model file (.onnx)");
   cmd->add_flag("--ops", o->ops, "List the operators Brink supports");
   cmd->add_flag("--layers", o->layers, "Print per-layer compute");
-  cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others are taken as 1 for sizes)");
+  cmd->add_option("--dim", o->dims,
+                  "Fix a symbolic dim: NAME=SIZE (others are taken as 1 for sizes)");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o, exit_code] { *exit_code = info_command(*o); });
 }

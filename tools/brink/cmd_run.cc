@@ -33,7 +33,8 @@ void print_top5(const std::string& name, const Tensor& t) {
   std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
                     [&](int64_t a, int64_t b) { return v[a] > v[b]; });
   std::printf("  top-%zu of %s:", k, name.c_str());
-  for (size_t i = 0; i < k; ++i) std::printf(" %lld (%.4g)", static_cast<long long>(idx[i]), v[idx[i]]);
+  for (size_t i = 0; i < k; ++i)
+    std::printf(" %lld (%.4g)", static_cast<long long>(idx[i]), v[idx[i]]);
   std::printf("\n");
 }
 
@@ -49,21 +50,24 @@ int run_command(const RunOptions& o) {
   if (!feeds) return report_error(feeds.status());
   const auto start = std::chrono::steady_clock::now();
   auto outputs = (*session)->run(*feeds);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!outputs) return report_error(outputs.status());
 
   nlohmann::json out_json = nlohmann::json::array();
   if (!o.output_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.output_dir, ec);
-    if (ec) return report_error(io_error(o.output_dir + ": cannot create directory: " + ec.message()));
+    if (ec)
+      return report_error(io_error(o.output_dir + ": cannot create directory: " + ec.message()));
   }
   const auto& infos = (*session)->outputs();
   for (size_t i = 0; i < outputs->size(); ++i) {
     const Tensor& t = (*outputs)[i];
     std::string file;
     if (!o.output_dir.empty()) {
-      file = (std::filesystem::path(o.output_dir) / (output_file_name(infos[i].name) + ".npy")).string();
+      file = (std::filesystem::path(o.output_dir) / (output_file_name(infos[i].name) + ".npy"))
+                 .string();
       if (Status s = npy::write_npy(file, t); !s.is_ok()) return report_error(s);
     }
     out_json.push_back({{"name", infos[i].name},
@@ -98,7 +102,8 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--random", o->feeds.random, "Fill inputs not given with seeded random data");
   cmd->add_option("--seed", o->feeds.seed, "Seed for --random");
   cmd->add_option("--output-dir,-o", o->output_dir, "Write each output to DIR/<name>.npy");
-  cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (repeatable)");
   cmd->add_flag("--json", o->json, "Print a JSON summary");
   cmd->callback([o, exit_code] { *exit_code = run_command(*o); });
