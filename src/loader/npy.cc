@@ -232,7 +232,11 @@ Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, 
     const uint64_t data_at = local + 30 + read_u16(p + local + 26) + read_u16(p + local + 28);
     if (data_at > size || csize > size - data_at)
       return bad("entry '" + name + "' runs past the end of the file");
-    if (usize > (uint64_t{1} << 34)) return bad("entry '" + name + "' is implausibly large");
+    // Deflate expands at most ~1032:1, so a larger claimed size is a lie; checking it
+    // before allocating keeps a hostile archive from asking for gigabytes.
+    if (usize > (uint64_t{1} << 34) || (method == 8 && usize > csize * 1032 + 1024) ||
+        (method == 0 && usize != csize))
+      return bad("entry '" + name + "' claims an implausible size");
     std::string content;
     if (method == 0) {
       content.assign(reinterpret_cast<const char*>(p + data_at), csize);
