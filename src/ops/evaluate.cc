@@ -4,7 +4,7 @@ namespace brink::ops {
 
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
                   const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
-                  int num_threads) {
+                  int num_threads, const OuterScope* outer) {
   std::vector<TensorType> types(inputs.size());
   std::vector<const TensorType*> type_ptrs(inputs.size(), nullptr);
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -21,6 +21,7 @@ Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_
       (*outputs)[i] = Tensor::empty(t.dtype, t.static_shape());
   }
   KernelContext kctx(inputs, outputs, num_threads);
+  kctx.set_outer_scope(outer);
   BRINK_RETURN_IF_ERROR(kernel.run(kctx));
   for (size_t i = 0; i < node.outputs.size(); ++i)
     if (node.outputs[i] != ir::kNoValue && !(*outputs)[i].defined())
@@ -37,7 +38,7 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
     return unsupported(node.describe() + ": operator is not supported at opset " +
                        std::to_string(opset));
   std::vector<TensorType> types(inputs.size());
-  KernelCreateContext cctx{node, opset, {}, {}, {}};
+  KernelCreateContext cctx{node, opset, {}, {}, {}, {}};
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i]) types[i] = TensorType::of(inputs[i]->dtype(), inputs[i]->shape());
   }

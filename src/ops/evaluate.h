@@ -10,11 +10,12 @@
 namespace brink::ops {
 
 // Infers concrete output shapes from `inputs` (nullptr = absent), allocates the outputs
-// whose shapes are known, and runs `kernel`. Checks afterwards that every present output
+// whose shapes are known, and runs `kernel` (with `outer` as the values its subgraphs may
+// read from enclosing graphs). Checks afterwards that every present output
 // was produced.
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
                   const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
-                  int num_threads);
+                  int num_threads, const OuterScope* outer = nullptr);
 
 // Looks up, prepares and runs `node` once. Inputs are also given to the prepare step as
 // constants when `inputs_are_constant` (as for constant folding).

@@ -26,6 +26,33 @@ namespace brink::ops {
 using ir::Dim;
 using ir::TensorType;
 
+// Values of the enclosing graph(s) that a subgraph (If branch, Loop / Scan body) reads by
+// name, as the executor holds them while the node owning the subgraph runs.
+class OuterScope {
+ public:
+  virtual ~OuterScope() = default;
+  // The live value called `name`, or nullptr when no enclosing graph has it.
+  virtual const Tensor* find(const std::string& name) const = 0;
+};
+
+// A subgraph compiled by the runtime (typed, folded, kernels prepared), kept by the kernel
+// of the node that owns it and run once per branch taken or iteration.
+class SubgraphProgram {
+ public:
+  virtual ~SubgraphProgram() = default;
+  // Output types as inferred when compiled (dims may be unknown).
+  virtual const std::vector<TensorType>& output_types() const = 0;
+  // Runs the subgraph on its graph inputs, reading outer values through `outer`.
+  virtual Result<std::vector<Tensor>> run(const std::vector<const Tensor*>& inputs,
+                                          const OuterScope* outer) const = 0;
+};
+
+// Compiles `graph` (a subgraph of the node being inferred or prepared) with the given types
+// for its graph inputs, in the scope of the graph that holds the node. Only the runtime
+// provides one: outside a compiled model (evaluate_node) there is none.
+using SubgraphCompileFn = std::function<Result<std::shared_ptr<const SubgraphProgram>>(
+    const ir::Graph& graph, const std::vector<TensorType>& input_types)>;
+
 // Shape/type inference for one node. Inputs past num_inputs() or absent optional inputs
 // report has_input(i) == false.
 class InferContext {
@@ -61,6 +88,11 @@ class InferContext {
   }
   const std::vector<TensorType>& outputs() const { return outputs_; }
 
+  // Set at load time by the runtime; nullptr at run time and in evaluate_node, where ops
+  // with subgraphs leave output shapes to their kernel.
+  const SubgraphCompileFn* compile_subgraph() const { return compile_subgraph_; }
+  void set_compile_subgraph(const SubgraphCompileFn* fn) { compile_subgraph_ = fn; }
+
   // Errors with the node as context: "node 'x' (Op): <msg>".
   Status invalid(const std::string& msg) const {
     return invalid_model(node_.describe() + ": " + msg);
@@ -75,6 +107,7 @@ class InferContext {
   std::vector<const TensorType*> types_;
   std::vector<const Tensor*> values_;
   std::vector<TensorType> outputs_;
+  const SubgraphCompileFn* compile_subgraph_ = nullptr;
 };
 
 // What the prepare step sees: the node, its opset, input types (shapes as inferred at load,
@@ -85,6 +118,8 @@ struct KernelCreateContext {
   std::vector<const TensorType*> input_types;  // nullptr for absent inputs
   std::vector<const Tensor*> constant_inputs;  // nullptr unless the input is constant
   std::vector<TensorType> output_types;
+  // Empty outside a compiled model: ops with subgraphs then report them unsupported.
+  SubgraphCompileFn compile_subgraph;
 
   bool has_input(size_t i) const { return i < input_types.size() && input_types[i] != nullptr; }
   DataType input_dtype(size_t i) const { return input_types[i]->dtype; }
@@ -113,11 +148,16 @@ class KernelContext {
     return (*outputs_)[i];
   }
   int num_threads() const { return num_threads_; }
+  // Values of the enclosing graphs, for the subgraphs this node runs; nullptr when the
+  // node is not run by a graph executor.
+  const OuterScope* outer_scope() const { return outer_; }
+  void set_outer_scope(const OuterScope* outer) { outer_ = outer; }
 
  private:
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor>* outputs_;
   int num_threads_;
+  const OuterScope* outer_ = nullptr;
 };
 
 class Kernel {

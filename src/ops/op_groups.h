@@ -27,5 +27,6 @@ void register_signal_ops(
     OpRegistry& r);  // signal.cc: DFT, STFT, window functions, MelWeightMatrix, Det
 void register_detection_ops(
     OpRegistry& r);  // detection.cc: NonMaxSuppression, RoiAlign, GridSample
+void register_control_flow_ops(OpRegistry& r);  // control_flow.cc: If, Loop, Scan
 
 }  // namespace brink::ops

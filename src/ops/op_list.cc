@@ -20,6 +20,7 @@ OpRegistry build_registry() {
   register_loss_ops(r);
   register_signal_ops(r);
   register_detection_ops(r);
+  register_control_flow_ops(r);
   return r;
 }
 std::string normalise_domain(const std::string& d) {

@@ -41,6 +41,95 @@ std::string join_problems(const std::vector<Status>& problems) {
   return join_problems(messages);
 }
 
+// Values a graph reads from enclosing graphs: used by a node or as a graph output, with no
+// producer, and neither a graph input nor an initializer (see onnx_io.h).
+std::vector<int> free_values(const ir::Graph& g) {
+  std::vector<char> bound(g.values.size(), 0), used(g.values.size(), 0);
+  for (int v : g.inputs) bound[static_cast<size_t>(v)] = 1;
+  for (int v : g.initializers) bound[static_cast<size_t>(v)] = 1;
+  for (const ir::Node& n : g.nodes) {
+    for (int v : n.inputs)
+      if (v != ir::kNoValue) used[static_cast<size_t>(v)] = 1;
+    for (int v : n.outputs)
+      if (v != ir::kNoValue) bound[static_cast<size_t>(v)] = 1;
+  }
+  for (int v : g.outputs) used[static_cast<size_t>(v)] = 1;
+  std::vector<int> result;
+  for (size_t v = 0; v < g.values.size(); ++v)
+    if (used[v] && !bound[v]) result.push_back(static_cast<int>(v));
+  return result;
+}
+
+bool has_subgraphs(const ir::Node& node) {
+  for (const ir::Attribute& a : node.attributes)
+    if (a.g || !a.graphs.empty()) return true;
+  return false;
+}
+
+// Names `g` and the subgraphs nested in it read from graphs enclosing `g`.
+void collect_free_names(const ir::Graph& g, std::set<std::string>* names) {
+  for (int v : free_values(g)) names->insert(g.value(v).name);
+  for (const ir::Node& n : g.nodes) {
+    if (!has_subgraphs(n)) continue;
+    std::set<std::string> nested;
+    for (const ir::Attribute& a : n.attributes) {
+      if (a.g) collect_free_names(*a.g, &nested);
+      for (const auto& sg : a.graphs)
+        if (sg) collect_free_names(*sg, &nested);
+    }
+    for (const std::string& name : nested)
+      if (g.find_value(name) == ir::kNoValue) names->insert(name);
+  }
+}
+
+// Values of `g` that the subgraphs of `node` read: the node depends on them as on inputs.
+std::vector<int> implicit_inputs(const ir::Graph& g, const ir::Node& node) {
+  std::set<std::string> names;
+  for (const ir::Attribute& a : node.attributes) {
+    if (a.g) collect_free_names(*a.g, &names);
+    for (const auto& sg : a.graphs)
+      if (sg) collect_free_names(*sg, &names);
+  }
+  std::vector<int> result;
+  for (const std::string& name : names)
+    if (int v = g.find_value(name); v != ir::kNoValue) result.push_back(v);
+  return result;
+}
+
+// The values a running graph holds, looked up by name for its nodes' subgraphs, and
+// beyond them those of the graphs enclosing it.
+class LiveScope final : public ops::OuterScope {
+ public:
+  LiveScope(const ir::Graph& g, const std::vector<Tensor>& values, const ops::OuterScope* parent)
+      : g_(g), values_(values), parent_(parent) {}
+  const Tensor* find(const std::string& name) const override {
+    if (int v = g_.find_value(name); v != ir::kNoValue) {
+      if (const auto& c = g_.value(v).constant) return &*c;
+      if (values_[static_cast<size_t>(v)].defined()) return &values_[static_cast<size_t>(v)];
+    }
+    return parent_ ? parent_->find(name) : nullptr;
+  }
+
+ private:
+  const ir::Graph& g_;
+  const std::vector<Tensor>& values_;
+  const ops::OuterScope* parent_;
+};
+
+// A compiled subgraph as the kernels of control-flow ops hold it.
+class CompiledSubgraph final : public ops::SubgraphProgram {
+ public:
+  explicit CompiledSubgraph(std::unique_ptr<CompiledModel> cm) : cm_(std::move(cm)) {}
+  const std::vector<ir::TensorType>& output_types() const override { return cm_->output_types(); }
+  Result<std::vector<Tensor>> run(const std::vector<const Tensor*>& inputs,
+                                  const ops::OuterScope* outer) const override {
+    return cm_->run_graph(inputs, outer);
+  }
+
+ private:
+  std::unique_ptr<CompiledModel> cm_;
+};
+
 int64_t product(const std::vector<ir::Dim>& dims, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to && i < dims.size(); ++i) p *= dims[i].value;
@@ -112,6 +201,7 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (Status s = cm->check_opsets(); !s.is_ok()) cm->problems_.push_back(s);
   cm->infer_and_prepare(options);
+  cm->subgraph_cache_.clear();  // the kernels hold what they use
   cm->plan_memory();
   if (!cm->problems_.empty() && !keep_problems) {
     // An unsupported feature and a malformed model are different failures; report the
@@ -122,6 +212,59 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
                   join_problems(cm->problems_));
   }
   return cm;
+}
+
+Result<std::unique_ptr<CompiledModel>> CompiledModel::compile_subgraph(
+    const ir::Model& parent, const ir::Graph& graph, const std::vector<ir::TensorType>& input_types,
+    const SessionOptions& options, OuterTypes outer) {
+  if (input_types.size() != graph.inputs.size())
+    return invalid_model("subgraph '" + graph.name + "' has " +
+                         std::to_string(graph.inputs.size()) + " inputs, expected " +
+                         std::to_string(input_types.size()));
+  auto cm = std::unique_ptr<CompiledModel>(new CompiledModel());
+  cm->model_.opset_imports = parent.opset_imports;
+  cm->model_.ir_version = parent.ir_version;
+  cm->model_.graph = graph;  // a copy: folding writes constants into it
+  cm->num_threads_ = options.num_threads > 0
+                         ? options.num_threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cm->outer_types_ = std::move(outer);
+  cm->infer_and_prepare(options, &input_types);
+  cm->outer_types_ = nullptr;  // it refers to the enclosing graph's compile state
+  cm->subgraph_cache_.clear();
+  if (!cm->problems_.empty()) {
+    bool any_invalid = false;
+    for (const Status& p : cm->problems_) any_invalid |= p.code() != StatusCode::kUnsupported;
+    return Status(any_invalid ? StatusCode::kInvalidModel : StatusCode::kUnsupported,
+                  join_problems(cm->problems_));
+  }
+  return cm;
+}
+
+ops::SubgraphCompileFn CompiledModel::subgraph_compiler(const ir::Node& node,
+                                                        const SessionOptions& options) {
+  return [this, &node, &options](const ir::Graph& sg, const std::vector<ir::TensorType>& types)
+             -> Result<std::shared_ptr<const ops::SubgraphProgram>> {
+    std::string key;
+    for (const ir::TensorType& t : types) key += t.to_string() + ";";
+    if (auto it = subgraph_cache_.find({&sg, key}); it != subgraph_cache_.end()) return it->second;
+    OuterTypes lookup = [this](const std::string& name) -> std::optional<OuterValue> {
+      const ir::Graph& g = model_.graph;
+      if (int v = g.find_value(name); v != ir::kNoValue) {
+        if (value_poisoned_[static_cast<size_t>(v)]) return std::nullopt;
+        const auto& c = g.value(v).constant;
+        return OuterValue{&value_types_[static_cast<size_t>(v)], c ? &*c : nullptr};
+      }
+      return outer_types_ ? outer_types_(name) : std::nullopt;
+    };
+    auto cm = compile_subgraph(model_, sg, types, options, std::move(lookup));
+    if (!cm.is_ok())
+      return cm.status().with_context(node.describe() + ": subgraph '" + sg.name + "'");
+    std::shared_ptr<const ops::SubgraphProgram> program =
+        std::make_shared<CompiledSubgraph>(std::move(cm).value());
+    subgraph_cache_[{&sg, key}] = program;
+    return program;
+  };
 }
 
 Status CompiledModel::check_opsets() {
@@ -136,7 +279,8 @@ Status CompiledModel::check_opsets() {
   return Status::ok();
 }
 
-void CompiledModel::infer_and_prepare(const SessionOptions& options) {
+void CompiledModel::infer_and_prepare(const SessionOptions& options,
+                                      const std::vector<ir::TensorType>* subgraph_input_types) {
   ir::Graph& g = model_.graph;
   const size_t nv = g.values.size();
   value_types_.assign(nv, ir::TensorType());
@@ -149,8 +293,11 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     parameter_count_ += t.numel();
     parameter_bytes_ += static_cast<int64_t>(t.nbytes());
   }
-  for (int i : g.inputs) {
+  for (size_t k = 0; k < g.inputs.size(); ++k) {
+    const int i = g.inputs[k];
     ir::TensorType t = g.value(i).type;
+    if (subgraph_input_types && (*subgraph_input_types)[k].dtype != DataType::kUndefined)
+      t = (*subgraph_input_types)[k];
     if (t.dims)
       for (ir::Dim& d : *t.dims)
         if (!d.known() && dim_values.count(d.param)) d = ir::Dim(dim_values[d.param]);
@@ -160,14 +307,33 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     value_types_[static_cast<size_t>(i)] = t;
     inputs_.push_back(tensor_info_of(g.value(i).name, t));
   }
+  if (subgraph_input_types) {
+    for (int v : free_values(g)) {
+      std::optional<OuterValue> outer = outer_types_ ? outer_types_(g.value(v).name) : std::nullopt;
+      if (!outer) {
+        problems_.push_back(
+            invalid_model("value '" + g.value(v).name + "' is not defined in an enclosing graph"));
+        value_poisoned_[static_cast<size_t>(v)] = true;
+        continue;
+      }
+      value_types_[static_cast<size_t>(v)] = *outer->type;
+      if (outer->constant)
+        g.value(v).constant = *outer->constant;
+      else
+        outer_values_.push_back(v);
+    }
+  }
 
   std::vector<int> last_use(nv, -1);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     ir::Node& node = g.nodes[ni];
     const int64_t opset = model_.opset(node.domain);
+    const std::vector<int> implicit = implicit_inputs(g, node);
     bool poisoned = false;
     for (int in : node.inputs)
       if (in != ir::kNoValue && value_poisoned_[static_cast<size_t>(in)]) poisoned = true;
+    for (int in : implicit)
+      if (value_poisoned_[static_cast<size_t>(in)]) poisoned = true;
     auto poison_outputs = [&] {
       for (int out : node.outputs)
         if (out != ir::kNoValue) value_poisoned_[static_cast<size_t>(out)] = true;
@@ -202,7 +368,12 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
       in_values.push_back(c ? &*c : nullptr);
       if (!c) all_constant = false;
     }
+    // Nodes with subgraphs are not folded: evaluate_node cannot compile subgraphs.
+    const ops::SubgraphCompileFn compile_fn =
+        has_subgraphs(node) ? subgraph_compiler(node, options) : ops::SubgraphCompileFn();
+    if (compile_fn) all_constant = false;
     ops::InferContext ictx(node, opset, in_types, in_values);
+    if (compile_fn) ictx.set_compile_subgraph(&compile_fn);
     if (Status s = def->infer(ictx); !s.is_ok()) {
       problems_.push_back(s);
       poison_outputs();
@@ -263,7 +434,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
       }
     }
 
-    ops::KernelCreateContext cctx{node, opset, in_types, {}, ictx.outputs()};
+    ops::KernelCreateContext cctx{node, opset, in_types, {}, ictx.outputs(), compile_fn};
     for (size_t k = 0; k < node.inputs.size(); ++k) cctx.constant_inputs.push_back(in_values[k]);
     auto kernel = def->create(cctx);
     if (!kernel.is_ok()) {
@@ -278,6 +449,10 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     step.kernel = std::move(kernel).value();
     for (int in : node.inputs)
       if (in != ir::kNoValue && !g.value(in).constant)
+        last_use[static_cast<size_t>(in)] = static_cast<int>(steps_.size());
+    // What the subgraphs read must stay alive while the node runs.
+    for (int in : implicit)
+      if (!g.value(in).constant)
         last_use[static_cast<size_t>(in)] = static_cast<int>(steps_.size());
     steps_.push_back(std::move(step));
 
@@ -298,6 +473,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options) {
     if (value_poisoned_[static_cast<size_t>(out)]) continue;
     last_use[static_cast<size_t>(out)] = static_cast<int>(steps_.size());  // never released
     outputs_.push_back(tensor_info_of(g.value(out).name, value_types_[static_cast<size_t>(out)]));
+    output_types_.push_back(value_types_[static_cast<size_t>(out)]);
   }
   for (size_t v = 0; v < nv; ++v) {
     const int s = last_use[v];
@@ -438,9 +614,42 @@ Result<std::vector<Tensor>> CompiledModel::run(const std::vector<NamedTensor>& f
   if (!runnable()) return unsupported("the model cannot run: " + join_problems(problems_));
   std::vector<const Tensor*> fed;
   BRINK_RETURN_IF_ERROR(validate_feeds(feeds, &fed));
+  return run_graph(fed, nullptr);
+}
+
+Result<std::vector<Tensor>> CompiledModel::run_graph(const std::vector<const Tensor*>& fed,
+                                                     const ops::OuterScope* outer) const {
+  if (!runnable()) return unsupported("the graph cannot run: " + join_problems(problems_));
   const ir::Graph& g = model_.graph;
+  if (fed.size() != g.inputs.size())
+    return invalid_argument("graph '" + g.name + "' got " + std::to_string(fed.size()) +
+                            " inputs, expected " + std::to_string(g.inputs.size()));
   std::vector<Tensor> values(g.values.size());
-  for (size_t k = 0; k < g.inputs.size(); ++k) values[static_cast<size_t>(g.inputs[k])] = *fed[k];
+  for (size_t k = 0; k < g.inputs.size(); ++k) {
+    const int v = g.inputs[k];
+    if (!fed[k])
+      return invalid_argument("graph '" + g.name + "': input " + std::to_string(k) + " is missing");
+    // Kernels were prepared for these types: a subgraph input (a loop-carried value, say)
+    // that changes element type or rank between iterations cannot run.
+    const ir::TensorType& t = value_types_[static_cast<size_t>(v)];
+    bool fits = fed[k]->dtype() == t.dtype && (!t.dims || fed[k]->rank() == t.rank());
+    if (fits && t.dims)
+      for (size_t d = 0; d < t.dims->size(); ++d)
+        if ((*t.dims)[d].known() && (*t.dims)[d].value != fed[k]->shape()[d]) fits = false;
+    if (!fits)
+      return invalid_argument("graph '" + g.name + "': input '" + g.value(v).name + "' is " +
+                              dtype_name(fed[k]->dtype()) + shape_to_string(fed[k]->shape()) +
+                              ", expected " + t.to_string());
+    values[static_cast<size_t>(v)] = *fed[k];
+  }
+  for (int v : outer_values_) {
+    const Tensor* t = outer ? outer->find(g.value(v).name) : nullptr;
+    if (!t)
+      return internal_error("graph '" + g.name + "': value '" + g.value(v).name +
+                            "' of an enclosing graph is not available");
+    values[static_cast<size_t>(v)] = *t;
+  }
+  const LiveScope scope(g, values, outer);
   std::vector<const Tensor*> inputs;
   std::vector<Tensor> outputs;
   for (const Step& step : steps_) {
@@ -455,8 +664,8 @@ Result<std::vector<Tensor>> CompiledModel::run(const std::vector<NamedTensor>& f
         inputs.push_back(&values[static_cast<size_t>(in)]);
       }
     }
-    Status s =
-        ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs, num_threads_);
+    Status s = ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs,
+                               num_threads_, &scope);
     if (!s.is_ok()) return s;
     for (size_t k = 0; k < node.outputs.size(); ++k)
       if (node.outputs[k] != ir::kNoValue)

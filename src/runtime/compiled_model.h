@@ -8,6 +8,8 @@
 // report the exact memory need when shapes are static.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +60,26 @@ class CompiledModel {
 
   Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds) const;
 
+  // What a subgraph sees of a value of an enclosing graph at load time.
+  struct OuterValue {
+    const ir::TensorType* type = nullptr;
+    const Tensor* constant = nullptr;  // set when the value is constant
+  };
+  using OuterTypes = std::function<std::optional<OuterValue>(const std::string& name)>;
+
+  // Compiles a subgraph (If branch, Loop / Scan body) with the opsets of `parent`, the
+  // given types for its graph inputs, and `outer` resolving the values it reads from
+  // enclosing graphs. Outer values that are constant become constants of the subgraph.
+  static Result<std::unique_ptr<CompiledModel>> compile_subgraph(
+      const ir::Model& parent, const ir::Graph& graph,
+      const std::vector<ir::TensorType>& input_types, const SessionOptions& options,
+      OuterTypes outer);
+  // Runs the graph on its inputs (in graph-input order); `outer` gives the live values of
+  // enclosing graphs (nullptr for a model's main graph).
+  Result<std::vector<Tensor>> run_graph(const std::vector<const Tensor*>& inputs,
+                                        const ops::OuterScope* outer) const;
+  const std::vector<ir::TensorType>& output_types() const { return output_types_; }
+
  private:
   struct Step {
     int node_index = 0;
@@ -68,7 +90,9 @@ class CompiledModel {
   };
 
   Status check_opsets();
-  void infer_and_prepare(const SessionOptions& options);
+  void infer_and_prepare(const SessionOptions& options,
+                         const std::vector<ir::TensorType>* subgraph_input_types = nullptr);
+  ops::SubgraphCompileFn subgraph_compiler(const ir::Node& node, const SessionOptions& options);
   void plan_memory();
   Status validate_feeds(const std::vector<NamedTensor>& feeds,
                         std::vector<const Tensor*>* by_input) const;
@@ -82,6 +106,14 @@ class CompiledModel {
   std::vector<LayerInfo> layers_;
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;
+  std::vector<ir::TensorType> output_types_;
+  // Subgraphs only: how enclosing values are typed while compiling, and the values read
+  // from enclosing graphs at run time (those that are not constants).
+  OuterTypes outer_types_;
+  std::vector<int> outer_values_;
+  // Subgraphs compiled while inferring a node, reused when its kernel is prepared.
+  std::map<std::pair<const ir::Graph*, std::string>, std::shared_ptr<const ops::SubgraphProgram>>
+      subgraph_cache_;
   std::optional<int64_t> arena_bytes_;
   std::optional<int64_t> unplanned_bytes_;
   int64_t parameter_count_ = 0;
