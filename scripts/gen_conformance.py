@@ -31,9 +31,16 @@ def main() -> None:
     missing = collections.Counter()
     for t in by_outcome["unsupported"]:
         reason = t["detail"]
-        key = reason.split(": ", 1)[-1] if "): " in reason else reason
-        if "(" in reason and ")" in reason and "operator is not supported" in reason:
+        if "operator is not supported" in reason and "(" in reason:
             key = "operator " + reason[reason.index("(") + 1:reason.index(")")] + " not implemented"
+        elif "sequence type" in reason:
+            key = "sequence-typed values (the IR holds tensors only)"
+        elif "optional type" in reason:
+            key = "optional-typed values (the IR holds tensors only)"
+        elif "string" in reason:
+            key = "string tensors"
+        else:
+            key = reason.split(": ", 1)[-1] if "): " in reason else reason
         missing[key[:110]] += 1
 
     lines = [
