@@ -19,9 +19,6 @@ namespace brink::ops {
 
 namespace {
 
-template <typename T>
-constexpr bool is_float_v = std::is_floating_point_v<compute_t<T>>;
-
 // The accumulation type of the matrix products.
 template <typename T>
 using mm_acc_t = std::conditional_t<std::is_same_v<T, double>, double,

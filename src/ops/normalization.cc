@@ -24,25 +24,6 @@ namespace {
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-template <typename T>
-constexpr bool is_float_v = std::is_floating_point_v<compute_t<T>>;
-
-// Which float dtypes an op version accepts: f16/f32/f64, plus bf16 when `bf16`.
-bool float_dtype_ok(DataType t, bool bf16) {
-  return t == DataType::kFloat32 || t == DataType::kFloat64 || t == DataType::kFloat16 ||
-         (bf16 && t == DataType::kBFloat16);
-}
-
-Status check_float_input(const InferContext& ctx, size_t i, const char* name, bool bf16) {
-  if (!ctx.has_input(i)) return ctx.invalid(std::string("input ") + name + " is required");
-  const DataType t = ctx.input_dtype(i);
-  if (!float_dtype_ok(t, bf16))
-    return ctx.unsupported_here(
-        std::string("input ") + name + " has dtype " + dtype_name(t) +
-        (bf16 ? ", expected f16, bf16, f32 or f64" : ", expected f16, f32 or f64"));
-  return Status::ok();
-}
-
 Status check_same_dtype(const InferContext& ctx, size_t i, const char* name) {
   if (ctx.has_input(i) && ctx.input_dtype(i) != ctx.input_dtype(0))
     return ctx.invalid(std::string("input ") + name + " has dtype " +

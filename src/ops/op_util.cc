@@ -109,6 +109,21 @@ void StridedIterator::next() {
   done_ = true;
 }
 
+bool float_dtype_ok(DataType t, bool bf16) {
+  return t == DataType::kFloat32 || t == DataType::kFloat64 || t == DataType::kFloat16 ||
+         (bf16 && t == DataType::kBFloat16);
+}
+
+Status check_float_input(const InferContext& ctx, size_t i, const char* name, bool bf16) {
+  if (!ctx.has_input(i)) return ctx.invalid(std::string("input ") + name + " is required");
+  const DataType t = ctx.input_dtype(i);
+  if (!float_dtype_ok(t, bf16))
+    return ctx.unsupported_here(
+        std::string("input ") + name + " has dtype " + dtype_name(t) +
+        (bf16 ? ", expected f16, bf16, f32 or f64" : ", expected f16, f32 or f64"));
+  return Status::ok();
+}
+
 std::vector<Dim> dims_of(const Shape& shape) {
   return std::vector<Dim>(shape.begin(), shape.end());
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/op.h"
@@ -51,6 +52,15 @@ class StridedIterator {
   std::vector<int64_t> offsets_;
   bool done_ = false;
 };
+
+// True for the element types whose arithmetic is floating point (f16/bf16 via float).
+template <typename T>
+inline constexpr bool is_float_v = std::is_floating_point_v<compute_t<T>>;
+
+// f16, f32, f64, and bf16 when `bf16` (op versions differ on bf16).
+bool float_dtype_ok(DataType t, bool bf16);
+// Input `i` (called `name` in messages) must be present and of a float dtype accepted above.
+Status check_float_input(const InferContext& ctx, size_t i, const char* name, bool bf16);
 
 // Dims helpers.
 std::vector<Dim> dims_of(const Shape& shape);

@@ -35,7 +35,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 }
 
 template <typename T>
-constexpr bool is_float_v =
+constexpr bool is_pool_float_v =
     std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, Float16>;
 
 // The accumulation type: double for f64, float for every other type.
@@ -347,14 +347,15 @@ OpDef pool_op(const std::string& name, int since, int until, PoolVersion v) {
       const int64_t in_size = g.in_size(), out_size = g.out_size();
       int64_t* indices = want_indices ? ctx.output(1).data<int64_t>() : nullptr;
       visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (is_float_v<T> || std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>) {
+        if constexpr (is_pool_float_v<T> || std::is_same_v<T, int8_t> ||
+                      std::is_same_v<T, uint8_t>) {
           for (int64_t pl = 0; pl < planes; ++pl) {
             const T* xp = x.data<T>() + pl * in_size;
             T* yp = y.data<T>() + pl * out_size;
             if (v.kind == PoolKind::kMax) {
               max_pool_plane<T>(g, xp, yp, indices ? indices + pl * out_size : nullptr,
                                 pl * in_size, a.storage_order == 1);
-            } else if constexpr (is_float_v<T>) {
+            } else if constexpr (is_pool_float_v<T>) {
               sum_pool_plane<T>(g, xp, yp, a.count_include_pad != 0,
                                 v.kind == PoolKind::kLp ? a.p : 0);
             }
@@ -395,7 +396,7 @@ OpDef global_pool_op(const std::string& name, int since, PoolKind kind) {
       const int64_t planes = x.dim(0) * x.dim(1);
       const int64_t size = planes > 0 ? x.numel() / planes : 0;
       visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (is_float_v<T>) {
+        if constexpr (is_pool_float_v<T>) {
           using A = double;  // sums over whole feature maps: keep the precision
           for (int64_t pl = 0; pl < planes; ++pl) {
             const T* xp = x.data<T>() + pl * size;
@@ -525,7 +526,7 @@ OpDef max_unpool_op() {
       const int64_t* idx = ind.data<int64_t>();
       Status status;
       visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (is_float_v<T>) {
+        if constexpr (is_pool_float_v<T>) {
           const T* xd = x.data<T>();
           T* yd = y.data<T>();
           for (int64_t i = 0; i < x.numel(); ++i) {

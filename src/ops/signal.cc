@@ -33,24 +33,6 @@ namespace {
 
 using cd = std::complex<double>;
 
-template <typename T>
-constexpr bool is_float_v = std::is_floating_point_v<compute_t<T>>;
-
-bool float_dtype_ok(DataType t, bool bf16) {
-  return t == DataType::kFloat32 || t == DataType::kFloat64 || t == DataType::kFloat16 ||
-         (bf16 && t == DataType::kBFloat16);
-}
-
-Status check_float(const InferContext& ctx, size_t i, const char* name, bool bf16) {
-  if (!ctx.has_input(i)) return ctx.invalid(std::string("input ") + name + " is required");
-  const DataType t = ctx.input_dtype(i);
-  if (!float_dtype_ok(t, bf16))
-    return ctx.unsupported_here(
-        std::string("input ") + name + " has dtype " + dtype_name(t) +
-        (bf16 ? ", expected f16, bf16, f32 or f64" : ", expected f16, f32 or f64"));
-  return Status::ok();
-}
-
 Status check_int(const InferContext& ctx, size_t i, const char* name) {
   const DataType t = ctx.input_dtype(i);
   if (t != DataType::kInt32 && t != DataType::kInt64)
@@ -281,7 +263,7 @@ OpDef dft_op(int since, int until) {
   def.max_version = until;
   const bool axis_input = since >= 20;
   def.infer = [axis_input](InferContext& ctx) -> Status {
-    BRINK_RETURN_IF_ERROR(check_float(ctx, 0, "input", true));
+    BRINK_RETURN_IF_ERROR(check_float_input(ctx, 0, "input", true));
     if (ctx.has_input(1)) BRINK_RETURN_IF_ERROR(check_int(ctx, 1, "dft_length"));
     BRINK_ASSIGN_OR_RETURN(std::optional<int64_t> dft_length, int_scalar(ctx, 1, "dft_length"));
     if (dft_length && *dft_length < 1)
@@ -374,7 +356,7 @@ OpDef stft_op() {
   def.op_type = "STFT";
   def.since_version = 17;
   def.infer = [](InferContext& ctx) -> Status {
-    BRINK_RETURN_IF_ERROR(check_float(ctx, 0, "signal", true));
+    BRINK_RETURN_IF_ERROR(check_float_input(ctx, 0, "signal", true));
     if (!ctx.has_input(1)) return ctx.invalid("input frame_step is required");
     BRINK_RETURN_IF_ERROR(check_int(ctx, 1, "frame_step"));
     BRINK_ASSIGN_OR_RETURN(std::optional<int64_t> step, int_scalar(ctx, 1, "frame_step"));
@@ -557,8 +539,8 @@ OpDef mel_weight_matrix_op() {
                            dtype_name(ctx.input_dtype(i)) + ", expected " +
                            dtype_name(ctx.input_dtype(0)) + " like num_mel_bins");
     }
-    BRINK_RETURN_IF_ERROR(check_float(ctx, 3, names[3], true));
-    BRINK_RETURN_IF_ERROR(check_float(ctx, 4, names[4], true));
+    BRINK_RETURN_IF_ERROR(check_float_input(ctx, 3, names[3], true));
+    BRINK_RETURN_IF_ERROR(check_float_input(ctx, 4, names[4], true));
     if (ctx.input_dtype(3) != ctx.input_dtype(4))
       return ctx.invalid("inputs lower_edge_hertz and upper_edge_hertz have different dtypes");
     BRINK_ASSIGN_OR_RETURN(const DataType out, output_datatype(ctx));
@@ -641,7 +623,7 @@ OpDef det_op() {
   def.op_type = "Det";
   def.since_version = 11;
   def.infer = [](InferContext& ctx) -> Status {
-    BRINK_RETURN_IF_ERROR(check_float(ctx, 0, "X", false));
+    BRINK_RETURN_IF_ERROR(check_float_input(ctx, 0, "X", false));
     const TensorType& in = ctx.input_type(0);
     if (!in.has_rank()) {
       ctx.set_output(0, TensorType(in.dtype, std::nullopt));
