@@ -6,18 +6,11 @@
 #include <limits>
 #include <random>
 
+#include "op_test_util.h"
 #include "ops/evaluate.h"
 
 namespace brink::ops {
 namespace {
-
-Tensor random_tensor(const Shape& shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (float& x : v) x = dist(rng);
-  return Tensor::from_vector<float>(shape, v);
-}
 
 Tensor iota(const Shape& shape, float start = 1.0f) {
   std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
