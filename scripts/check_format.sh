@@ -8,5 +8,5 @@ while IFS= read -r f; do
     echo "not formatted: $f (run: clang-format -i $f)"
     bad=1
   fi
-done < <(git ls-files '*.cc' '*.h')
+done < <(git ls-files '*.cc' '*.h' '*.cpp')
 exit $bad

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libsodium-dev
   python3 python3-venv python3-dev python3-numpy python3-torch python3-torchvision python3-sklearn
+  g++-aarch64-linux-gnu qemu-user  # aarch64 cross build, its kernel tests run under qemu
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: install, build, then
 #   1. unit tests (GoogleTest) and the ONNX backend node tests, via ctest, Release build;
+#      then the kernel tests cross-built for aarch64 under qemu-user;
 #   2. the Python suites: differential tests against ONNX Runtime, the default model, bad input;
 #   3. unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. each libFuzzer target for a bounded time (BRINK_FUZZ_SECONDS, default 60);
@@ -18,13 +19,24 @@ echo "== unit and ONNX node tests"
 mkdir -p build/reports
 ctest --test-dir build --output-on-failure -j"$jobs"
 
+# The kernel tests (tests/kernels) cross-compiled for aarch64 and run under qemu-user:
+# how the NEON kernels are checked without ARM hardware (cmake/aarch64-linux-gnu.cmake).
+echo "== aarch64 kernel tests (cross build, qemu-user)"
+if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  scripts/build.sh aarch64 -j"$jobs" brink_kernel_tests
+  qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/brink_kernel_tests --gtest_brief=1
+else
+  echo "skipped: aarch64-linux-gnu-g++ or qemu-aarch64 is missing (scripts/setup.sh installs them)"
+fi
+
 echo "== Python tests"
 BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
 
 if [ "${BRINK_TEST_QUICK:-0}" != 1 ]; then
   echo "== unit tests under ASan/UBSan"
-  scripts/build.sh asan -j"$jobs" brink_unit_tests
+  scripts/build.sh asan -j"$jobs" brink_unit_tests brink_kernel_tests
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/brink_unit_tests --gtest_brief=1
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/brink_kernel_tests --gtest_brief=1
 
   echo "== fuzzing"
   scripts/build.sh fuzz -j"$jobs" fuzz_onnx_loader fuzz_npy_loader

@@ -28,6 +28,9 @@ struct Model;
 struct SessionOptions {
   int num_threads = 1;         // threads a run may use; 0 picks the number of cores
   bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
+  // Graph optimizations before compiling (src/passes/optimize.h): 0 none; 1 folding, fusion,
+  // dead-code removal; 2 also the NHWC layout for convolutions.
+  int optimization_level = 2;
   // Fixed sizes for symbolic input dims, by dim name ("batch" -> 1). Dims not listed stay
   // symbolic and are resolved at each run.
   std::vector<std::pair<std::string, int64_t>> dim_values;

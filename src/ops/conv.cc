@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/conv.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -42,15 +43,8 @@ std::string ints_to_string(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
-// The attributes Conv and ConvTranspose share, with defaults filled in for `n` spatial dims.
-struct ConvAttrs {
-  std::string auto_pad = "NOTSET";
-  int64_t group = 1;
-  std::vector<int64_t> kernel_shape;  // empty: taken from W
-  std::vector<int64_t> strides, dilations, pads, output_padding, output_shape;
-};
+}  // namespace
 
-// Parses the attributes for `n` spatial dims; returns an error message, empty when valid.
 std::string parse_conv_attrs(const ir::Node& node, size_t n, bool transpose, ConvAttrs* a) {
   a->auto_pad = node.attr_string("auto_pad", "NOTSET");
   if (a->auto_pad != "NOTSET" && a->auto_pad != "SAME_UPPER" && a->auto_pad != "SAME_LOWER" &&
@@ -99,8 +93,6 @@ std::string parse_conv_attrs(const ir::Node& node, size_t n, bool transpose, Con
   return "";
 }
 
-// Output size and leading pad of one spatial dim of a Conv; an error message if the kernel
-// does not fit.
 std::string conv_output_dim(const ConvAttrs& a, size_t i, int64_t in, int64_t k, int64_t* out,
                             int64_t* pad_begin) {
   const size_t n = a.strides.size();
@@ -122,6 +114,8 @@ std::string conv_output_dim(const ConvAttrs& a, size_t i, int64_t in, int64_t k,
   *out = (in + pb + pe - dk) / s + 1;
   return "";
 }
+
+namespace {
 
 // Output size and leading pad of one spatial dim of a ConvTranspose.
 void conv_transpose_output_dim(const ConvAttrs& a, size_t i, int64_t in, int64_t k, int64_t* out,
@@ -172,9 +166,10 @@ const A* as_acc(const Tensor& t, std::vector<A>* buffer) {
   }
 }
 
+}  // namespace
+
 // ---- Conv ------------------------------------------------------------------------------------
 
-// Shared type checks of Conv and ConvTranspose: X and W (and B) one float dtype.
 Status check_conv_types(const InferContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.invalid("inputs X and W are required");
   const DataType t = ctx.input_dtype(0);
@@ -190,16 +185,14 @@ Status check_conv_types(const InferContext& ctx) {
   return Status::ok();
 }
 
-// Shared infer of Conv and ConvTranspose; `transpose` picks the weight layout and the
-// output size formula.
-Status infer_conv(InferContext& ctx, bool transpose) {
+Status infer_conv_output(const InferContext& ctx, const TensorType& xt, bool transpose,
+                         TensorType* result) {
   BRINK_RETURN_IF_ERROR(check_conv_types(ctx));
   const DataType t = ctx.input_dtype(0);
-  const TensorType& xt = ctx.input_type(0);
   const TensorType& wt = ctx.input_type(1);
   const int64_t rank = xt.has_rank() ? xt.rank() : wt.rank();
   if (rank < 0) {
-    ctx.set_output(0, TensorType(t, std::nullopt));
+    *result = TensorType(t, std::nullopt);
     return Status::ok();
   }
   if (rank < 3)
@@ -273,12 +266,23 @@ Status infer_conv(InferContext& ctx, bool transpose) {
     }
     out.emplace_back(o);
   }
-  ctx.set_output(0, t, std::move(out));
+  *result = TensorType(t, std::move(out));
   return Status::ok();
 }
 
-// Checks done once at prepare time: attributes parse and the rank is one the loop nest
-// handles.
+namespace {
+
+// Shared infer of Conv and ConvTranspose; `transpose` picks the weight layout and the
+// output size formula.
+Status infer_conv(InferContext& ctx, bool transpose) {
+  TensorType out;
+  BRINK_RETURN_IF_ERROR(infer_conv_output(ctx, ctx.input_type(0), transpose, &out));
+  ctx.set_output(0, std::move(out));
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<ConvAttrs> prepare_conv(const KernelCreateContext& c, bool transpose) {
   const TensorType& wt = *c.input_types[1];
   int64_t rank = c.input_types[0]->rank();
@@ -303,6 +307,8 @@ Result<ConvAttrs> prepare_conv(const KernelCreateContext& c, bool transpose) {
     return c.invalid(err);
   return a;
 }
+
+namespace {
 
 // The 3-D geometry of this run, from the actual shapes.
 Status conv_geometry(const ConvAttrs& a, const Tensor& x, const Tensor& w, const Tensor& y,
@@ -526,6 +532,23 @@ void conv_transpose_run(const Geometry& g, int64_t group, const Tensor& x, const
   }
 }
 
+// Runs Conv or ConvTranspose on the actual shapes.
+Status conv_or_transpose_run(const ConvAttrs& a, bool transpose, const Tensor& x, const Tensor& w,
+                             const Tensor* b, Tensor& y) {
+  Geometry g;
+  BRINK_RETURN_IF_ERROR(conv_geometry(a, x, w, y, transpose, &g));
+  visit_dtype(x.dtype(), [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                  std::is_same_v<T, Float16>) {
+      if (transpose)
+        conv_transpose_run<T>(g, a.group, x, w, b, y);
+      else
+        conv_run<T>(g, a.group, x, w, b, y);
+    }
+  });
+  return Status::ok();
+}
+
 OpDef conv_op(bool transpose) {
   OpDef d;
   d.op_type = transpose ? "ConvTranspose" : "Conv";
@@ -538,19 +561,8 @@ OpDef conv_op(bool transpose) {
       const Tensor& x = ctx.input(0);
       const Tensor& w = ctx.input(1);
       const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-      Tensor& y = ctx.output(0);
-      Geometry g;
-      Status s = conv_geometry(a, x, w, y, transpose, &g);
+      Status s = conv_or_transpose_run(a, transpose, x, w, b, ctx.output(0));
       if (!s.is_ok()) return s.with_context(where);
-      visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> ||
-                      std::is_same_v<T, Float16>) {
-          if (transpose)
-            conv_transpose_run<T>(g, a.group, x, w, b, y);
-          else
-            conv_run<T>(g, a.group, x, w, b, y);
-        }
-      });
       return Status::ok();
     });
   };
@@ -558,6 +570,11 @@ OpDef conv_op(bool transpose) {
 }
 
 }  // namespace
+
+Status conv_reference(const ConvAttrs& a, const Tensor& x, const Tensor& w, const Tensor* b,
+                      Tensor& y) {
+  return conv_or_transpose_run(a, false, x, w, b, y);
+}
 
 void register_conv_ops(OpRegistry& r) {
   // Conv-1 and Conv-11 (likewise ConvTranspose) differ only in documentation.

@@ -6,6 +6,17 @@
 // run as long contiguous inner loops, and only the dims outside that run go through
 // StridedIterator.
 //
+// float32 inputs take the fast kernels of src/kernels/elementwise.h instead (vectorized per
+// ISA, threaded over large tensors) for the unary functions kernels::UnaryOp lists, Add, Sub,
+// Mul, Div, PRelu, Pow with a constant exponent of 1, 2, 3 or 0.5, Clip, and variadic
+// Max/Min/Sum/Mean; every other dtype, op or shape runs the reference kernels below, which
+// are the fast ones' oracle in tests/unit/elementwise_fast_test.cc.
+//
+// In-place execution: every kernel here, reference or fast, may write its output over its
+// first input or over any input of the output's shape and dtype: each element is read before
+// the same output element is written and never read again. (Sum/Mean/Max/Min with three or
+// more inputs that are all that same buffer fold through a temporary.)
+//
 // No input can trigger undefined behaviour: integer arithmetic wraps (two's complement, as
 // NumPy and ORT do in practice), integer division and remainder by zero give 0 (as NumPy),
 // and float -> integer conversion truncates toward zero with NaN and out-of-range values
@@ -16,8 +27,11 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <type_traits>
 
+#include "kernels/elementwise.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -522,19 +536,94 @@ InferFn binary_bool_infer(TypeSet types) {
   return binary_infer(types, true);
 }
 
-template <unsigned Cats, typename F>
-void add_unary(OpRegistry& r, const std::string& name, VersionList versions, F f) {
-  add_op(r, name, versions, same_type_infer,
-         [f](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return unary_kernel<Cats>(f);
-         });
+// ---- fast float32 paths ----------------------------------------------------------------
+
+using kernels::BinaryOp;
+using kernels::Unary;
+using kernels::UnaryOp;
+
+// True when the node's first input is float32 and the fast kernels are enabled.
+bool use_fast_f32(const KernelCreateContext& c) {
+  return kernels::fast_kernels_enabled() && c.has_input(0) &&
+         c.input_dtype(0) == DataType::kFloat32;
+}
+
+// Runs the fast kernel for float32 tensors and `reference` for anything else (the dtype is
+// known at prepare time, but a kernel must never misread a tensor it was not prepared for).
+// `fast` returns false to hand a call it cannot take (a shape it has no plan for) to the
+// reference.
+template <typename Fast>
+std::unique_ptr<Kernel> fast_or_reference(Fast fast, std::unique_ptr<Kernel> reference) {
+  return make_kernel(
+      [fast, ref = std::shared_ptr<Kernel>(std::move(reference))](KernelContext& ctx) -> Status {
+        if (ctx.input(0).dtype() == DataType::kFloat32 && fast(ctx)) return Status::ok();
+        return ref->run(ctx);
+      });
+}
+
+std::unique_ptr<Kernel> fast_unary_kernel(Unary u, Isa isa, std::unique_ptr<Kernel> reference) {
+  return fast_or_reference(
+      [u, isa](KernelContext& ctx) {
+        const Tensor& x = ctx.input(0);
+        kernels::unary_f32_parallel(u, x.data<float>(), ctx.output(0).data<float>(), x.numel(), isa,
+                                    ctx.thread_pool());
+        return true;
+      },
+      std::move(reference));
+}
+
+// z = op(a, b) broadcast to z's shape, all float32; false when the shapes need the reference.
+bool fast_binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& z, Isa isa,
+                 ThreadPool* pool) {
+  if (a.dtype() != DataType::kFloat32 || b.dtype() != DataType::kFloat32) return false;
+  kernels::BinaryBroadcast plan;
+  if (!kernels::plan_binary_broadcast(a.shape(), b.shape(), z.shape(), &plan)) return false;
+  kernels::binary_broadcast_f32(op, plan, a.data<float>(), b.data<float>(), z.data<float>(), isa,
+                                pool);
+  return true;
+}
+
+std::unique_ptr<Kernel> fast_binary_kernel(BinaryOp op, Isa isa,
+                                           std::unique_ptr<Kernel> reference) {
+  return fast_or_reference(
+      [op, isa](KernelContext& ctx) {
+        return fast_binary(op, ctx.input(0), ctx.input(1), ctx.output(0), isa, ctx.thread_pool());
+      },
+      std::move(reference));
+}
+
+// The unary function a node computes, from its attributes (Gelu's approximate, LeakyRelu's
+// alpha...); only called for nodes whose reference kernel was created, so attributes are valid.
+using UnaryParamsFn = std::function<Unary(const KernelCreateContext&)>;
+
+CreateFn with_fast_unary(CreateFn reference, UnaryParamsFn params) {
+  return [reference, params](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    BRINK_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> ref, reference(c));
+    if (!use_fast_f32(c)) return ref;
+    return fast_unary_kernel(params(c), kernels::usable_isa(c.isa), std::move(ref));
+  };
 }
 
 template <unsigned Cats, typename F>
-void add_binary(OpRegistry& r, const std::string& name, VersionList versions, F f) {
+void add_unary(OpRegistry& r, const std::string& name, VersionList versions, F f,
+               std::optional<UnaryOp> fast = std::nullopt) {
+  CreateFn reference = [f](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
+    return unary_kernel<Cats>(f);
+  };
+  if (fast)
+    reference =
+        with_fast_unary(reference, [op = *fast](const KernelCreateContext&) { return Unary{op}; });
+  add_op(r, name, versions, same_type_infer, reference);
+}
+
+template <unsigned Cats, typename F>
+void add_binary(OpRegistry& r, const std::string& name, VersionList versions, F f,
+                std::optional<BinaryOp> fast = std::nullopt) {
   add_op(r, name, versions, binary_same_infer,
-         [f](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return binary_kernel<Cats>(f);
+         [f, fast](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+           std::unique_ptr<Kernel> ref = binary_kernel<Cats>(f);
+           if (!fast || !use_fast_f32(c)) return ref;
+           return fast_binary_kernel(*fast, kernels::usable_isa(c.isa), std::move(ref));
          });
 }
 
@@ -549,22 +638,30 @@ void add_compare(OpRegistry& r, const std::string& name, VersionList versions, F
 // ---- unary math -------------------------------------------------------------------------
 
 void register_unary_math(OpRegistry& r) {
-  add_unary<kCatNum>(r, "Abs", {{6, kNum3}, {13, kNum4}}, [](auto x) {
-    using C = decltype(x);
-    if constexpr (std::is_floating_point_v<C>)
-      return std::fabs(x);
-    else if constexpr (std::is_signed_v<C>)
-      return x < 0 ? neg_v(x) : x;
-    else
-      return x;
-  });
-  add_unary<kCatF | kCatS>(r, "Neg", {{6, kF3 | kSInts}, {13, kF4 | kSInts}},
-                           [](auto x) { return neg_v(x); });
-  add_unary<kCatF>(r, "Exp", {{6, kF3}, {13, kF4}}, [](auto x) { return std::exp(x); });
-  add_unary<kCatF>(r, "Log", {{6, kF3}, {13, kF4}}, [](auto x) { return std::log(x); });
-  add_unary<kCatF>(r, "Sqrt", {{6, kF3}, {13, kF4}}, [](auto x) { return std::sqrt(x); });
-  add_unary<kCatF>(r, "Reciprocal", {{6, kF3}, {13, kF4}},
-                   [](auto x) { return decltype(x)(1) / x; });
+  add_unary<kCatNum>(
+      r, "Abs", {{6, kNum3}, {13, kNum4}},
+      [](auto x) {
+        using C = decltype(x);
+        if constexpr (std::is_floating_point_v<C>)
+          return std::fabs(x);
+        else if constexpr (std::is_signed_v<C>)
+          return x < 0 ? neg_v(x) : x;
+        else
+          return x;
+      },
+      UnaryOp::kAbs);
+  add_unary<kCatF | kCatS>(
+      r, "Neg", {{6, kF3 | kSInts}, {13, kF4 | kSInts}}, [](auto x) { return neg_v(x); },
+      UnaryOp::kNeg);
+  add_unary<kCatF>(
+      r, "Exp", {{6, kF3}, {13, kF4}}, [](auto x) { return std::exp(x); }, UnaryOp::kExp);
+  add_unary<kCatF>(
+      r, "Log", {{6, kF3}, {13, kF4}}, [](auto x) { return std::log(x); }, UnaryOp::kLog);
+  add_unary<kCatF>(
+      r, "Sqrt", {{6, kF3}, {13, kF4}}, [](auto x) { return std::sqrt(x); }, UnaryOp::kSqrt);
+  add_unary<kCatF>(
+      r, "Reciprocal", {{6, kF3}, {13, kF4}}, [](auto x) { return decltype(x)(1) / x; },
+      UnaryOp::kReciprocal);
   add_unary<kCatF>(r, "Floor", {{6, kF3}, {13, kF4}}, [](auto x) { return std::floor(x); });
   add_unary<kCatF>(r, "Ceil", {{6, kF3}, {13, kF4}}, [](auto x) { return std::ceil(x); });
   add_unary<kCatF>(r, "Round", {{11, kF3}}, [](auto x) { return round_half_even(x); });
@@ -587,12 +684,15 @@ void register_unary_math(OpRegistry& r) {
   add_unary<kCatF>(r, "Acosh", {{9, kF3}}, [](auto x) { return std::acosh(x); });
   add_unary<kCatF>(r, "Atanh", {{9, kF3}}, [](auto x) { return std::atanh(x); });
   // Erf-9 also takes integers: computed in double and truncated back (so mostly 0 or +-1).
-  add_unary<kCatNum>(r, "Erf", {{9, kNum3}, {13, kF4}}, [](auto x) {
-    if constexpr (std::is_floating_point_v<decltype(x)>)
-      return std::erf(x);
-    else
-      return std::erf(static_cast<double>(x));
-  });
+  add_unary<kCatNum>(
+      r, "Erf", {{9, kNum3}, {13, kF4}},
+      [](auto x) {
+        if constexpr (std::is_floating_point_v<decltype(x)>)
+          return std::erf(x);
+        else
+          return std::erf(static_cast<double>(x));
+      },
+      UnaryOp::kErf);
   add_unary<kCatInt>(r, "BitwiseNot", {{18, kInts}},
                      [](auto x) { return static_cast<decltype(x)>(~x); });
 
@@ -627,42 +727,61 @@ C softplus_v(C x) {
   return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
 }
 
-// Registers a unary op whose kernel depends on attributes: make(create_ctx) -> Result<kernel>.
+// Registers a unary op whose kernel depends on attributes: make(create_ctx) -> Result<kernel>,
+// with the fast float32 function `fast` gives for the same attributes, if any.
 template <typename Make>
-void add_unary_attr(OpRegistry& r, const std::string& name, VersionList versions, Make make) {
-  add_op(r, name, versions, same_type_infer, CreateFn(make));
+void add_unary_attr(OpRegistry& r, const std::string& name, VersionList versions, Make make,
+                    UnaryParamsFn fast = nullptr) {
+  add_op(r, name, versions, same_type_infer, fast ? with_fast_unary(make, fast) : CreateFn(make));
 }
 
 void register_activations(OpRegistry& r) {
   // NaN passes through (x < 0 is false), as numpy.maximum(x, 0).
-  add_unary<kCatF | kCatS>(r, "Relu", {{6, kF3}, {13, kF4}, {14, kF4 | kSInts}},
-                           [](auto x) { return x < 0 ? decltype(x)(0) : x; });
-  add_unary<kCatF>(r, "Sigmoid", {{6, kF3}, {13, kF4}}, [](auto x) { return sigmoid_v(x); });
-  add_unary<kCatF>(r, "Tanh", {{6, kF3}, {13, kF4}}, [](auto x) { return std::tanh(x); });
-  add_unary<kCatF>(r, "HardSwish", {{14, kF3}}, [](auto x) {
-    using C = decltype(x);
-    return x * std::max(C(0), std::min(C(1), x / C(6) + C(0.5)));
-  });
-  add_unary<kCatF>(r, "Softplus", {{1, kF3}}, [](auto x) { return softplus_v(x); });
-  add_unary<kCatF>(r, "Softsign", {{1, kF3}},
-                   [](auto x) { return x / (decltype(x)(1) + std::fabs(x)); });
-  add_unary<kCatF>(r, "Mish", {{18, kF3}}, [](auto x) { return x * std::tanh(softplus_v(x)); });
+  add_unary<kCatF | kCatS>(
+      r, "Relu", {{6, kF3}, {13, kF4}, {14, kF4 | kSInts}},
+      [](auto x) { return x < 0 ? decltype(x)(0) : x; }, UnaryOp::kRelu);
+  add_unary<kCatF>(
+      r, "Sigmoid", {{6, kF3}, {13, kF4}}, [](auto x) { return sigmoid_v(x); }, UnaryOp::kSigmoid);
+  add_unary<kCatF>(
+      r, "Tanh", {{6, kF3}, {13, kF4}}, [](auto x) { return std::tanh(x); }, UnaryOp::kTanh);
+  add_unary<kCatF>(
+      r, "HardSwish", {{14, kF3}},
+      [](auto x) {
+        using C = decltype(x);
+        return x * std::max(C(0), std::min(C(1), x / C(6) + C(0.5)));
+      },
+      UnaryOp::kHardSwish);
+  add_unary<kCatF>(
+      r, "Softplus", {{1, kF3}}, [](auto x) { return softplus_v(x); }, UnaryOp::kSoftplus);
+  add_unary<kCatF>(
+      r, "Softsign", {{1, kF3}}, [](auto x) { return x / (decltype(x)(1) + std::fabs(x)); },
+      UnaryOp::kSoftsign);
+  add_unary<kCatF>(
+      r, "Mish", {{18, kF3}}, [](auto x) { return x * std::tanh(softplus_v(x)); }, UnaryOp::kMish);
 
-  add_unary_attr(r, "HardSigmoid", {{6, kF3}},
-                 [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-                   const float alpha = c.node.attr_float("alpha", 0.2f),
-                               beta = c.node.attr_float("beta", 0.5f);
-                   return unary_kernel<kCatF>([alpha, beta](auto x) {
-                     using C = decltype(x);
-                     const C v = C(alpha) * x + C(beta);
-                     return v < C(0) ? C(0) : v > C(1) ? C(1) : v;  // NaN passes through
-                   });
-                 });
+  add_unary_attr(
+      r, "HardSigmoid", {{6, kF3}},
+      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+        const float alpha = c.node.attr_float("alpha", 0.2f),
+                    beta = c.node.attr_float("beta", 0.5f);
+        return unary_kernel<kCatF>([alpha, beta](auto x) {
+          using C = decltype(x);
+          const C v = C(alpha) * x + C(beta);
+          return v < C(0) ? C(0) : v > C(1) ? C(1) : v;  // NaN passes through
+        });
+      },
+      [](const KernelCreateContext& c) {
+        return Unary{UnaryOp::kHardSigmoid, c.node.attr_float("alpha", 0.2f),
+                     c.node.attr_float("beta", 0.5f)};
+      });
   add_unary_attr(
       r, "LeakyRelu", {{6, kF3}, {16, kF4}},
       [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
         const float alpha = c.node.attr_float("alpha", 0.01f);
         return unary_kernel<kCatF>([alpha](auto x) { return x < 0 ? decltype(x)(alpha) * x : x; });
+      },
+      [](const KernelCreateContext& c) {
+        return Unary{UnaryOp::kLeakyRelu, c.node.attr_float("alpha", 0.01f)};
       });
   add_unary_attr(r, "Elu", {{6, kF3}},
                  [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
@@ -696,7 +815,8 @@ void register_activations(OpRegistry& r) {
                        [alpha](auto x) { return x > decltype(x)(alpha) ? x : decltype(x)(0); });
                  });
   add_unary_attr(
-      r, "Gelu", {{20, kF4}}, [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+      r, "Gelu", {{20, kF4}},
+      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
         const std::string approx = c.node.attr_string("approximate", "none");
         if (approx == "none")
           return unary_kernel<kCatF>([](auto x) {
@@ -710,6 +830,10 @@ void register_activations(OpRegistry& r) {
             return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
           });
         return c.invalid("attribute approximate is '" + approx + "', expected 'none' or 'tanh'");
+      },
+      [](const KernelCreateContext& c) {
+        return Unary{c.node.attr_string("approximate", "none") == "tanh" ? UnaryOp::kGeluTanh
+                                                                         : UnaryOp::kGelu};
       });
   // Shrink-9 takes integers too: computed in double, then converted back (saturating).
   add_unary_attr(
@@ -748,9 +872,11 @@ void register_activations(OpRegistry& r) {
     };
   };
   add_op(r, "PRelu", {{7, kF3}, {9, kF3 | kI32I64U32U64}, {16, kF4 | kI32I64U32U64}}, prelu_infer,
-         [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return binary_kernel<kCatNum>(
+         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+           std::unique_ptr<Kernel> ref = binary_kernel<kCatNum>(
                [](auto x, auto slope) { return is_neg(x) ? mul_v(x, slope) : x; });
+           if (!use_fast_f32(c)) return ref;
+           return fast_binary_kernel(BinaryOp::kPRelu, kernels::usable_isa(c.isa), std::move(ref));
          });
 
   // Clip-6: bounds are attributes. An absent bound does not clamp (so +-inf survive).
@@ -762,10 +888,13 @@ void register_activations(OpRegistry& r) {
                lo_attr ? c.node.attr_float("min", 0) : -std::numeric_limits<float>::infinity();
            const float hi =
                hi_attr ? c.node.attr_float("max", 0) : std::numeric_limits<float>::infinity();
-           return unary_kernel<kCatF>([lo, hi](auto x) {
+           std::unique_ptr<Kernel> ref = unary_kernel<kCatF>([lo, hi](auto x) {
              using C = decltype(x);
              return std::min(std::max(x, C(lo)), C(hi));  // NaN passes through
            });
+           if (!use_fast_f32(c)) return ref;
+           return fast_unary_kernel(Unary{UnaryOp::kClip, lo, hi}, kernels::usable_isa(c.isa),
+                                    std::move(ref));
          });
   // Clip-11+: bounds are optional scalar inputs of the input's dtype.
   auto clip_infer = [](TypeSet types) -> InferFn {
@@ -783,8 +912,8 @@ void register_activations(OpRegistry& r) {
     };
   };
   add_op(r, "Clip", {{11, kF3}, {12, kNum3}, {13, kNum4}}, clip_infer,
-         [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return make_kernel([](KernelContext& ctx) -> Status {
+         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+           std::unique_ptr<Kernel> ref = make_kernel([](KernelContext& ctx) -> Status {
              const Tensor& x = ctx.input(0);
              Tensor& y = ctx.output(0);
              const bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
@@ -811,6 +940,26 @@ void register_activations(OpRegistry& r) {
              });
              return ran ? Status::ok() : dtype_not_handled("Clip", x.dtype());
            });
+           if (!use_fast_f32(c)) return ref;
+           const Isa isa = kernels::usable_isa(c.isa);
+           return fast_or_reference(
+               [isa](KernelContext& ctx) {
+                 // The bounds are inputs, read on every run; a wrong count goes to the
+                 // reference, which reports it.
+                 const float inf = std::numeric_limits<float>::infinity();
+                 Unary u{UnaryOp::kClip, -inf, inf};
+                 for (size_t i = 1; i <= 2; ++i) {
+                   if (!ctx.has_input(i)) continue;
+                   const Tensor& t = ctx.input(i);
+                   if (t.numel() != 1 || t.dtype() != DataType::kFloat32) return false;
+                   (i == 1 ? u.alpha : u.beta) = t.data<float>()[0];
+                 }
+                 const Tensor& x = ctx.input(0);
+                 kernels::unary_f32_parallel(u, x.data<float>(), ctx.output(0).data<float>(),
+                                             x.numel(), isa, ctx.thread_pool());
+                 return true;
+               },
+               std::move(ref));
          });
 }
 
@@ -818,10 +967,14 @@ void register_activations(OpRegistry& r) {
 
 void register_binary(OpRegistry& r) {
   const VersionList arith = {{7, kF3 | kI32I64U32U64}, {13, kF4 | kI32I64U32U64}, {14, kNum4}};
-  add_binary<kCatNum>(r, "Add", arith, [](auto a, auto b) { return add_v(a, b); });
-  add_binary<kCatNum>(r, "Sub", arith, [](auto a, auto b) { return sub_v(a, b); });
-  add_binary<kCatNum>(r, "Mul", arith, [](auto a, auto b) { return mul_v(a, b); });
-  add_binary<kCatNum>(r, "Div", arith, [](auto a, auto b) { return div_v(a, b); });
+  add_binary<kCatNum>(
+      r, "Add", arith, [](auto a, auto b) { return add_v(a, b); }, BinaryOp::kAdd);
+  add_binary<kCatNum>(
+      r, "Sub", arith, [](auto a, auto b) { return sub_v(a, b); }, BinaryOp::kSub);
+  add_binary<kCatNum>(
+      r, "Mul", arith, [](auto a, auto b) { return mul_v(a, b); }, BinaryOp::kMul);
+  add_binary<kCatNum>(
+      r, "Div", arith, [](auto a, auto b) { return div_v(a, b); }, BinaryOp::kDiv);
 
   // Mod: fmod=0 is Python's % (integers only), fmod=1 is C's fmod (any numeric type).
   add_op(r, "Mod", {{10, kNum3}, {13, kNum4}}, binary_same_infer,
@@ -888,8 +1041,8 @@ void register_binary(OpRegistry& r) {
       return Status::ok();
     };
   };
-  const CreateFn pow_create = [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-    return make_kernel([](KernelContext& ctx) -> Status {
+  const CreateFn pow_create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    std::unique_ptr<Kernel> ref = make_kernel([](KernelContext& ctx) -> Status {
       const Tensor& a = ctx.input(0);
       const Tensor& b = ctx.input(1);
       Tensor& z = ctx.output(0);
@@ -924,6 +1077,34 @@ void register_binary(OpRegistry& r) {
       });
       return ran ? Status::ok() : dtype_not_handled("Pow", a.dtype());
     });
+    if (!use_fast_f32(c)) return ref;
+    // A one-value exponent of 1, 2, 3 or 0.5 (read on every run: it need not be constant) is
+    // a multiply or a square root; other exponents, and exponents that broadcast the base to
+    // a larger output, take the reference.
+    const Isa isa = kernels::usable_isa(c.isa);
+    return fast_or_reference(
+        [isa](KernelContext& ctx) {
+          const Tensor& a = ctx.input(0);
+          const Tensor& b = ctx.input(1);
+          Tensor& z = ctx.output(0);
+          if (b.numel() != 1 || z.numel() != a.numel()) return false;
+          const double e = b.element_as_double(0);
+          UnaryOp op;
+          if (e == 1.0)
+            op = UnaryOp::kIdentity;
+          else if (e == 2.0)
+            op = UnaryOp::kSquare;
+          else if (e == 3.0)
+            op = UnaryOp::kCube;
+          else if (e == 0.5)
+            op = UnaryOp::kPowHalf;
+          else
+            return false;
+          kernels::unary_f32_parallel(Unary{op}, a.data<float>(), z.data<float>(), a.numel(), isa,
+                                      ctx.thread_pool());
+          return true;
+        },
+        std::move(ref));
   };
   add_op(
       r, "Pow", {{7, kF3}}, [&](TypeSet t) { return pow_infer(t, t, true); }, pow_create);
@@ -955,38 +1136,105 @@ InferFn variadic_infer(TypeSet types) {
   };
 }
 
+// The order in which a variadic op folds its inputs. An input that is the output's buffer
+// (in-place execution) must be consumed by the first step, before the output is written:
+// inputs sharing z's buffer come first. With three or more of them no order works (ok =
+// false) and the fold goes through a temporary.
+struct FoldOrder {
+  size_t first = 0, second = 1;
+  bool ok = true;
+  bool later(size_t k) const { return k != first && k != second; }
+};
+FoldOrder fold_order(const KernelContext& ctx, const Tensor& z) {
+  FoldOrder o;
+  size_t shared[2];
+  size_t count = 0;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (ctx.input(i).raw_data() != z.raw_data() || z.numel() == 0) continue;
+    if (count == 2) {
+      o.ok = false;
+      return o;
+    }
+    shared[count++] = i;
+  }
+  if (count >= 1) o.first = shared[0];
+  if (count == 2) {
+    o.second = shared[1];
+  } else {
+    o.second = o.first == 0 ? 1 : 0;
+  }
+  return o;
+}
+
 // Folds f over the inputs (broadcasting) into the output; Mean then divides by the count.
 // 16-bit floats accumulate in float and round once at the end; other types fold in place.
 template <typename T, typename F>
 void fold_inputs(KernelContext& ctx, Tensor& z, const F& f, bool mean) {
   using C = compute_t<T>;
   const size_t n = ctx.num_inputs();
-  Tensor acc = is_half_v<T> ? Tensor::empty(dtype_of<C>, z.shape()) : z;  // else aliases z
+  const FoldOrder order = fold_order(ctx, z);
+  const bool temporary = is_half_v<T> || !order.ok;
+  Tensor acc = temporary ? Tensor::empty(dtype_of<C>, z.shape()) : z;  // else aliases z
   C* pa = acc.data<C>();
   const int64_t count = acc.numel();
   if (n == 1) {
     const T* in = ctx.input(0).data<T>();
     for (int64_t i = 0; i < count; ++i) pa[i] = static_cast<C>(in[i]);
   } else {
-    binary_loop<T, T, C>(ctx.input(0), ctx.input(1), acc,
+    binary_loop<T, T, C>(ctx.input(order.first), ctx.input(order.second), acc,
                          [&f](T x, T y) { return f(static_cast<C>(x), static_cast<C>(y)); });
   }
-  for (size_t k = 2; k < n; ++k)
-    binary_loop<C, T, C>(acc, ctx.input(k), acc,
-                         [&f](C x, T y) { return f(x, static_cast<C>(y)); });
+  for (size_t k = 0; k < n; ++k)
+    if (order.later(k))
+      binary_loop<C, T, C>(acc, ctx.input(k), acc,
+                           [&f](C x, T y) { return f(x, static_cast<C>(y)); });
   if (mean)
     for (int64_t i = 0; i < count; ++i) pa[i] = pa[i] / static_cast<C>(n);
-  if constexpr (is_half_v<T>) {
+  if (temporary) {
     T* out = z.data<T>();
     for (int64_t i = 0; i < count; ++i) out[i] = T(pa[i]);
   }
 }
 
+// The float32 fold with the fast binary kernel; false (before writing anything) when some
+// input's shape has no broadcast plan, or the inputs need a temporary (see FoldOrder).
+bool fast_fold(KernelContext& ctx, BinaryOp op, bool mean, Isa isa) {
+  Tensor& z = ctx.output(0);
+  const size_t n = ctx.num_inputs();
+  const FoldOrder order = fold_order(ctx, z);
+  if (!order.ok) return false;
+  kernels::BinaryBroadcast plan;
+  for (size_t k = 0; k < n; ++k) {
+    const Tensor& in = ctx.input(k);
+    if (in.dtype() != DataType::kFloat32 ||
+        !kernels::plan_binary_broadcast(in.shape(), in.shape(), z.shape(), &plan))
+      return false;
+  }
+  ThreadPool* pool = ctx.thread_pool();
+  if (n == 1) {
+    if (ctx.input(0).raw_data() != z.raw_data())
+      kernels::unary_f32_parallel(Unary{UnaryOp::kIdentity}, ctx.input(0).data<float>(),
+                                  z.data<float>(), z.numel(), isa, pool);
+    return true;
+  }
+  if (!fast_binary(op, ctx.input(order.first), ctx.input(order.second), z, isa, pool)) return false;
+  for (size_t k = 0; k < n; ++k)
+    if (order.later(k)) fast_binary(op, z, ctx.input(k), z, isa, pool);
+  if (mean) {
+    const float count = static_cast<float>(n);
+    kernels::plan_binary_broadcast(z.shape(), {}, z.shape(), &plan);
+    kernels::binary_broadcast_f32(BinaryOp::kDiv, plan, z.data<float>(), &count, z.data<float>(),
+                                  isa, pool);
+  }
+  return true;
+}
+
 template <unsigned Cats, typename F>
-void add_variadic(OpRegistry& r, const std::string& name, VersionList versions, F f, bool mean) {
+void add_variadic(OpRegistry& r, const std::string& name, VersionList versions, F f, bool mean,
+                  BinaryOp fast) {
   add_op(r, name, versions, variadic_infer,
-         [f, mean](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return make_kernel([f, mean](KernelContext& ctx) -> Status {
+         [f, mean, fast](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+           std::unique_ptr<Kernel> ref = make_kernel([f, mean](KernelContext& ctx) -> Status {
              Tensor& z = ctx.output(0);
              bool ran = false;
              visit_dtype(z.dtype(), [&]<typename T>() {
@@ -997,20 +1245,25 @@ void add_variadic(OpRegistry& r, const std::string& name, VersionList versions, 
              });
              return ran ? Status::ok() : dtype_not_handled(mean ? "Mean" : "variadic", z.dtype());
            });
+           if (!use_fast_f32(c)) return ref;
+           const Isa isa = kernels::usable_isa(c.isa);
+           return fast_or_reference(
+               [fast, mean, isa](KernelContext& ctx) { return fast_fold(ctx, fast, mean, isa); },
+               std::move(ref));
          });
 }
 
 void register_variadic(OpRegistry& r) {
   const VersionList minmax = {{6, kF3}, {8, kF3}, {12, kNum3}, {13, kNum4}};
   add_variadic<kCatNum>(
-      r, "Max", minmax, [](auto a, auto b) { return max_v(a, b); }, false);
+      r, "Max", minmax, [](auto a, auto b) { return max_v(a, b); }, false, BinaryOp::kMax);
   add_variadic<kCatNum>(
-      r, "Min", minmax, [](auto a, auto b) { return min_v(a, b); }, false);
+      r, "Min", minmax, [](auto a, auto b) { return min_v(a, b); }, false, BinaryOp::kMin);
   const VersionList summean = {{6, kF3}, {8, kF3}, {13, kF4}};
   add_variadic<kCatF>(
-      r, "Sum", summean, [](auto a, auto b) { return a + b; }, false);
+      r, "Sum", summean, [](auto a, auto b) { return a + b; }, false, BinaryOp::kAdd);
   add_variadic<kCatF>(
-      r, "Mean", summean, [](auto a, auto b) { return a + b; }, true);
+      r, "Mean", summean, [](auto a, auto b) { return a + b; }, true, BinaryOp::kAdd);
 }
 
 // ---- Where ------------------------------------------------------------------------------
@@ -1099,7 +1352,9 @@ Status check_cast_target(const InferContext& ctx, int64_t code, TypeSet allowed)
 
 Status cast_tensor(const Tensor& x, Tensor& y) {
   if (x.dtype() == y.dtype()) {
-    if (x.nbytes() > 0) std::memcpy(y.raw_data(), x.raw_data(), x.nbytes());
+    // In place (y is x's buffer) there is nothing to copy; memcpy onto itself is undefined.
+    if (x.nbytes() > 0 && x.raw_data() != y.raw_data())
+      std::memcpy(y.raw_data(), x.raw_data(), x.nbytes());
     return Status::ok();
   }
   bool ran = false;

@@ -1,10 +1,13 @@
 #include "ops/evaluate.h"
 
+#include <algorithm>
+#include <memory>
+
 namespace brink::ops {
 
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
                   const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
-                  int num_threads, const OuterScope* outer) {
+                  int num_threads, const OuterScope* outer, ThreadPool* pool) {
   std::vector<TensorType> types(inputs.size());
   std::vector<const TensorType*> type_ptrs(inputs.size(), nullptr);
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -22,6 +25,7 @@ Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_
   }
   KernelContext kctx(inputs, outputs, num_threads);
   kctx.set_outer_scope(outer);
+  kctx.set_thread_pool(pool);
   BRINK_RETURN_IF_ERROR(kernel.run(kctx));
   for (size_t i = 0; i < node.outputs.size(); ++i)
     if (node.outputs[i] != ir::kNoValue && !(*outputs)[i].defined())
@@ -33,12 +37,25 @@ Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_
 Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
                                           const std::vector<const Tensor*>& inputs,
                                           bool inputs_are_constant, int num_threads) {
+  EvaluateOptions options;
+  options.inputs_are_constant = inputs_are_constant;
+  options.num_threads = num_threads;
+  return evaluate_node(node, opset, inputs, options);
+}
+
+Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
+                                          const std::vector<const Tensor*>& inputs,
+                                          const EvaluateOptions& options) {
+  const bool inputs_are_constant = options.inputs_are_constant;
+  const int num_threads = std::max(1, options.num_threads);
   const OpDef* def = OpRegistry::global().find(node.domain, node.op_type, opset);
   if (!def)
     return unsupported(node.describe() + ": operator is not supported at opset " +
                        std::to_string(opset));
   std::vector<TensorType> types(inputs.size());
   KernelCreateContext cctx{node, opset, {}, {}, {}, {}};
+  cctx.isa = options.isa;
+  cctx.num_threads = num_threads;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i]) types[i] = TensorType::of(inputs[i]->dtype(), inputs[i]->shape());
   }
@@ -53,7 +70,10 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
   }
   BRINK_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, def->create(cctx));
   std::vector<Tensor> outputs;
-  BRINK_RETURN_IF_ERROR(run_kernel(*def, *kernel, node, opset, inputs, &outputs, num_threads));
+  std::unique_ptr<ThreadPool> pool;
+  if (num_threads > 1) pool = std::make_unique<ThreadPool>(num_threads);
+  BRINK_RETURN_IF_ERROR(
+      run_kernel(*def, *kernel, node, opset, inputs, &outputs, num_threads, nullptr, pool.get()));
   return outputs;
 }
 

@@ -15,13 +15,23 @@ namespace brink::ops {
 // was produced.
 Status run_kernel(const OpDef& def, Kernel& kernel, const ir::Node& node, int64_t opset,
                   const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
-                  int num_threads, const OuterScope* outer = nullptr);
+                  int num_threads, const OuterScope* outer = nullptr, ThreadPool* pool = nullptr);
 
 // Looks up, prepares and runs `node` once. Inputs are also given to the prepare step as
 // constants when `inputs_are_constant` (as for constant folding).
 Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
                                           const std::vector<const Tensor*>& inputs,
                                           bool inputs_are_constant = true, int num_threads = 1);
+
+// How evaluate_node prepares and runs a node; tests use it to check every kernel variant.
+struct EvaluateOptions {
+  bool inputs_are_constant = true;  // give inputs to the prepare step as constants
+  int num_threads = 1;              // > 1 runs the kernel with a pool of that many threads
+  Isa isa = best_isa();             // the kernel variant to prepare
+};
+Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
+                                          const std::vector<const Tensor*>& inputs,
+                                          const EvaluateOptions& options);
 
 // Attribute builders, for tests and for graph rewrites.
 ir::Attribute make_attr(const std::string& name, int64_t v);

@@ -1,9 +1,13 @@
 // Linear algebra operators: MatMul, Gemm, Einsum.
 //
-// MatMul and Gemm share one i-k-j loop nest (innermost loop over a contiguous row of B and
-// of the result, so g++ -O3 vectorizes it). Accumulation is in float for f32/f16/bf16, in
-// double for f64, and in uint64 modular arithmetic for integers, which wraps exactly like
-// NumPy's fixed-width integer arithmetic once the result is narrowed back.
+// MatMul and Gemm run on kernels::gemm for float32 (B packed once at prepare when constant;
+// the MatMul kernel itself is in fused_matmul.cc, shared with brink.MatMul) and on the
+// reference kernels for every other dtype. The reference kernels (matmul_reference,
+// gemm_reference: the oracle the fast path is tested against) share one i-k-j loop nest
+// (innermost loop over a contiguous row of B and of the result, so g++ -O3 vectorizes it).
+// Accumulation is in float for f32/f16/bf16, in double for f64, and in uint64 modular
+// arithmetic for integers, which wraps exactly like NumPy's fixed-width integer arithmetic
+// once the result is narrowed back.
 // Einsum is a plain sum over the index space of its labels: general (ellipsis, repeated
 // labels, implicit output) rather than fast.
 #include <algorithm>
@@ -12,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/gemm.h"
+#include "ops/linalg.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -142,79 +148,119 @@ OpDef matmul_op(int since, int until) {
   d.infer = [since](InferContext& ctx) -> Status {
     if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.invalid("inputs A and B are required");
     BRINK_RETURN_IF_ERROR(check_mm_types(ctx, since, 2));
-    const TensorType& at = ctx.input_type(0);
-    const TensorType& bt = ctx.input_type(1);
-    const DataType t = at.dtype;
-    if (!at.has_rank() || !bt.has_rank()) {
-      ctx.set_output(0, TensorType(t, std::nullopt));
-      return Status::ok();
-    }
-    if (at.rank() == 0 || bt.rank() == 0) return ctx.invalid("MatMul inputs must not be scalars");
-    // NumPy semantics: a 1-D A is a row vector, a 1-D B a column vector; the added dim is
-    // dropped from the result.
-    std::vector<Dim> ad = *at.dims, bd = *bt.dims;
-    if (ad.size() == 1) ad.insert(ad.begin(), Dim(1));
-    if (bd.size() == 1) bd.push_back(Dim(1));
-    const Dim& ka = ad.back();
-    const Dim& kb = bd[bd.size() - 2];
-    if (ka.known() && kb.known() && ka.value != kb.value)
-      return ctx.invalid("inner dims differ: A " + dims_to_string(*at.dims) + " and B " +
-                         dims_to_string(*bt.dims));
-    TensorType abatch(t, std::vector<Dim>(ad.begin(), ad.end() - 2));
-    TensorType bbatch(t, std::vector<Dim>(bd.begin(), bd.end() - 2));
-    BRINK_ASSIGN_OR_RETURN(auto batch, broadcast_dims(ctx, {&abatch, &bbatch}));
-    std::vector<Dim> out = *batch;
-    if (at.rank() > 1) out.push_back(ad[ad.size() - 2]);
-    if (bt.rank() > 1) out.push_back(bd.back());
-    ctx.set_output(0, t, std::move(out));
-    return Status::ok();
+    return infer_matmul_shape(ctx, false);
   };
-  d.create = [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
+  d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    if (c.has_input(0) && c.input_dtype(0) == DataType::kFloat32)
+      return create_fast_matmul(c, /*trans_b=*/false, kernels::Activation{});
     return make_kernel([](KernelContext& ctx) -> Status {
-      const Tensor& a = ctx.input(0);
-      const Tensor& b = ctx.input(1);
-      Tensor& y = ctx.output(0);
-      Shape as = a.shape(), bs = b.shape();
-      if (as.size() == 1) as.insert(as.begin(), 1);
-      if (bs.size() == 1) bs.push_back(1);
-      const int64_t m = as[as.size() - 2], kk = as.back(), n = bs.back();
-      const Shape abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
-      Shape batch;
-      broadcast_shapes(abatch, bbatch, &batch);  // infer checked compatibility
-      // Strides in whole matrices, 0 along broadcast batch dims.
-      StridedIterator it(batch,
-                         {broadcast_strides(abatch, batch), broadcast_strides(bbatch, batch)});
-      visit_dtype(a.dtype(), [&]<typename T>() {
-        if constexpr (!std::is_same_v<T, bool> && !std::is_same_v<T, int8_t> &&
-                      !std::is_same_v<T, uint8_t> && !std::is_same_v<T, int16_t> &&
-                      !std::is_same_v<T, uint16_t>) {
-          using A = mm_acc_t<T>;
-          std::vector<A> bbuf, acc_buf;
-          if constexpr (!std::is_same_v<A, T>) acc_buf.resize(static_cast<size_t>(m * n));
-          T* yd = y.data<T>();
-          if (shape_numel(batch) == 0 || m * n == 0) return;
-          for (int64_t bi = 0; !it.done(); it.next(), ++bi) {
-            const T* ap = a.data<T>() + it.offset(0) * m * kk;
-            const A* bp = contiguous_b<A>(b.data<T>() + it.offset(1) * kk * n, kk, n, false, &bbuf);
-            A* acc;
-            if constexpr (std::is_same_v<A, T>)
-              acc = yd + bi * m * n;
-            else
-              acc = acc_buf.data();
-            std::fill(acc, acc + m * n, A(0));
-            gemm_accumulate<A>(m, n, kk, ap, kk, 1, bp, acc);
-            if constexpr (!std::is_same_v<A, T>)
-              for (int64_t i = 0; i < m * n; ++i) yd[bi * m * n + i] = static_cast<T>(acc[i]);
-          }
-        }
-      });
-      return Status::ok();
+      return matmul_reference(ctx.input(0), ctx.input(1), ctx.output(0));
     });
   };
   return d;
 }
 
 // ---- Gemm --------------------------------------------------------------------------------------
+
+// Rows of A' as a row-major M x K matrix: `a` itself, or A transposed into a per-thread buffer.
+const float* gemm_a_rows(const float* a, int64_t m, int64_t k, bool trans_a) {
+  if (!trans_a) return a;
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < static_cast<size_t>(m * k)) buffer.resize(static_cast<size_t>(m * k));
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t i = 0; i < m; ++i) buffer[static_cast<size_t>(i * k + p)] = a[p * m + i];
+  return buffer.data();
+}
+
+// C's shape as Gemm sees it after broadcasting to (M, N): true when every row gets the same
+// values (C is a scalar, [N], [1, N] or [1, 1]), so C is a bias of the product.
+bool gemm_c_is_row(const Shape& c) {
+  for (size_t i = 0; i + 1 < c.size(); ++i)
+    if (c[i] != 1) return false;
+  return true;
+}
+
+// beta * C broadcast to a row of n floats, C being a row (gemm_c_is_row).
+void gemm_row_bias(const Tensor& c, float beta, int64_t n, float* out) {
+  const float* cd = c.data<float>();
+  const bool scalar = c.numel() == 1;
+  for (int64_t j = 0; j < n; ++j) out[j] = beta * cd[scalar ? 0 : j];
+}
+
+// Float32 Gemm on kernels::gemm. alpha is folded into the packed B; C is a bias when it is one
+// row (precomputed when constant), else beta * C is written to Y and the product accumulated.
+class FastGemm final : public Kernel {
+ public:
+  FastGemm(Isa isa, bool trans_a, bool trans_b, float alpha, float beta)
+      : isa_(isa), trans_a_(trans_a), trans_b_(trans_b), alpha_(alpha), beta_(beta) {}
+
+  void prepare(const KernelCreateContext& c) {
+    const Tensor* b = c.constant_inputs.size() > 1 ? c.constant_inputs[1] : nullptr;
+    if (b != nullptr && b->rank() == 2) {
+      const int64_t k = trans_b_ ? b->dim(1) : b->dim(0), n = trans_b_ ? b->dim(0) : b->dim(1);
+      packed_ = kernels::pack_b(b->data<float>(), k, n, b->dim(1), trans_b_, isa_, alpha_);
+    }
+    const Tensor* cc = c.constant_inputs.size() > 2 ? c.constant_inputs[2] : nullptr;
+    if (cc != nullptr && cc->rank() <= 2 && gemm_c_is_row(cc->shape()) && b != nullptr &&
+        b->rank() == 2) {
+      const int64_t n = trans_b_ ? b->dim(0) : b->dim(1);
+      if (cc->numel() == 1 || cc->numel() == n) {
+        const_bias_.resize(static_cast<size_t>(n));
+        gemm_row_bias(*cc, beta_, n, const_bias_.data());
+        has_const_bias_ = true;
+      }
+    }
+  }
+
+  Status run(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    const Tensor* cin = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    Tensor& y = ctx.output(0);
+    const int64_t m = y.dim(0), n = y.dim(1);
+    const int64_t k = trans_a_ ? a.dim(0) : a.dim(1);
+    if (m == 0 || n == 0) return Status::ok();
+    float* yd = y.data<float>();
+    const float* ap = gemm_a_rows(a.data<float>(), m, k, trans_a_);
+    const float* bias = nullptr;
+    bool accumulate = false;
+    if (has_const_bias_) {
+      bias = const_bias_.data();
+    } else if (cin != nullptr && beta_ != 0.0f) {
+      if (gemm_c_is_row(cin->shape())) {
+        if (beta_ == 1.0f && cin->numel() == n) {
+          bias = cin->data<float>();
+        } else {
+          thread_local std::vector<float> row;
+          if (row.size() < static_cast<size_t>(n)) row.resize(static_cast<size_t>(n));
+          gemm_row_bias(*cin, beta_, n, row.data());
+          bias = row.data();
+        }
+      } else {
+        // C is [M, N] or [M, 1]: Y = beta * C, then Y += alpha * A' B'.
+        const std::vector<int64_t> cs = broadcast_strides(cin->shape(), {m, n});
+        const float* cd = cin->data<float>();
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) yd[i * n + j] = beta_ * cd[i * cs[0] + j * cs[1]];
+        accumulate = true;
+      }
+    }
+    if (!packed_.empty())
+      kernels::gemm(m, ap, k, packed_, bias, yd, n, {}, ctx.thread_pool(), accumulate);
+    else
+      kernels::gemm_unpacked(m, n, k, ap, k, b.data<float>(), b.dim(1), trans_b_, bias, yd, n, {},
+                             ctx.thread_pool(), isa_, accumulate, alpha_);
+    return Status::ok();
+  }
+
+ private:
+  Isa isa_;
+  bool trans_a_, trans_b_;
+  float alpha_, beta_;
+  kernels::PackedB packed_;        // constant B, scaled by alpha
+  std::vector<float> const_bias_;  // beta * C for a constant row C
+  bool has_const_bias_ = false;
+};
 
 OpDef gemm_op(int since, int until) {
   OpDef d;
@@ -265,52 +311,16 @@ OpDef gemm_op(int since, int until) {
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
     const bool ta = c.node.attr_int("transA", 0) != 0;
     const bool tb = c.node.attr_int("transB", 0) != 0;
-    const double alpha = c.node.attr_float("alpha", 1.0f);
-    const double beta = c.node.attr_float("beta", 1.0f);
+    const float alpha = c.node.attr_float("alpha", 1.0f);
+    const float beta = c.node.attr_float("beta", 1.0f);
+    if (c.has_input(0) && c.input_dtype(0) == DataType::kFloat32) {
+      auto kernel = std::make_unique<FastGemm>(c.isa, ta, tb, alpha, beta);
+      kernel->prepare(c);
+      return std::unique_ptr<Kernel>(std::move(kernel));
+    }
     return make_kernel([=](KernelContext& ctx) -> Status {
-      const Tensor& a = ctx.input(0);
-      const Tensor& b = ctx.input(1);
-      const Tensor* cin = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-      Tensor& y = ctx.output(0);
-      const int64_t m = y.dim(0), n = y.dim(1);
-      const int64_t kk = ta ? a.dim(0) : a.dim(1);
-      const std::vector<int64_t> cstr =
-          cin ? broadcast_strides(cin->shape(), {m, n}) : std::vector<int64_t>{0, 0};
-      visit_dtype(a.dtype(), [&]<typename T>() {
-        if constexpr (!std::is_same_v<T, bool> && !std::is_same_v<T, int8_t> &&
-                      !std::is_same_v<T, uint8_t> && !std::is_same_v<T, int16_t> &&
-                      !std::is_same_v<T, uint16_t>) {
-          using A = mm_acc_t<T>;
-          std::vector<A> bbuf, acc(static_cast<size_t>(m * n), A(0));
-          const A* bp = contiguous_b<A>(b.data<T>(), kk, n, tb, &bbuf);
-          // A' (i, k) is a[i][k], or a[k][i] with transA.
-          const int64_t a_row = ta ? 1 : kk, a_col = ta ? m : 1;
-          gemm_accumulate<A>(m, n, kk, a.data<T>(), a_row, a_col, bp, acc.data());
-          T* yd = y.data<T>();
-          const T* cd = cin ? cin->data<T>() : nullptr;
-          for (int64_t i = 0; i < m; ++i) {
-            for (int64_t j = 0; j < n; ++j) {
-              const A s = acc[static_cast<size_t>(i * n + j)];
-              if constexpr (std::is_same_v<A, uint64_t>) {
-                // Integers: exact when alpha = beta = 1 (the usual case), else through double.
-                const uint64_t cv = cd ? to_acc<A>(cd[i * cstr[0] + j * cstr[1]]) : 0;
-                if (alpha == 1.0 && beta == 1.0) {
-                  yd[i * n + j] = static_cast<T>(s + cv);
-                } else {
-                  const double sv = static_cast<double>(static_cast<T>(s));
-                  const double cvd = cd ? static_cast<double>(cd[i * cstr[0] + j * cstr[1]]) : 0.0;
-                  yd[i * n + j] = static_cast<T>(alpha * sv + beta * cvd);
-                }
-              } else {
-                A r = static_cast<A>(alpha) * s;
-                if (cd) r += static_cast<A>(beta) * static_cast<A>(cd[i * cstr[0] + j * cstr[1]]);
-                yd[i * n + j] = static_cast<T>(r);
-              }
-            }
-          }
-        }
-      });
-      return Status::ok();
+      return gemm_reference(ctx.input(0), ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
+                            ta, tb, alpha, beta, ctx.output(0));
     });
   };
   return d;
@@ -596,6 +606,124 @@ OpDef einsum_op() {
 }
 
 }  // namespace
+
+Status infer_matmul_shape(InferContext& ctx, bool trans_b) {
+  const TensorType& at = ctx.input_type(0);
+  const TensorType& bt = ctx.input_type(1);
+  const DataType t = at.dtype;
+  if (!at.has_rank() || !bt.has_rank()) {
+    ctx.set_output(0, TensorType(t, std::nullopt));
+    return Status::ok();
+  }
+  if (at.rank() == 0 || bt.rank() == 0) return ctx.invalid("MatMul inputs must not be scalars");
+  // NumPy semantics: a 1-D A is a row vector, a 1-D B a column vector; the added dim is
+  // dropped from the result. With trans_b, B is [..., N, K], so a 1-D B is [1, K].
+  std::vector<Dim> ad = *at.dims, bd = *bt.dims;
+  if (ad.size() == 1) ad.insert(ad.begin(), Dim(1));
+  if (bd.size() == 1) {
+    if (trans_b)
+      bd.insert(bd.begin(), Dim(1));
+    else
+      bd.push_back(Dim(1));
+  }
+  const Dim& ka = ad.back();
+  const Dim& kb = trans_b ? bd.back() : bd[bd.size() - 2];
+  const Dim& n = trans_b ? bd[bd.size() - 2] : bd.back();
+  if (ka.known() && kb.known() && ka.value != kb.value)
+    return ctx.invalid("inner dims differ: A " + dims_to_string(*at.dims) + " and B " +
+                       dims_to_string(*bt.dims) + (trans_b ? " (B transposed)" : ""));
+  TensorType abatch(t, std::vector<Dim>(ad.begin(), ad.end() - 2));
+  TensorType bbatch(t, std::vector<Dim>(bd.begin(), bd.end() - 2));
+  BRINK_ASSIGN_OR_RETURN(auto batch, broadcast_dims(ctx, {&abatch, &bbatch}));
+  std::vector<Dim> out = *batch;
+  if (at.rank() > 1) out.push_back(ad[ad.size() - 2]);
+  if (bt.rank() > 1) out.push_back(n);
+  ctx.set_output(0, t, std::move(out));
+  return Status::ok();
+}
+
+Status matmul_reference(const Tensor& a, const Tensor& b, Tensor& y) {
+  Shape as = a.shape(), bs = b.shape();
+  if (as.size() == 1) as.insert(as.begin(), 1);
+  if (bs.size() == 1) bs.push_back(1);
+  const int64_t m = as[as.size() - 2], kk = as.back(), n = bs.back();
+  const Shape abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
+  Shape batch;
+  if (!broadcast_shapes(abatch, bbatch, &batch) || bs[bs.size() - 2] != kk)
+    return invalid_argument("MatMul: shapes " + shape_to_string(a.shape()) + " and " +
+                            shape_to_string(b.shape()) + " do not match");
+  // Strides in whole matrices, 0 along broadcast batch dims.
+  StridedIterator it(batch, {broadcast_strides(abatch, batch), broadcast_strides(bbatch, batch)});
+  visit_dtype(a.dtype(), [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, bool> && !std::is_same_v<T, int8_t> &&
+                  !std::is_same_v<T, uint8_t> && !std::is_same_v<T, int16_t> &&
+                  !std::is_same_v<T, uint16_t>) {
+      using A = mm_acc_t<T>;
+      std::vector<A> bbuf, acc_buf;
+      if constexpr (!std::is_same_v<A, T>) acc_buf.resize(static_cast<size_t>(m * n));
+      T* yd = y.data<T>();
+      if (shape_numel(batch) == 0 || m * n == 0) return;
+      for (int64_t bi = 0; !it.done(); it.next(), ++bi) {
+        const T* ap = a.data<T>() + it.offset(0) * m * kk;
+        const A* bp = contiguous_b<A>(b.data<T>() + it.offset(1) * kk * n, kk, n, false, &bbuf);
+        A* acc;
+        if constexpr (std::is_same_v<A, T>)
+          acc = yd + bi * m * n;
+        else
+          acc = acc_buf.data();
+        std::fill(acc, acc + m * n, A(0));
+        gemm_accumulate<A>(m, n, kk, ap, kk, 1, bp, acc);
+        if constexpr (!std::is_same_v<A, T>)
+          for (int64_t i = 0; i < m * n; ++i) yd[bi * m * n + i] = static_cast<T>(acc[i]);
+      }
+    }
+  });
+  return Status::ok();
+}
+
+Status gemm_reference(const Tensor& a, const Tensor& b, const Tensor* cin, bool ta, bool tb,
+                      float alpha_f, float beta_f, Tensor& y) {
+  const double alpha = alpha_f, beta = beta_f;
+  const int64_t m = y.dim(0), n = y.dim(1);
+  const int64_t kk = ta ? a.dim(0) : a.dim(1);
+  const std::vector<int64_t> cstr =
+      cin ? broadcast_strides(cin->shape(), {m, n}) : std::vector<int64_t>{0, 0};
+  visit_dtype(a.dtype(), [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, bool> && !std::is_same_v<T, int8_t> &&
+                  !std::is_same_v<T, uint8_t> && !std::is_same_v<T, int16_t> &&
+                  !std::is_same_v<T, uint16_t>) {
+      using A = mm_acc_t<T>;
+      std::vector<A> bbuf, acc(static_cast<size_t>(m * n), A(0));
+      const A* bp = contiguous_b<A>(b.data<T>(), kk, n, tb, &bbuf);
+      // A' (i, k) is a[i][k], or a[k][i] with transA.
+      const int64_t a_row = ta ? 1 : kk, a_col = ta ? m : 1;
+      gemm_accumulate<A>(m, n, kk, a.data<T>(), a_row, a_col, bp, acc.data());
+      T* yd = y.data<T>();
+      const T* cd = cin ? cin->data<T>() : nullptr;
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          const A s = acc[static_cast<size_t>(i * n + j)];
+          if constexpr (std::is_same_v<A, uint64_t>) {
+            // Integers: exact when alpha = beta = 1 (the usual case), else through double.
+            const uint64_t cv = cd ? to_acc<A>(cd[i * cstr[0] + j * cstr[1]]) : 0;
+            if (alpha == 1.0 && beta == 1.0) {
+              yd[i * n + j] = static_cast<T>(s + cv);
+            } else {
+              const double sv = static_cast<double>(static_cast<T>(s));
+              const double cvd = cd ? static_cast<double>(cd[i * cstr[0] + j * cstr[1]]) : 0.0;
+              yd[i * n + j] = static_cast<T>(alpha * sv + beta * cvd);
+            }
+          } else {
+            A r = static_cast<A>(alpha) * s;
+            if (cd) r += static_cast<A>(beta) * static_cast<A>(cd[i * cstr[0] + j * cstr[1]]);
+            yd[i * n + j] = static_cast<T>(r);
+          }
+        }
+      }
+    }
+  });
+  return Status::ok();
+}
 
 void register_linalg_ops(OpRegistry& r) {
   // MatMul: 9 adds i32/i64/u32/u64, 13 bf16.

@@ -5,6 +5,11 @@
 // and variances are computed as the mean of squared deviations (two passes), which never
 // goes negative; the elementwise part runs in float (double for f64).
 //
+// LayerNormalization of float32 with one Scale (and B) value per normalized element runs the
+// fast kernel of src/kernels/layernorm.h (vectorized per ISA, rows split over threads; float
+// statistics, two passes); other dtypes and parameter shapes run the reference below, its
+// oracle in tests/unit/transformer_ops_test.cc.
+//
 // Limits: BatchNormalization in training mode is unsupported (Brink runs inference).
 #include <algorithm>
 #include <cmath>
@@ -13,6 +18,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/elementwise.h"
+#include "kernels/layernorm.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -294,6 +301,41 @@ OpDef group_norm_op(int since, int until) {
 
 // ---- LayerNormalization ------------------------------------------------------------------------
 
+// The float32 fast path of LayerNormalization; false when Scale or B is not one value per
+// normalized element (they then broadcast over rows too: the reference handles that).
+bool fast_layer_norm(KernelContext& ctx, int64_t axis_attr, float epsilon, bool want_mean,
+                     bool want_inv_std, Isa isa) {
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DataType::kFloat32 || x.numel() == 0) return false;
+  const int64_t axis = normalize_axis_unchecked(axis_attr, x.rank());
+  if (axis < 0 || axis > x.rank()) return false;
+  int64_t rows = 1, cols = 1;
+  for (int64_t i = 0; i < x.rank(); ++i) (i < axis ? rows : cols) *= x.dim(i);
+  auto per_column = [&](const Tensor& p) {
+    if (p.dtype() != DataType::kFloat32 || p.numel() != cols) return false;
+    for (int64_t i = 0; i < p.rank() - (x.rank() - axis); ++i)
+      if (p.dim(i) != 1) return false;
+    return true;
+  };
+  const Tensor& scale = ctx.input(1);
+  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (!per_column(scale) || (bias != nullptr && !per_column(*bias))) return false;
+  float* mean = nullptr;
+  float* inv_std = nullptr;
+  if (want_mean) {
+    if (ctx.output(1).dtype() != DataType::kFloat32) return false;
+    mean = ctx.output(1).data<float>();
+  }
+  if (want_inv_std) {
+    if (ctx.output(2).dtype() != DataType::kFloat32) return false;
+    inv_std = ctx.output(2).data<float>();
+  }
+  kernels::layernorm_rows_f32(x.data<float>(), ctx.output(0).data<float>(), rows, cols,
+                              scale.data<float>(), bias ? bias->data<float>() : nullptr, epsilon,
+                              mean, inv_std, isa, ctx.thread_pool());
+  return true;
+}
+
 // True when `p` broadcasts unidirectionally to `x` (right-aligned, each dim equal or 1).
 bool unidirectional(const TensorType& p, const TensorType& x) {
   if (!p.has_rank() || !x.has_rank()) return true;
@@ -359,7 +401,13 @@ OpDef layer_norm_op() {
       return i < c.node.outputs.size() && c.node.outputs[i] != ir::kNoValue;
     };
     const bool want_mean = present(1), want_inv_std = present(2);
+    const bool fast =
+        kernels::fast_kernels_enabled() && c.has_input(0) && c.input_dtype(0) == DataType::kFloat32;
+    const Isa isa = kernels::usable_isa(c.isa);
     return make_kernel([=](KernelContext& ctx) -> Status {
+      if (fast && fast_layer_norm(ctx, axis_attr, static_cast<float>(epsilon), want_mean,
+                                  want_inv_std, isa))
+        return Status::ok();
       const Tensor& x = ctx.input(0);
       Tensor& y = ctx.output(0);
       const int64_t axis = normalize_axis_unchecked(axis_attr, x.rank());

@@ -14,11 +14,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "brink/status.h"
 #include "brink/tensor.h"
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
 #include "ir/graph.h"
 
 namespace brink::ops {
@@ -120,6 +123,10 @@ struct KernelCreateContext {
   std::vector<TensorType> output_types;
   // Empty outside a compiled model: ops with subgraphs then report them unsupported.
   SubgraphCompileFn compile_subgraph;
+  // The kernel variant to prepare (tests set it to check every variant against the
+  // reference), and how many threads run() will have, for choosing tile sizes.
+  Isa isa = best_isa();
+  int num_threads = 1;
 
   bool has_input(size_t i) const { return i < input_types.size() && input_types[i] != nullptr; }
   DataType input_dtype(size_t i) const { return input_types[i]->dtype; }
@@ -133,8 +140,11 @@ struct KernelCreateContext {
 
 class KernelContext {
  public:
-  KernelContext(std::vector<const Tensor*> inputs, std::vector<Tensor>* outputs, int num_threads)
-      : inputs_(std::move(inputs)), outputs_(outputs), num_threads_(num_threads) {}
+  // `inputs` must outlive the context (the executor keeps them per step so that running a
+  // step allocates nothing).
+  KernelContext(std::span<const Tensor* const> inputs, std::vector<Tensor>* outputs,
+                int num_threads)
+      : inputs_(inputs), outputs_(outputs), num_threads_(num_threads) {}
 
   size_t num_inputs() const { return inputs_.size(); }
   size_t num_outputs() const { return outputs_->size(); }
@@ -147,16 +157,21 @@ class KernelContext {
     (*outputs_)[i] = Tensor::empty(dtype, std::move(shape));
     return (*outputs_)[i];
   }
-  int num_threads() const { return num_threads_; }
+  int num_threads() const { return pool_ != nullptr ? pool_->num_threads() : num_threads_; }
+  // The pool to split work over; nullptr means run on the calling thread (see
+  // brink::parallel_for, which accepts nullptr).
+  ThreadPool* thread_pool() const { return pool_; }
+  void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
   // Values of the enclosing graphs, for the subgraphs this node runs; nullptr when the
   // node is not run by a graph executor.
   const OuterScope* outer_scope() const { return outer_; }
   void set_outer_scope(const OuterScope* outer) { outer_ = outer; }
 
  private:
-  std::vector<const Tensor*> inputs_;
+  std::span<const Tensor* const> inputs_;
   std::vector<Tensor>* outputs_;
   int num_threads_;
+  ThreadPool* pool_ = nullptr;
   const OuterScope* outer_ = nullptr;
 };
 

@@ -28,5 +28,10 @@ void register_signal_ops(
 void register_detection_ops(
     OpRegistry& r);  // detection.cc: NonMaxSuppression, RoiAlign, GridSample
 void register_control_flow_ops(OpRegistry& r);  // control_flow.cc: If, Loop, Scan
+void register_fused_conv_ops(OpRegistry& r);    // fused_conv.cc: brink.Conv
+void register_fused_matmul_ops(OpRegistry& r);  // fused_matmul.cc: brink.MatMul
+void register_fused_transformer_ops(
+    OpRegistry& r);  // fused_transformer.cc: brink.LayerNormalization, Gelu, Attention
+void register_fused_pool_ops(OpRegistry& r);  // fused_pool.cc: brink.MaxPool, AveragePool, Global*
 
 }  // namespace brink::ops

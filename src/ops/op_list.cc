@@ -21,6 +21,10 @@ OpRegistry build_registry() {
   register_signal_ops(r);
   register_detection_ops(r);
   register_control_flow_ops(r);
+  register_fused_conv_ops(r);
+  register_fused_matmul_ops(r);
+  register_fused_transformer_ops(r);
+  register_fused_pool_ops(r);
   return r;
 }
 std::string normalise_domain(const std::string& d) {

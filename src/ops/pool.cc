@@ -20,6 +20,7 @@
 
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
+#include "ops/pool.h"
 
 namespace brink::ops {
 
@@ -46,23 +47,7 @@ bool is_pool_float(DataType t) {
   return t == DataType::kFloat32 || t == DataType::kFloat64 || t == DataType::kFloat16;
 }
 
-enum class PoolKind { kMax, kAverage, kLp };
-
-// What one opset version of a pooling op accepts.
-struct PoolVersion {
-  PoolKind kind = PoolKind::kMax;
-  bool indices = false;            // MaxPool's second output and storage_order (8+)
-  bool ceil_mode = false;          // 10+ (LpPool 18+)
-  bool dilations = false;          // MaxPool 10+, AveragePool 19+, LpPool 18+
-  bool count_include_pad = false;  // AveragePool 7+
-  bool int8 = false;               // MaxPool 12+: int8 and uint8 inputs
-};
-
-struct PoolAttrs {
-  std::string auto_pad = "NOTSET";
-  std::vector<int64_t> kernel, strides, dilations, pads;
-  int64_t ceil_mode = 0, storage_order = 0, count_include_pad = 0, p = 2;
-};
+}  // namespace
 
 // Parses the attributes for `n` spatial dims; returns an error message, empty when valid.
 std::string parse_pool_attrs(const ir::Node& node, size_t n, const PoolVersion& v, int64_t opset,
@@ -143,6 +128,8 @@ std::string pool_output_dim(const PoolAttrs& a, size_t i, int64_t in, int64_t* o
   }
   return "";
 }
+
+namespace {
 
 // One pooling problem in the 3-D view.
 struct Geometry {
@@ -278,6 +265,8 @@ void sum_pool_plane(const Geometry& g, const T* x, T* y, bool count_include_pad,
   }
 }
 
+}  // namespace
+
 Status check_pool_input(const InferContext& ctx, bool int8) {
   if (!ctx.has_input(0)) return ctx.invalid("input X is required");
   const DataType t = ctx.input_dtype(0);
@@ -292,6 +281,63 @@ Status check_pool_input(const InferContext& ctx, bool int8) {
                        ", expected at least 3 (N, C, spatial...)");
   return Status::ok();
 }
+
+Status pool_reference(PoolKind kind, const PoolAttrs& a, const Tensor& x, Tensor& y,
+                      Tensor* indices) {
+  if (a.kernel.size() > kMaxSpatial)
+    return unsupported("kernel_shape has " + std::to_string(a.kernel.size()) +
+                       " dims; at most 3 spatial dims are supported");
+  Geometry g;
+  BRINK_RETURN_IF_ERROR(pool_geometry(a, x.shape(), &g));
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t in_size = g.in_size(), out_size = g.out_size();
+  int64_t* idx = indices != nullptr ? indices->data<int64_t>() : nullptr;
+  visit_dtype(x.dtype(), [&]<typename T>() {
+    if constexpr (is_pool_float_v<T> || std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t>) {
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        const T* xp = x.data<T>() + pl * in_size;
+        T* yp = y.data<T>() + pl * out_size;
+        if (kind == PoolKind::kMax) {
+          max_pool_plane<T>(g, xp, yp, idx ? idx + pl * out_size : nullptr, pl * in_size,
+                            a.storage_order == 1);
+        } else if constexpr (is_pool_float_v<T>) {
+          sum_pool_plane<T>(g, xp, yp, a.count_include_pad != 0, kind == PoolKind::kLp ? a.p : 0);
+        }
+      }
+    }
+  });
+  return Status::ok();
+}
+
+void global_pool_reference(PoolKind kind, int64_t p, const Tensor& x, Tensor& y) {
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t size = planes > 0 ? x.numel() / planes : 0;
+  visit_dtype(x.dtype(), [&]<typename T>() {
+    if constexpr (is_pool_float_v<T>) {
+      using A = double;  // sums over whole feature maps: keep the precision
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        const T* xp = x.data<T>() + pl * size;
+        A r;
+        if (kind == PoolKind::kMax) {
+          r = -std::numeric_limits<A>::infinity();
+          for (int64_t i = 0; i < size; ++i) r = std::max<A>(r, static_cast<A>(xp[i]));
+        } else if (kind == PoolKind::kAverage) {
+          r = 0;
+          for (int64_t i = 0; i < size; ++i) r += static_cast<A>(xp[i]);
+          r /= static_cast<A>(size);
+        } else {
+          r = 0;
+          for (int64_t i = 0; i < size; ++i)
+            r += std::pow(std::abs(static_cast<A>(xp[i])), static_cast<A>(p));
+          r = std::pow(r, 1.0 / static_cast<A>(p));
+        }
+        y.data<T>()[pl] = static_cast<T>(r);
+      }
+    }
+  });
+}
+
+namespace {
 
 OpDef pool_op(const std::string& name, int since, int until, PoolVersion v) {
   OpDef d;
@@ -339,30 +385,9 @@ OpDef pool_op(const std::string& name, int since, int until, PoolVersion v) {
     const bool want_indices = c.node.outputs.size() > 1 && c.node.outputs[1] != ir::kNoValue;
     const std::string where = c.node.describe();
     return make_kernel([a, v, want_indices, where](KernelContext& ctx) -> Status {
-      const Tensor& x = ctx.input(0);
-      Tensor& y = ctx.output(0);
-      Geometry g;
-      if (Status s = pool_geometry(a, x.shape(), &g); !s.is_ok()) return s.with_context(where);
-      const int64_t planes = x.dim(0) * x.dim(1);
-      const int64_t in_size = g.in_size(), out_size = g.out_size();
-      int64_t* indices = want_indices ? ctx.output(1).data<int64_t>() : nullptr;
-      visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (is_pool_float_v<T> || std::is_same_v<T, int8_t> ||
-                      std::is_same_v<T, uint8_t>) {
-          for (int64_t pl = 0; pl < planes; ++pl) {
-            const T* xp = x.data<T>() + pl * in_size;
-            T* yp = y.data<T>() + pl * out_size;
-            if (v.kind == PoolKind::kMax) {
-              max_pool_plane<T>(g, xp, yp, indices ? indices + pl * out_size : nullptr,
-                                pl * in_size, a.storage_order == 1);
-            } else if constexpr (is_pool_float_v<T>) {
-              sum_pool_plane<T>(g, xp, yp, a.count_include_pad != 0,
-                                v.kind == PoolKind::kLp ? a.p : 0);
-            }
-          }
-        }
-      });
-      return Status::ok();
+      Status s = pool_reference(v.kind, a, ctx.input(0), ctx.output(0),
+                                want_indices ? &ctx.output(1) : nullptr);
+      return s.is_ok() ? s : s.with_context(where);
     });
   };
   return d;
@@ -391,33 +416,7 @@ OpDef global_pool_op(const std::string& name, int since, PoolKind kind) {
     if (kind == PoolKind::kLp && p < 1)
       return c.invalid("p is " + std::to_string(p) + ", expected a positive value");
     return make_kernel([kind, p](KernelContext& ctx) -> Status {
-      const Tensor& x = ctx.input(0);
-      Tensor& y = ctx.output(0);
-      const int64_t planes = x.dim(0) * x.dim(1);
-      const int64_t size = planes > 0 ? x.numel() / planes : 0;
-      visit_dtype(x.dtype(), [&]<typename T>() {
-        if constexpr (is_pool_float_v<T>) {
-          using A = double;  // sums over whole feature maps: keep the precision
-          for (int64_t pl = 0; pl < planes; ++pl) {
-            const T* xp = x.data<T>() + pl * size;
-            A r;
-            if (kind == PoolKind::kMax) {
-              r = -std::numeric_limits<A>::infinity();
-              for (int64_t i = 0; i < size; ++i) r = std::max<A>(r, static_cast<A>(xp[i]));
-            } else if (kind == PoolKind::kAverage) {
-              r = 0;
-              for (int64_t i = 0; i < size; ++i) r += static_cast<A>(xp[i]);
-              r /= static_cast<A>(size);
-            } else {
-              r = 0;
-              for (int64_t i = 0; i < size; ++i)
-                r += std::pow(std::abs(static_cast<A>(xp[i])), static_cast<A>(p));
-              r = std::pow(r, 1.0 / static_cast<A>(p));
-            }
-            y.data<T>()[pl] = static_cast<T>(r);
-          }
-        }
-      });
+      global_pool_reference(kind, p, ctx.input(0), ctx.output(0));
       return Status::ok();
     });
   };

@@ -5,6 +5,13 @@
 // runs of reduced and kept dims) so that the innermost loop always walks contiguous memory:
 // when the axis is last (Softmax in attention, ReduceMean in LayerNorm) each row is one
 // contiguous scan; otherwise the loop over `inner` is the contiguous one.
+//
+// float32 fast paths (src/kernels/softmax.h, elementwise.h; vectorized per ISA, threaded):
+// Softmax and LogSoftmax along the last axis (any opset < 13 axis, which flattens the tail),
+// and ReduceSum / ReduceMean whose reduced dims are one block of the shape (ignoring size-1
+// dims): a trailing block reduces rows, any other block sums rows of columns. Everything else
+// runs the reference kernels, the fast paths' oracle in tests/unit/elementwise_fast_test.cc.
+// The fast sums accumulate in float (four vector accumulators), the reference in double.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,6 +19,8 @@
 #include <numeric>
 #include <type_traits>
 
+#include "kernels/elementwise.h"
+#include "kernels/softmax.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -323,6 +332,50 @@ void reduce_typed(ReduceKind kind, const Tensor& x, const std::vector<bool>& mas
   }
 }
 
+// ReduceSum / ReduceMean of float32 with the fast kernels when the reduced dims (size-1 dims
+// ignored) form one block: [kept, reduced] reduces rows, [reduced, kept] and
+// [kept, reduced, kept] add rows of columns. False when the shape needs the reference.
+// `mask` has bit d set for each reduced dim d (rank <= 64). Allocates nothing.
+bool fast_reduce_sum(const Tensor& x, uint64_t mask, bool mean, Tensor& y, Isa isa,
+                     ThreadPool* pool) {
+  if (x.numel() == 0 || y.numel() == 0) return false;
+  // Runs of kept / reduced dims, outermost first.
+  int64_t size[3] = {1, 1, 1};
+  bool reduced[3] = {false, false, false};
+  int runs = 0;
+  int64_t count = 1;
+  for (int64_t d = 0; d < x.rank(); ++d) {
+    const int64_t v = x.dim(d);
+    const bool r = ((mask >> d) & 1u) != 0;
+    if (r) count *= v;
+    if (v == 1) continue;
+    if (runs > 0 && reduced[runs - 1] == r) {
+      size[runs - 1] *= v;
+      continue;
+    }
+    if (runs == 3) return false;
+    size[runs] = v;
+    reduced[runs] = r;
+    ++runs;
+  }
+  const float divisor = mean ? static_cast<float>(count) : 1.0f;
+  const float* in = x.data<float>();
+  float* out = y.data<float>();
+  if (runs == 0 || (runs == 1 && !reduced[0])) return false;  // nothing reduced
+  if (runs == 1 || (runs == 2 && reduced[1])) {
+    const int64_t rows = runs == 1 ? 1 : size[0], n = runs == 1 ? size[0] : size[1];
+    kernels::reduce_rows_f32(in, out, rows, n, divisor, isa, pool);
+    return true;
+  }
+  if (runs == 2) {  // [reduced, kept]
+    kernels::reduce_cols_f32(in, out, 1, size[0], size[1], divisor, isa, pool);
+    return true;
+  }
+  if (!reduced[1]) return false;  // [reduced, kept, reduced]
+  kernels::reduce_cols_f32(in, out, size[0], size[1], size[2], divisor, isa, pool);
+  return true;
+}
+
 // axes_from_input: opset 13+ ReduceSum and opset 18+ others read axes from input 1.
 OpDef reduce_op(const std::string& name, ReduceKind kind, int since, int max_version,
                 bool axes_from_input) {
@@ -388,9 +441,33 @@ OpDef reduce_op(const std::string& name, ReduceKind kind, int since, int max_ver
               axes_from_input](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
     const bool noop = axes_from_input && c.node.attr_int("noop_with_empty_axes", 0) != 0;
     const std::vector<int64_t> attr_axes = c.node.attr_ints("axes");
-    return make_kernel([kind, axes_from_input, noop, attr_axes](KernelContext& ctx) -> Status {
+    const bool fast = kernels::fast_kernels_enabled() &&
+                      (kind == ReduceKind::kSum || kind == ReduceKind::kMean) && c.has_input(0) &&
+                      c.input_dtype(0) == DataType::kFloat32;
+    const Isa isa = kernels::usable_isa(c.isa);
+    return make_kernel([kind, axes_from_input, noop, attr_axes, fast,
+                        isa](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       Tensor& y = ctx.output(0);
+      if (fast && x.dtype() == DataType::kFloat32 && x.rank() <= 64) {
+        // The same mask as below, without allocating (run() must not in the steady state).
+        const Tensor* axes_t = axes_from_input && ctx.has_input(1) ? &ctx.input(1) : nullptr;
+        const int64_t n_axes = axes_from_input ? (axes_t != nullptr ? axes_t->numel() : 0)
+                                               : static_cast<int64_t>(attr_axes.size());
+        uint64_t bits = 0;
+        if (n_axes == 0 && !noop)
+          bits = x.rank() == 64 ? ~uint64_t{0} : (uint64_t{1} << x.rank()) - 1;
+        bool valid = true;
+        for (int64_t i = 0; i < n_axes && valid; ++i) {
+          const int64_t a = normalize_axis_unchecked(
+              axes_t != nullptr ? axes_t->element_as_int64(i) : attr_axes[static_cast<size_t>(i)],
+              x.rank());
+          valid = a >= 0 && a < x.rank();
+          if (valid) bits |= uint64_t{1} << a;
+        }
+        if (valid && fast_reduce_sum(x, bits, kind == ReduceKind::kMean, y, isa, ctx.thread_pool()))
+          return Status::ok();
+      }
       const std::vector<int64_t> axes =
           axes_from_input
               ? (ctx.has_input(1) ? tensor_to_int64s(ctx.input(1)) : std::vector<int64_t>())
@@ -510,16 +587,18 @@ void softmax_typed(SoftmaxKind kind, const T* x, T* y, const AxisSplit& s) {
       }
       C sum = 0;
       if (kind == SoftmaxKind::kSoftmax) {
-        for (int64_t j = 0; j < n; ++j) {
-          const C e = std::exp(static_cast<C>(xr[j]) - m);
-          yr[j] = static_cast<T>(e);
-          sum += e;
-        }
         if constexpr (std::is_same_v<T, C>) {
+          for (int64_t j = 0; j < n; ++j) {
+            const C e = std::exp(static_cast<C>(xr[j]) - m);
+            yr[j] = static_cast<T>(e);
+            sum += e;
+          }
           const C inv = C(1) / sum;
           for (int64_t j = 0; j < n; ++j) yr[j] = yr[j] * inv;
         } else {
-          // 16-bit outputs: recompute exp rather than divide an already rounded value.
+          // 16-bit outputs: recompute exp rather than divide an already rounded value (and
+          // leave y alone until x is no longer needed: y may be x's buffer).
+          for (int64_t j = 0; j < n; ++j) sum += std::exp(static_cast<C>(xr[j]) - m);
           for (int64_t j = 0; j < n; ++j)
             yr[j] = static_cast<T>(std::exp(static_cast<C>(xr[j]) - m) / sum);
         }
@@ -603,7 +682,10 @@ OpDef softmax_op(const std::string& name, SoftmaxKind kind, int since, int max_v
   };
   d.create = [kind, coerce_2d](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
     const int64_t axis_attr = c.node.attr_int("axis", coerce_2d ? 1 : -1);
-    return make_kernel([kind, coerce_2d, axis_attr](KernelContext& ctx) -> Status {
+    const bool fast = kernels::fast_kernels_enabled() && kind != SoftmaxKind::kHardmax &&
+                      c.has_input(0) && c.input_dtype(0) == DataType::kFloat32;
+    const Isa isa = kernels::usable_isa(c.isa);
+    return make_kernel([kind, coerce_2d, axis_attr, fast, isa](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       Tensor& y = ctx.output(0);
       if (x.numel() == 0) return Status::ok();
@@ -613,6 +695,11 @@ OpDef softmax_op(const std::string& name, SoftmaxKind kind, int since, int max_v
         for (int64_t dd = 0; dd < x.rank(); ++dd) (dd < axis ? s.outer : s.n) *= x.dim(dd);
       } else {
         s = split_at(x.shape(), axis);
+      }
+      if (fast && s.inner == 1 && x.dtype() == DataType::kFloat32) {
+        kernels::softmax_rows_f32(x.data<float>(), y.data<float>(), s.outer, s.n,
+                                  kind == SoftmaxKind::kLogSoftmax, isa, ctx.thread_pool());
+        return Status::ok();
       }
       visit_dtype(x.dtype(), [&]<typename T>() {
         if constexpr (std::is_floating_point_v<compute_t<T>>)

@@ -1,6 +1,7 @@
 #include "runtime/compiled_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 #include <thread>
@@ -179,6 +180,15 @@ int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorTy
     const auto& a = *in[0]->dims;
     return a.empty() ? 0 : y_numel * a.back().value;
   }
+  if (op == "Attention" && node.domain == kBrinkDomain) {
+    // Q·Kᵀ then weights·V: Sq·Sk·D + Sq·Sk·Dv per leading index, with y = [..., Sq, Dv].
+    if (in.size() < 3 || !static_type(in[0]) || !static_type(in[2])) return 0;
+    const auto& q = *in[0]->dims;
+    const auto& v = *in[2]->dims;
+    if (q.size() < 2 || v.size() < 2) return 0;
+    const int64_t sk = v[v.size() - 2].value, d = q.back().value, dv = v.back().value;
+    return y_numel / dv * sk * (d + dv);
+  }
   if (op == "LSTM" || op == "GRU" || op == "RNN") {
     if (in.size() < 3 || !static_type(in[0]) || !static_type(in[2])) return 0;
     const auto& x = *in[0]->dims;  // [seq, batch, input] (layout 0)
@@ -196,11 +206,34 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
                                                               bool keep_problems) {
   auto cm = std::unique_ptr<CompiledModel>(new CompiledModel());
   cm->model_ = std::move(model);
-  cm->num_threads_ = options.num_threads > 0
-                         ? options.num_threads
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Parameters are counted in the model as given: passes may add repacked copies.
+  int64_t given_parameters = 0, given_parameter_bytes = 0;
+  for (int i : cm->model_.graph.initializers) {
+    given_parameters += cm->model_.graph.value(i).constant->numel();
+    given_parameter_bytes += static_cast<int64_t>(cm->model_.graph.value(i).constant->nbytes());
+  }
+  if (options.optimization_level > 0 && cm->check_opsets().is_ok()) {
+    passes::OptimizeOptions po;
+    po.level = options.optimization_level;
+    for (const auto& [name, value] : options.dim_values) po.dim_values[name] = value;
+    // Tensors share their storage, so the copy kept in case a pass fails is cheap. A pass
+    // that fails is a bug in Brink, not in the model: the model then runs unoptimized.
+    ir::Model original = cm->model_;
+    auto report = passes::optimize(cm->model_, po);
+    if (report.is_ok()) {
+      cm->optimize_report_ = *report;
+      cm->optimization_level_ = options.optimization_level;
+    } else {
+      cm->model_ = std::move(original);
+    }
+  }
+  cm->num_threads_ =
+      options.num_threads > 0 ? options.num_threads : ThreadPool::default_num_threads();
+  if (cm->num_threads_ > 1) cm->pool_ = std::make_unique<ThreadPool>(cm->num_threads_);
   if (Status s = cm->check_opsets(); !s.is_ok()) cm->problems_.push_back(s);
   cm->infer_and_prepare(options);
+  cm->parameter_count_ = given_parameters;
+  cm->parameter_bytes_ = given_parameter_bytes;
   cm->subgraph_cache_.clear();  // the kernels hold what they use
   cm->plan_memory();
   if (!cm->problems_.empty() && !keep_problems) {
@@ -225,9 +258,9 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile_subgraph(
   cm->model_.opset_imports = parent.opset_imports;
   cm->model_.ir_version = parent.ir_version;
   cm->model_.graph = graph;  // a copy: folding writes constants into it
-  cm->num_threads_ = options.num_threads > 0
-                         ? options.num_threads
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Subgraph kernels run on the calling thread: the If/Loop/Scan kernel that runs them may
+  // itself be running inside a parallel loop.
+  cm->num_threads_ = 1;
   cm->outer_types_ = std::move(outer);
   cm->infer_and_prepare(options, &input_types);
   cm->outer_types_ = nullptr;  // it refers to the enclosing graph's compile state
@@ -327,7 +360,9 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
   std::vector<int> last_use(nv, -1);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     ir::Node& node = g.nodes[ni];
-    const int64_t opset = model_.opset(node.domain);
+    // Brink's own operators (docs/INTERNAL_OPS.md) are at version 1 unless imported.
+    int64_t opset = model_.opset(node.domain);
+    if (opset == 0 && node.domain == kBrinkDomain) opset = 1;
     const std::vector<int> implicit = implicit_inputs(g, node);
     bool poisoned = false;
     for (int in : node.inputs)
@@ -435,6 +470,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     }
 
     ops::KernelCreateContext cctx{node, opset, in_types, {}, ictx.outputs(), compile_fn};
+    cctx.num_threads = num_threads_;
     for (size_t k = 0; k < node.inputs.size(); ++k) cctx.constant_inputs.push_back(in_values[k]);
     auto kernel = def->create(cctx);
     if (!kernel.is_ok()) {
@@ -480,67 +516,6 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     if (s >= 0 && s < static_cast<int>(steps_.size()))
       steps_[static_cast<size_t>(s)].release_after.push_back(static_cast<int>(v));
   }
-}
-
-// Greedy by size (largest first), each tensor placed at the lowest offset that does not
-// overlap a tensor alive at the same time. Simple and within a few percent of optimal on
-// CNNs; see TFLite Micro's greedy_memory_planner for the same idea.
-void CompiledModel::plan_memory() {
-  if (!problems_.empty()) return;
-  const ir::Graph& g = model_.graph;
-  struct Buffer {
-    int64_t bytes, first, last, offset = -1;
-  };
-  std::vector<Buffer> buffers;
-  std::map<int, size_t> buffer_of_value;
-  for (size_t s = 0; s < steps_.size(); ++s) {
-    const ir::Node& node = g.nodes[static_cast<size_t>(steps_[s].node_index)];
-    for (int out : node.outputs) {
-      if (out == ir::kNoValue) continue;
-      const ir::TensorType& t = value_types_[static_cast<size_t>(out)];
-      if (!t.is_static()) return;  // arena size depends on input dims
-      const int64_t bytes =
-          (shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype)) + 63) / 64 *
-          64;
-      buffer_of_value[out] = buffers.size();
-      buffers.push_back({bytes, static_cast<int64_t>(s), static_cast<int64_t>(steps_.size())});
-    }
-  }
-  for (size_t s = 0; s < steps_.size(); ++s)
-    for (int v : steps_[s].release_after)
-      if (auto it = buffer_of_value.find(v); it != buffer_of_value.end())
-        buffers[it->second].last = static_cast<int64_t>(s);
-  for (int v : g.outputs)
-    if (auto it = buffer_of_value.find(v); it != buffer_of_value.end())
-      buffers[it->second].last = static_cast<int64_t>(steps_.size());
-
-  std::vector<size_t> order(buffers.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return buffers[a].bytes > buffers[b].bytes; });
-  int64_t arena = 0, unplanned = 0;
-  std::vector<size_t> placed;
-  for (size_t i : order) {
-    Buffer& b = buffers[i];
-    unplanned += b.bytes;
-    std::vector<std::pair<int64_t, int64_t>>
-        busy;  // [offset, end) of buffers alive at the same time
-    for (size_t j : placed) {
-      const Buffer& o = buffers[j];
-      if (o.first <= b.last && b.first <= o.last) busy.push_back({o.offset, o.offset + o.bytes});
-    }
-    std::sort(busy.begin(), busy.end());
-    int64_t offset = 0;
-    for (const auto& [start, end] : busy) {
-      if (offset + b.bytes <= start) break;
-      offset = std::max(offset, end);
-    }
-    b.offset = offset;
-    arena = std::max(arena, offset + b.bytes);
-    placed.push_back(i);
-  }
-  arena_bytes_ = arena;
-  unplanned_bytes_ = unplanned;
 }
 
 Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds,
@@ -610,15 +585,27 @@ Status CompiledModel::validate_feeds(const std::vector<NamedTensor>& feeds,
   return invalid_argument(join_problems(problems));
 }
 
-Result<std::vector<Tensor>> CompiledModel::run(const std::vector<NamedTensor>& feeds) const {
+Result<std::vector<Tensor>> CompiledModel::run(const std::vector<NamedTensor>& feeds,
+                                               std::vector<double>* step_seconds) const {
   if (!runnable()) return unsupported("the model cannot run: " + join_problems(problems_));
   std::vector<const Tensor*> fed;
   BRINK_RETURN_IF_ERROR(validate_feeds(feeds, &fed));
-  return run_graph(fed, nullptr);
+  if (step_seconds) step_seconds->assign(steps_.size(), 0.0);
+  if (static_plan_) return run_static(fed, step_seconds);
+  return run_dynamic(fed, nullptr, step_seconds);
 }
 
 Result<std::vector<Tensor>> CompiledModel::run_graph(const std::vector<const Tensor*>& fed,
                                                      const ops::OuterScope* outer) const {
+  return run_dynamic(fed, outer, nullptr);
+}
+
+// Shapes come from running each node's inference on the actual inputs and every
+// intermediate is allocated on its own: the path for models whose shapes depend on
+// their inputs, and for subgraphs.
+Result<std::vector<Tensor>> CompiledModel::run_dynamic(const std::vector<const Tensor*>& fed,
+                                                       const ops::OuterScope* outer,
+                                                       std::vector<double>* step_seconds) const {
   if (!runnable()) return unsupported("the graph cannot run: " + join_problems(problems_));
   const ir::Graph& g = model_.graph;
   if (fed.size() != g.inputs.size())
@@ -652,7 +639,8 @@ Result<std::vector<Tensor>> CompiledModel::run_graph(const std::vector<const Ten
   const LiveScope scope(g, values, outer);
   std::vector<const Tensor*> inputs;
   std::vector<Tensor> outputs;
-  for (const Step& step : steps_) {
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    const Step& step = steps_[si];
     const ir::Node& node = g.nodes[static_cast<size_t>(step.node_index)];
     inputs.clear();
     for (int in : node.inputs) {
@@ -664,9 +652,13 @@ Result<std::vector<Tensor>> CompiledModel::run_graph(const std::vector<const Ten
         inputs.push_back(&values[static_cast<size_t>(in)]);
       }
     }
+    const auto start = std::chrono::steady_clock::now();
     Status s = ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs,
-                               num_threads_, &scope);
+                               num_threads_, &scope, pool_.get());
     if (!s.is_ok()) return s;
+    if (step_seconds)
+      (*step_seconds)[si] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (size_t k = 0; k < node.outputs.size(); ++k)
       if (node.outputs[k] != ir::kNoValue)
         values[static_cast<size_t>(node.outputs[k])] = std::move(outputs[k]);

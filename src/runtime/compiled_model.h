@@ -11,13 +11,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "brink/session.h"
+#include "core/thread_pool.h"
 #include "ir/graph.h"
 #include "ops/op.h"
+#include "passes/optimize.h"
 
 namespace brink {
 
@@ -33,6 +36,7 @@ struct LayerInfo {
 
 class CompiledModel {
  public:
+  ~CompiledModel();
   // With `keep_problems`, a model with problems still compiles (without kernels) so tools
   // can report on it; otherwise problems make compile fail with all of them in one Status.
   static Result<std::unique_ptr<CompiledModel>> compile(ir::Model model,
@@ -58,7 +62,21 @@ class CompiledModel {
     return value_types_[static_cast<size_t>(value)];
   }
 
-  Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds) const;
+  // Runs the model. With `step_seconds`, also times every step (index = layers() index).
+  Result<std::vector<Tensor>> run(const std::vector<NamedTensor>& feeds,
+                                  std::vector<double>* step_seconds = nullptr) const;
+
+  // True when every intermediate shape is static, so runs use the planned arena: no
+  // allocation in run() except the returned outputs.
+  bool uses_arena() const { return static_plan_ != nullptr; }
+  int num_threads() const { return num_threads_; }
+  // What the graph passes did, and the model as they left it (what actually runs).
+  const passes::OptimizeReport& optimize_report() const { return optimize_report_; }
+  int optimization_level() const { return optimization_level_; }
+  // Steps that run no kernel because their output is a view of their input (Reshape and
+  // friends) and outputs written over their dead input (in place).
+  int64_t view_steps() const { return view_steps_; }
+  int64_t in_place_steps() const { return in_place_steps_; }
 
   // What a subgraph sees of a value of an enclosing graph at load time.
   struct OuterValue {
@@ -81,6 +99,7 @@ class CompiledModel {
   const std::vector<ir::TensorType>& output_types() const { return output_types_; }
 
  private:
+  CompiledModel();  // defined where RunState is complete (arena_executor.cc)
   struct Step {
     int node_index = 0;
     int64_t opset = 0;
@@ -93,7 +112,28 @@ class CompiledModel {
   void infer_and_prepare(const SessionOptions& options,
                          const std::vector<ir::TensorType>* subgraph_input_types = nullptr);
   ops::SubgraphCompileFn subgraph_compiler(const ir::Node& node, const SessionOptions& options);
+  // Plans every intermediate tensor into one arena (arena_executor.cc): views and in-place
+  // outputs share their input's block, the rest are placed by liveness.
   void plan_memory();
+  Result<std::vector<Tensor>> run_dynamic(const std::vector<const Tensor*>& inputs,
+                                          const ops::OuterScope* outer,
+                                          std::vector<double>* step_seconds) const;
+  Result<std::vector<Tensor>> run_static(const std::vector<const Tensor*>& inputs,
+                                         std::vector<double>* step_seconds) const;
+
+  // Where each value lives when the model runs from the arena.
+  enum class Home : uint8_t { kAbsent, kConstant, kGraphInput, kArena, kGraphOutput };
+  struct StaticPlan {
+    std::vector<Home> home;                     // by value
+    std::vector<int64_t> offset;                // by value: arena byte offset for kArena
+    std::vector<bool> is_view;                  // by step: no kernel, output views the input
+    std::vector<std::pair<int, int>> producer;  // by value: (step, output slot) or (-1, -1)
+    int64_t arena_bytes = 0;
+  };
+  // The arena of one run and the tensors viewing it, built once and reused; one per
+  // concurrent run (runs on several threads each take their own).
+  struct RunState;
+  std::unique_ptr<RunState> make_run_state() const;
   Status validate_feeds(const std::vector<NamedTensor>& feeds,
                         std::vector<const Tensor*>* by_input) const;
 
@@ -114,6 +154,14 @@ class CompiledModel {
   // Subgraphs compiled while inferring a node, reused when its kernel is prepared.
   std::map<std::pair<const ir::Graph*, std::string>, std::shared_ptr<const ops::SubgraphProgram>>
       subgraph_cache_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<StaticPlan> static_plan_;
+  mutable std::mutex run_states_mutex_;
+  mutable std::vector<std::unique_ptr<RunState>> free_run_states_;
+  passes::OptimizeReport optimize_report_;
+  int optimization_level_ = 0;
+  int64_t view_steps_ = 0;
+  int64_t in_place_steps_ = 0;
   std::optional<int64_t> arena_bytes_;
   std::optional<int64_t> unplanned_bytes_;
   int64_t parameter_count_ = 0;
@@ -125,6 +173,9 @@ class CompiledModel {
 // or dims are not all known).
 int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorType*>& inputs,
                       const std::vector<ir::TensorType>& outputs);
+
+// The domain of Brink's internal fused operators (docs/INTERNAL_OPS.md).
+inline constexpr const char* kBrinkDomain = "brink";
 
 // Newest default-domain opset Brink claims to support.
 inline constexpr int64_t kMaxSupportedOpset = 21;

@@ -20,6 +20,7 @@ struct InfoOptions {
   bool layers = false;
   bool json = false;
   std::vector<std::string> dims;
+  int opt_level = 2;
 };
 
 std::string human_count(double v) {
@@ -78,6 +79,7 @@ int info_command(const InfoOptions& o) {
 
   SessionOptions so;
   so.dim_values = *dims;
+  so.optimization_level = o.opt_level;
   auto compiled = CompiledModel::compile(m, so, /*keep_problems=*/true);
   if (!compiled) return report_error(compiled.status());
   // Sizes that depend on symbolic dims are reported with those dims set to 1 unless --dim.
@@ -130,6 +132,26 @@ int info_command(const InfoOptions& o) {
       sized->arena_bytes() ? nlohmann::json(*sized->arena_bytes()) : nlohmann::json(nullptr);
   j["unplanned_bytes"] = sized->unplanned_bytes() ? nlohmann::json(*sized->unplanned_bytes())
                                                   : nlohmann::json(nullptr);
+  const passes::OptimizeReport& r = c.optimize_report();
+  const ir::Graph& optimized = c.model().graph;
+  std::map<std::string, int> optimized_ops;
+  for (const ir::Node& n : optimized.nodes)
+    optimized_ops[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
+  j["optimization"] = {{"level", c.optimization_level()},
+                       {"nodes", optimized.nodes.size()},
+                       {"ops", optimized_ops},
+                       {"folded_batchnorms", r.folded_batchnorms},
+                       {"fused_activations", r.fused_activations},
+                       {"fused_residual_adds", r.fused_residual_adds},
+                       {"fused_matmul_bias", r.fused_matmul_bias},
+                       {"fused_layernorms", r.fused_layernorms},
+                       {"fused_gelus", r.fused_gelus},
+                       {"fused_attentions", r.fused_attentions},
+                       {"layout_converted_nodes", r.layout_converted_nodes},
+                       {"transposes_inserted", r.transposes_inserted},
+                       {"removed_nodes", r.removed_nodes},
+                       {"view_steps", sized->view_steps()},
+                       {"in_place_steps", sized->in_place_steps()}};
   j["runnable"] = c.runnable();
   j["problems"] = nlohmann::json::array();
   for (const Status& p : c.problems()) j["problems"].push_back(p.message());
@@ -176,12 +198,29 @@ int info_command(const InfoOptions& o) {
     assumed_text += (assumed_text.empty() ? " with " : ", ") + k + "=" + std::to_string(v);
   std::printf("compute:    %sMACs, %sFLOPs%s\n", human_count(static_cast<double>(macs)).c_str(),
               human_count(static_cast<double>(flops)).c_str(), assumed_text.c_str());
+  if (c.optimization_level() > 0) {
+    std::string text;
+    for (const auto& [op, n] : optimized_ops)
+      text += (text.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+    std::printf("optimized:  %zu nodes (level %d): %s\n", optimized.nodes.size(),
+                c.optimization_level(), text.c_str());
+    std::printf(
+        "passes:     %d BatchNorms folded, %d activations and %d residual Adds fused, %d "
+        "MatMul biases, %d LayerNorms, %d GELUs, %d attentions; %d nodes to NHWC with %d "
+        "transposes; %d nodes removed\n",
+        r.folded_batchnorms, r.fused_activations, r.fused_residual_adds, r.fused_matmul_bias,
+        r.fused_layernorms, r.fused_gelus, r.fused_attentions, r.layout_converted_nodes,
+        r.transposes_inserted, r.removed_nodes);
+  }
   if (sized->arena_bytes())
     std::printf(
-        "arena:      %lld bytes (%s) planned; %s if each tensor were allocated separately\n",
+        "arena:      %lld bytes (%s) planned; %s if each tensor were allocated separately "
+        "(%lld views, %lld in place)\n",
         static_cast<long long>(*sized->arena_bytes()),
         human_bytes(static_cast<double>(*sized->arena_bytes())).c_str(),
-        human_bytes(static_cast<double>(*sized->unplanned_bytes())).c_str());
+        human_bytes(static_cast<double>(*sized->unplanned_bytes())).c_str(),
+        static_cast<long long>(sized->view_steps()),
+        static_cast<long long>(sized->in_place_steps()));
   else
     std::printf("arena:      unknown (shapes depend on data or the model cannot run)\n");
   if (o.layers) {
@@ -212,6 +251,9 @@ void add_info_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--layers", o->layers, "Print per-layer compute");
   cmd->add_option("--dim", o->dims,
                   "Fix a symbolic dim: NAME=SIZE (others are taken as 1 for sizes)");
+  cmd->add_option("--opt-level,-O", o->opt_level,
+                  "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
+      ->check(CLI::Range(0, 2));
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o, exit_code] { *exit_code = info_command(*o); });
 }

@@ -20,6 +20,7 @@ struct RunOptions {
   int threads = 1;
   bool json = false;
   std::vector<std::string> dims;
+  int opt_level = 2;
 };
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
@@ -44,6 +45,7 @@ int run_command(const RunOptions& o) {
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
   so.dim_values = *dims;
+  so.optimization_level = o.opt_level;
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
   auto feeds = load_feeds(**session, o.feeds);
@@ -105,6 +107,9 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (repeatable)");
+  cmd->add_option("--opt-level,-O", o->opt_level,
+                  "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
+      ->check(CLI::Range(0, 2));
   cmd->add_flag("--json", o->json, "Print a JSON summary");
   cmd->callback([o, exit_code] { *exit_code = run_command(*o); });
 }

@@ -1,0 +1,193 @@
+#include "core/cpu_features.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define BRINK_X86 1
+#endif
+
+namespace brink {
+namespace {
+
+#if defined(BRINK_X86)
+uint64_t read_xcr0() {
+  uint32_t eax = 0, edx = 0;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+#endif
+
+// Physical cores from /proc/cpuinfo ("physical id" x "core id" pairs); falls back to the
+// logical count where that file is missing or says nothing useful.
+int count_physical_cores(int logical) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) return logical;
+  std::set<std::pair<std::string, std::string>> cores;
+  std::string line, physical = "0";
+  while (std::getline(in, line)) {
+    auto value = [&]() {
+      size_t colon = line.find(':');
+      return colon == std::string::npos ? std::string() : line.substr(colon + 1);
+    };
+    if (line.rfind("physical id", 0) == 0) physical = value();
+    if (line.rfind("core id", 0) == 0) cores.insert({physical, value()});
+  }
+  return cores.empty() ? logical : static_cast<int>(cores.size());
+}
+
+std::string read_brand() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        size_t start = line.find_first_not_of(' ', colon + 1);
+        return start == std::string::npos ? std::string() : line.substr(start);
+      }
+    }
+  }
+  return "";
+}
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned hw = std::thread::hardware_concurrency();
+  f.logical_cores = hw == 0 ? 1 : static_cast<int>(hw);
+  f.physical_cores = count_physical_cores(f.logical_cores);
+  f.brand = read_brand();
+#if defined(BRINK_X86)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  bool osxsave = (c >> 27) & 1;
+  f.fma = (c >> 12) & 1;
+  f.f16c = (c >> 29) & 1;
+  bool avx = (c >> 28) & 1;
+  uint64_t xcr0 = osxsave ? read_xcr0() : 0;
+  bool ymm_state = (xcr0 & 0x6) == 0x6;
+  bool zmm_state = (xcr0 & 0xe6) == 0xe6;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx2 = avx && ymm_state && ((b >> 5) & 1);
+    f.avx512f = zmm_state && ((b >> 16) & 1);
+    f.avx512dq = zmm_state && ((b >> 17) & 1);
+    f.avx512bw = zmm_state && ((b >> 30) & 1);
+    f.avx512vl = zmm_state && ((b >> 31) & 1);
+    f.avx512vnni = zmm_state && ((c >> 11) & 1);
+  }
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx_vnni = ymm_state && ((a >> 4) & 1);
+  if (!f.avx2) f.fma = f.f16c = false;
+#elif defined(__aarch64__)
+  f.neon = true;
+#if defined(__ARM_FEATURE_DOTPROD)
+  f.neon_dotprod = true;
+#endif
+#endif
+  return f;
+}
+
+bool parse_isa(const char* s, Isa* out) {
+  struct {
+    const char* name;
+    Isa isa;
+  } names[] = {{"portable", Isa::kPortable},
+               {"avx2", Isa::kAvx2},
+               {"avx512", Isa::kAvx512},
+               {"neon", Isa::kNeon}};
+  for (const auto& n : names) {
+    if (std::strcmp(s, n.name) == 0) {
+      *out = n.isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+Isa compute_best_isa() {
+  Isa best = Isa::kPortable;
+  for (Isa isa : supported_isas()) best = isa;
+  const char* env = std::getenv("BRINK_ISA");
+  if (env == nullptr || *env == '\0') return best;
+  Isa wanted;
+  if (!parse_isa(env, &wanted)) {
+    std::fprintf(stderr,
+                 "warning: BRINK_ISA='%s' is not one of portable, avx2, avx512, neon; using %s\n",
+                 env, isa_name(best));
+    return best;
+  }
+  if (!isa_supported(wanted)) {
+    std::fprintf(stderr, "warning: BRINK_ISA=%s is not supported on this CPU; using %s\n", env,
+                 isa_name(best));
+    return best;
+  }
+  return wanted;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+bool isa_supported(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::kPortable:
+      return true;
+    case Isa::kAvx2:
+#if defined(BRINK_X86)
+      return f.avx2 && f.fma && f.f16c;
+#else
+      return false;
+#endif
+    case Isa::kAvx512:
+#if defined(BRINK_X86)
+      return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c;
+#else
+      return false;
+#endif
+    case Isa::kNeon:
+#if defined(__aarch64__)
+      return f.neon;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kPortable, Isa::kNeon, Isa::kAvx2, Isa::kAvx512})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa best_isa() {
+  static const Isa isa = compute_best_isa();
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kPortable:
+      return "portable";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kNeon:
+      return "neon";
+  }
+  return "unknown";
+}
+
+}  // namespace brink

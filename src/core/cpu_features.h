@@ -1,0 +1,49 @@
+// What the CPU we run on can do, detected once, and which kernel ISA to use.
+//
+// Kernels are compiled for several ISAs in one binary (files named *_avx512.cc, *_avx2.cc,
+// *_neon.cc get the matching compiler flags) and pick one at prepare time with best_isa().
+// The environment variable BRINK_ISA=portable|avx2|avx512|neon caps the choice: tests use it
+// to run every variant on one machine, and users use it to rule out a misbehaving path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace brink {
+
+enum class Isa {
+  kPortable = 0,  // plain C++, any CPU
+  kAvx2 = 1,      // x86-64 AVX2 + FMA + F16C (x86-64-v3)
+  kAvx512 = 2,    // x86-64 AVX-512 F/BW/VL/DQ (x86-64-v4)
+  kNeon = 3,      // aarch64 Advanced SIMD
+};
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512dq = false;
+  bool avx512vnni = false;
+  bool avx_vnni = false;
+  bool neon = false;
+  bool neon_dotprod = false;
+  int logical_cores = 1;
+  int physical_cores = 1;
+  std::string brand;  // CPU model name when the OS tells it, else ""
+};
+
+const CpuFeatures& cpu_features();
+
+// True when this machine (and this build) can run kernels of `isa`.
+bool isa_supported(Isa isa);
+// The widest supported ISA, capped by BRINK_ISA when set (an unknown or unsupported value
+// there is ignored with a warning on stderr once).
+Isa best_isa();
+// Supported ISAs, narrowest first, always starting with kPortable.
+std::vector<Isa> supported_isas();
+const char* isa_name(Isa isa);
+
+}  // namespace brink
