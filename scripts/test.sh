@@ -29,8 +29,14 @@ else
   echo "skipped: aarch64-linux-gnu-g++ or qemu-aarch64 is missing (scripts/setup.sh installs them)"
 fi
 
+# `pip install .` into .venv, as a user would (build-pip/ keeps it incremental);
+# the module tests (tests/python/test_module.py) then fail instead of skip without it.
+echo "== Python module (pip install .)"
+.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+  --config-settings=build-dir=build-pip --config-settings=cmake.define.BRINK_WERROR=ON ./
+
 echo "== Python tests"
-BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
+BRINK_REQUIRE_PYTHON_MODULE=1 BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
 
 if [ "${BRINK_TEST_QUICK:-0}" != 1 ]; then
   echo "== unit tests under ASan/UBSan"

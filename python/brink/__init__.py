@@ -1,0 +1,187 @@
+"""Brink: run ONNX models fast and small on CPUs.
+
+The API follows ONNX Runtime's, so code written for ``onnxruntime.InferenceSession`` needs
+little change::
+
+    import numpy as np
+    import brink
+
+    sess = brink.InferenceSession("model.onnx", threads=2)
+    x = np.random.rand(1, 3, 224, 224).astype(np.float32)
+    (logits,) = sess.run(None, {sess.get_inputs()[0].name: x})
+
+Feeds that are C-contiguous NumPy arrays of the model's element type are read in place,
+outputs are NumPy arrays over Brink's own buffers (no copies either way), and the GIL is
+released while a model loads and runs, so one session may serve several Python threads.
+
+Errors raise subclasses of :class:`BrinkError` whose text is the message the ``brink``
+command line prints for the same problem.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _brink
+from ._brink import (BrinkError, Internal, InvalidArgument, InvalidModel, IoError, NotFound,
+                     Unsupported, available_isas, cpu_info)
+
+__version__: str = _brink.__version__
+
+__all__ = [
+    "BrinkError", "InvalidArgument", "InvalidModel", "Unsupported", "NotFound", "IoError", "Internal",
+    "InferenceSession", "NodeArg", "available_isas", "cpu_info", "get_available_providers", "__version__",
+]
+
+_PROVIDERS = ["CPUExecutionProvider"]
+
+
+def get_available_providers() -> List[str]:
+    """Execution providers this build has (ORT-compatible): ``["CPUExecutionProvider"]``."""
+    return list(_PROVIDERS)
+
+
+class NodeArg:
+    """A model input or output, as ONNX Runtime's ``NodeArg`` describes it.
+
+    Attributes:
+        name: the tensor's name in the graph.
+        type: ONNX Runtime's type string, e.g. ``"tensor(float)"`` or ``"tensor(int64)"``.
+        shape: one entry per dim: an ``int`` when fixed, the dim's name (``str``) when
+            symbolic, ``None`` when symbolic and unnamed; ``None`` instead of a list when
+            even the rank is unknown.
+        dtype: the NumPy dtype a feed must have (``None`` for types NumPy lacks).
+    """
+
+    __slots__ = ("name", "type", "shape", "dtype")
+
+    def __init__(self, name: str, type: str, shape: Optional[List[Union[int, str, None]]], dtype: Any):
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, NodeArg) and (self.name, self.type, self.shape) ==
+                (other.name, other.type, other.shape))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _check_providers(providers: Optional[Sequence[Any]]) -> None:
+    if providers is None:
+        return
+    if isinstance(providers, str):
+        raise InvalidArgument("providers must be a list of provider names, not a str")
+    for p in providers:
+        name = p[0] if isinstance(p, tuple) and p else p
+        if not isinstance(name, str):
+            raise InvalidArgument(f"providers must hold provider names, got {p!r}")
+        if name not in _PROVIDERS:
+            # ONNX Runtime warns and falls back to the CPU for providers it lacks; so do we,
+            # so that code listing ["CUDAExecutionProvider", "CPUExecutionProvider"] runs.
+            warnings.warn(f"Specified provider '{name}' is not in available provider names. "
+                          f"Available providers: '{', '.join(_PROVIDERS)}'", stacklevel=3)
+
+
+class InferenceSession:
+    """A loaded model, ready to run many times.
+
+    Args:
+        path_or_bytes: a path to a ``.onnx`` file (``str`` or ``os.PathLike``), or the
+            serialized model (``bytes``, ``bytearray``, ``memoryview``).
+        threads: threads one ``run`` may use; 0 picks the number of physical cores.
+        providers: accepted for ONNX Runtime compatibility; Brink runs on the CPU, and
+            names other than ``"CPUExecutionProvider"`` only draw a warning.
+        dim_values: fixed sizes for symbolic input dims by name, e.g. ``{"batch": 1}``;
+            fixing them lets Brink plan memory and pick kernels at load.
+
+    Raises:
+        NotFound: the file does not exist.
+        InvalidModel: the file is not a valid ONNX model.
+        Unsupported: the model uses operators, element types or opsets Brink lacks (all of
+            them are named in one message).
+        InvalidArgument: a bad argument (negative ``threads``, say).
+
+    Every reason a model cannot run is found here, at load; ``run`` only fails for bad feeds.
+    """
+
+    def __init__(self, path_or_bytes: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview],
+                 threads: int = 0, providers: Optional[Sequence[Any]] = None,
+                 dim_values: Optional[Mapping[str, int]] = None):
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise InvalidArgument(f"threads must be an int, got {type(threads).__name__}")
+        _check_providers(providers)
+        dims: List[Tuple[str, int]] = []
+        for k, v in (dim_values or {}).items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidArgument(f"dim_values must map dim names (str) to sizes (int >= 0), got {k!r}: {v!r}")
+            dims.append((k, v))
+        self._model_path = None if isinstance(path_or_bytes, (bytes, bytearray, memoryview)) \
+            else os.fspath(path_or_bytes)
+        self._session = _brink.Session(path_or_bytes, threads, dims)
+        self._inputs = [NodeArg(*i) for i in self._session.inputs()]
+        self._outputs = [NodeArg(*o) for o in self._session.outputs()]
+
+    def get_inputs(self) -> List[NodeArg]:
+        """The model's inputs, in graph order."""
+        return list(self._inputs)
+
+    def get_outputs(self) -> List[NodeArg]:
+        """The model's outputs, in graph order."""
+        return list(self._outputs)
+
+    def get_providers(self) -> List[str]:
+        """``["CPUExecutionProvider"]``, for ONNX Runtime compatibility."""
+        return list(_PROVIDERS)
+
+    @property
+    def num_threads(self) -> int:
+        """Threads one ``run`` uses (``threads``, or the core count it picked for 0)."""
+        return self._session.num_threads
+
+    @property
+    def model_path(self) -> Optional[str]:
+        """The path the model was loaded from; ``None`` when it came as bytes."""
+        return self._model_path
+
+    def info(self) -> Dict[str, Any]:
+        """What the compiled model needs: ``macs`` and ``flops`` per run (0 for layers whose
+        shapes are not fixed), ``arena_bytes`` (activation memory; ``None`` when shapes are
+        symbolic), ``parameter_count``, ``parameter_bytes``, ``folded_nodes``, ``layers``,
+        ``opset``."""
+        return self._session.info()
+
+    def run(self, output_names: Optional[Sequence[str]], input_feed: Mapping[str, Any],
+            run_options: None = None) -> List[Any]:
+        """Runs the model.
+
+        Args:
+            output_names: the outputs wanted, in the order wanted; ``None`` or ``[]`` for
+                all of them in graph order.
+            input_feed: every input by name. NumPy arrays of the input's element type are
+                read in place when C-contiguous (copied once otherwise); other array-likes
+                go through ``numpy.asarray`` (so Python floats become float64, which a
+                float32 input refuses).
+            run_options: accepted for ONNX Runtime compatibility; must be ``None``.
+
+        Returns:
+            One NumPy array per output asked for. Each owns its memory (Brink's output
+            buffer, handed over without a copy) and is writable.
+
+        Raises:
+            InvalidArgument: an unknown, missing or repeated input, or a feed of the wrong
+                element type or shape; every problem is named in one message.
+        """
+        if run_options is not None:
+            raise InvalidArgument("run_options is not supported (pass None)")
+        return self._session.run(output_names, input_feed)
+
+    def __repr__(self) -> str:
+        source = repr(self._model_path) if self._model_path is not None else "<bytes>"
+        return f"<brink.InferenceSession {source} inputs={[i.name for i in self._inputs]} " \
+               f"outputs={[o.name for o in self._outputs]} threads={self.num_threads}>"
