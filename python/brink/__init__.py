@@ -20,6 +20,8 @@ command line prints for the same problem.
 from __future__ import annotations
 
 import os
+import resource
+import time
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -32,6 +34,7 @@ __version__: str = _brink.__version__
 __all__ = [
     "BrinkError", "InvalidArgument", "InvalidModel", "Unsupported", "NotFound", "IoError", "Internal",
     "InferenceSession", "NodeArg", "available_isas", "cpu_info", "get_available_providers", "__version__",
+    "bench",
 ]
 
 _PROVIDERS = ["CPUExecutionProvider"]
@@ -185,3 +188,106 @@ class InferenceSession:
         source = repr(self._model_path) if self._model_path is not None else "<bytes>"
         return f"<brink.InferenceSession {source} inputs={[i.name for i in self._inputs]} " \
                f"outputs={[o.name for o in self._outputs]} threads={self.num_threads}>"
+
+
+def _random_feed(arg: NodeArg, dims: Mapping[str, int], rng: Any) -> Any:
+    """Seeded data for one input, as ``brink bench`` makes it: uniform [0, 1) for floats, 0 or
+    1 for integers and bools (valid token ids, masks and indices); symbolic dims are
+    ``dims[name]`` or 1."""
+    import numpy as np
+    if arg.dtype is None or arg.shape is None:
+        raise InvalidArgument(f"bench: input '{arg.name}' has type {arg.type} and shape "
+                              f"{arg.shape}; pass it in feeds")
+    shape = [d if isinstance(d, int) else int(dims.get(d, 1)) if isinstance(d, str) else 1
+             for d in arg.shape]
+    dtype = np.dtype(arg.dtype)
+    if dtype.kind == "f":
+        return rng.random(shape, dtype=np.float32).astype(dtype)
+    return rng.integers(0, 2, size=shape).astype(dtype)
+
+
+def bench(model: Union[str, "os.PathLike[str]", bytes], threads: int = 0, warmup: int = 5,
+          iterations: Optional[int] = None, seconds: float = 2.0,
+          feeds: Optional[Mapping[str, Any]] = None, seed: int = 0,
+          dim_values: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+    """Loads and times a model as ``brink bench --json`` does, and returns the same fields
+    (docs/BENCH_JSON.md): ``load_ms``, ``first_inference_ms``, ``latency_ms`` (``p50``,
+    ``p90``, ``p99``, ``mean``, ``min``, ``max``), ``throughput_per_s``, ``peak_rss_bytes``,
+    ``model_flops``, ``gflops``, ``isa``, ``threads`` and ``iterations``.
+
+    Args:
+        model: a ``.onnx`` path or the model's bytes.
+        threads: as for :class:`InferenceSession`; 0 is one per physical core.
+        warmup: untimed runs after the first one.
+        iterations: timed runs; ``None`` times for ``seconds`` instead.
+        seconds: how long to time when ``iterations`` is ``None``.
+        feeds: inputs by name; the others get seeded random data (``seed``).
+        dim_values: sizes for symbolic dims, as for :class:`InferenceSession` (others are 1).
+
+    Timing goes through ``InferenceSession.run``, so it includes the Python call (a few
+    microseconds); ``brink bench`` times the C++ call alone.
+    """
+    import numpy as np
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise InvalidArgument(f"bench: warmup must be an int >= 0, got {warmup!r}")
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int)
+                                   or iterations < 1):
+        raise InvalidArgument(f"bench: iterations must be an int >= 1 or None, got {iterations!r}")
+    if iterations is None and not seconds > 0:
+        raise InvalidArgument(f"bench: seconds must be > 0, got {seconds!r}")
+    start = time.perf_counter()
+    sess = InferenceSession(model, threads=threads, dim_values=dim_values)
+    load_ms = (time.perf_counter() - start) * 1e3
+
+    rng = np.random.default_rng(seed)
+    known = {i.name for i in sess.get_inputs()}
+    for name in (feeds or {}):
+        if name not in known:
+            raise InvalidArgument(f"bench: feeds has '{name}', which is not an input of the model "
+                                  f"(inputs: {', '.join(sorted(known))})")
+    feed = {i.name: (feeds[i.name] if feeds and i.name in feeds else
+                     _random_feed(i, dim_values or {}, rng)) for i in sess.get_inputs()}
+
+    start = time.perf_counter()
+    sess.run(None, feed)
+    first_ms = (time.perf_counter() - start) * 1e3
+    for _ in range(warmup):
+        sess.run(None, feed)
+
+    times: List[float] = []
+    begin = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        t1 = time.perf_counter()
+        times.append((t1 - t0) * 1e3)
+        if iterations is not None:
+            if len(times) >= iterations:
+                break
+        elif t1 - begin >= seconds:
+            break
+    wall = time.perf_counter() - begin
+
+    ordered = sorted(times)
+
+    def rank(p: float) -> float:  # nearest rank, as the CLI computes it
+        k = max(1, int(np.ceil(p / 100.0 * len(ordered))))
+        return ordered[k - 1]
+
+    p50 = rank(50)
+    flops = 2 * int(sess.info()["macs"])  # MAC-shaped layers only, as the CLI counts
+    return {
+        "schema_version": 1,
+        "model": sess.model_path if sess.model_path is not None else "<bytes>",
+        "threads": sess.num_threads,
+        "iterations": len(times),
+        "load_ms": load_ms,
+        "first_inference_ms": first_ms,
+        "latency_ms": {"p50": p50, "p90": rank(90), "p99": rank(99),
+                       "mean": sum(times) / len(times), "min": ordered[0], "max": ordered[-1]},
+        "throughput_per_s": len(times) / wall,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "model_flops": flops,
+        "gflops": flops / (p50 * 1e6) if p50 > 0 else 0.0,
+        "isa": cpu_info()["best_isa"],
+    }

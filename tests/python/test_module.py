@@ -276,6 +276,39 @@ def test_load_error_text_matches_cli(bk, brink, tmp_path):
     assert line == "error: " + str(e.value)
 
 
+def test_bench_mirrors_the_cli(bk, brink, feed_model):
+    """brink.bench returns what `brink bench --json` prints, with the same meaning."""
+    result = bk.bench(feed_model, threads=1, warmup=2, iterations=7, dim_values={"batch": 3})
+    cli = brink.json("bench", feed_model, "--threads", "1", "--iterations", "7", "--dim", "batch=3", "--json")
+    assert set(result) <= set(cli), set(result) - set(cli)
+    assert result["iterations"] == 7 and result["threads"] == 1
+    lat = result["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"]
+    assert result["load_ms"] > 0 and result["first_inference_ms"] > 0
+    # Mul and Relu are not MAC-shaped layers: no FLOPs are counted, by either.
+    assert result["model_flops"] == cli["model_flops"] == 0
+    assert result["isa"] == cli["isa"]
+    assert result["peak_rss_bytes"] > 0
+    timed = bk.bench(feed_model, threads=1, warmup=0, seconds=0.05)
+    assert timed["iterations"] >= 1
+
+
+def test_bench_counts_flops_like_the_cli(bk, brink, tmp_path):
+    path = _matmul_chain(tmp_path, "chain", layers=2, n=16, rows=4)
+    result = bk.bench(path, threads=1, iterations=3)
+    cli = brink.json("bench", path, "--threads", "1", "--iterations", "3", "--json")
+    assert result["model_flops"] == cli["model_flops"] == 2 * 2 * 4 * 16 * 16
+    assert result["gflops"] > 0
+
+
+def test_bench_rejects_bad_arguments(bk, feed_model):
+    for kwargs, mentions in [({"iterations": 0}, "iterations"), ({"warmup": -1}, "warmup"),
+                             ({"seconds": 0}, "seconds"), ({"feeds": {"pixels": np.zeros(1)}}, "pixels")]:
+        with pytest.raises(bk.InvalidArgument, match=mentions):
+            bk.bench(feed_model, threads=1, **kwargs)
+
+
 # ------------------------------------------------------------------------------------------
 # Zero copy
 
