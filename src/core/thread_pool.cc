@@ -33,8 +33,9 @@ int ThreadPool::default_num_threads() {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = default_num_threads();
+  shares_ = std::make_unique<Share[]>(static_cast<size_t>(num_threads));
   workers_.reserve(static_cast<size_t>(num_threads - 1));
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_main(); });
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { worker_main(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -44,15 +45,20 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::work_on_current_job() {
-  for (;;) {
-    int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= job_tasks_) break;
-    job_call_(job_fn_, task);
+void ThreadPool::work_on_current_job(int index) {
+  // Its own share first, then what is left of the others', starting with the next thread's.
+  const int n = num_threads();
+  for (int k = 0; k < n; ++k) {
+    Share& share = shares_[static_cast<size_t>((index + k) % n)];
+    for (;;) {
+      const int64_t task = share.next.fetch_add(1, std::memory_order_relaxed);
+      if (task >= share.end) break;
+      job_call_(job_fn_, task);
+    }
   }
 }
 
-void ThreadPool::worker_main() {
+void ThreadPool::worker_main(int index) {
   // The generation a worker starts from is the constructor's (0), not what it reads
   // when it first runs: a loop started before this thread got scheduled would else be missed
   // and its caller would wait for this worker forever.
@@ -81,7 +87,7 @@ void ThreadPool::worker_main() {
     // job may already be a newer one than the generation seen; its fields were written
     // before it opened, so working on it is just as right.
     joined_.fetch_add(1);
-    if (open_.load()) work_on_current_job();
+    if (open_.load()) work_on_current_job(index);
     joined_.fetch_sub(1);
   }
 }
@@ -96,12 +102,16 @@ void ThreadPool::run_loop(int64_t num_tasks, TaskFn call, void* fn) {
   }
   job_call_ = call;
   job_fn_ = fn;
-  job_tasks_ = num_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
+  const int n = num_threads();
+  for (int i = 0; i < n; ++i) {
+    Share& share = shares_[static_cast<size_t>(i)];
+    share.next.store(num_tasks * i / n, std::memory_order_relaxed);
+    share.end = num_tasks * (i + 1) / n;
+  }
   open_.store(true);
   generation_.fetch_add(1);
   if (sleeping_.load() > 0) generation_.notify_all();
-  work_on_current_job();
+  work_on_current_job(0);
   // All tasks are claimed; close the job and wait for the workers still running one.
   open_.store(false);
   while (joined_.load() > 0) cpu_relax();

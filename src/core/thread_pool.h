@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -32,8 +33,12 @@ class ThreadPool {
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(task) for every task in [0, num_tasks), spread over the pool's threads, and
-  // returns when all are done. Tasks are claimed one at a time in increasing order, so
-  // give each a tile of work large enough to amortize that (a few microseconds at least).
+  // returns when all are done. Thread i of n (the caller is 0) starts on the i-th contiguous
+  // share of the tasks, so the same thread touches the same part of a tensor in every loop
+  // and every layer (its cache lines stay in its core's cache instead of moving between
+  // cores); a thread that is done takes what is left of the others' shares, so a worker the
+  // OS has not scheduled delays nothing. Give each task work enough to amortize claiming it
+  // (a few microseconds at least).
   template <typename Fn>
   void parallel_for(int64_t num_tasks, Fn&& fn) {
     using F = std::remove_reference_t<Fn>;
@@ -49,8 +54,8 @@ class ThreadPool {
  private:
   using TaskFn = void (*)(void* fn, int64_t task);
   void run_loop(int64_t num_tasks, TaskFn call, void* fn);
-  void worker_main();
-  void work_on_current_job();
+  void worker_main(int index);
+  void work_on_current_job(int index);
 
   std::vector<std::thread> workers_;
   std::atomic<bool> busy_{false};
@@ -58,8 +63,12 @@ class ThreadPool {
   // The current job. Published by bumping generation_ (release) after these are set.
   TaskFn job_call_ = nullptr;
   void* job_fn_ = nullptr;
-  int64_t job_tasks_ = 0;
-  std::atomic<int64_t> next_task_{0};
+  // One share of the current job per thread: tasks [next, end) not claimed yet.
+  struct alignas(64) Share {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  std::unique_ptr<Share[]> shares_;
   std::atomic<uint32_t> generation_{0};
   // A job is open while its caller still hands out tasks. Workers join it (joined_) only
   // while it is open, and the caller waits only for those that joined: a worker that the

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "kernels/conv_ukernel.h"
+#include "kernels/transpose.h"
 
 namespace brink::kernels {
 
@@ -469,44 +470,14 @@ Status ConvNhwcF32::run(const float* x, const float* z, float* y, int64_t batch,
   return Status::ok();
 }
 
-namespace {
-
-// n planes of rows x cols, split by plane and by bands of rows.
-void transpose_planes(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols,
-                      ThreadPool* pool) {
-  const int threads = pool == nullptr ? 1 : pool->num_threads();
-  const int64_t bands =
-      threads > 1 && rows * cols >= 16384 ? std::min<int64_t>(rows, 4 * threads) : 1;
-  const int64_t band_rows = ceil_div(rows, bands);
-  parallel_for(pool, n * bands, [&](int64_t task) {
-    const int64_t plane = task / bands, band = task % bands;
-    const int64_t r0 = band * band_rows, r1 = std::min(rows, r0 + band_rows);
-    if (r0 >= r1) return;
-    // A band of source rows is a band of destination columns.
-    const float* s = src + plane * rows * cols + r0 * cols;
-    float* d = dst + plane * rows * cols + r0;
-    constexpr int64_t kTile = 32;
-    for (int64_t q0 = 0; q0 < r1 - r0; q0 += kTile) {
-      const int64_t q1 = std::min(r1 - r0, q0 + kTile);
-      for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
-        const int64_t c1 = std::min(cols, c0 + kTile);
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t q = q0; q < q1; ++q) d[c * rows + q] = s[q * cols + c];
-      }
-    }
-  });
-}
-
-}  // namespace
-
 void nchw_to_nhwc(const float* src, float* dst, int64_t n, int64_t c, int64_t hw,
                   ThreadPool* pool) {
-  transpose_planes(src, dst, n, c, hw, pool);
+  transpose_planes_f32(src, dst, n, c, hw, pool);
 }
 
 void nhwc_to_nchw(const float* src, float* dst, int64_t n, int64_t c, int64_t hw,
                   ThreadPool* pool) {
-  transpose_planes(src, dst, n, hw, c, pool);
+  transpose_planes_f32(src, dst, n, hw, c, pool);
 }
 
 }  // namespace brink::kernels

@@ -21,6 +21,7 @@
 #include <set>
 #include <type_traits>
 
+#include "kernels/transpose.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -550,6 +551,46 @@ OpDef unsqueeze_op(int since, int max, bool axes_as_input) {
 
 // ---- Transpose ---------------------------------------------------------------------------
 
+// True when transposing `shape` by `perm` (reversed axes without one) swaps the last two of
+// at most three axes once size-1 axes are dropped and axes that stay neighbours are merged:
+// [planes, rows, cols] -> [planes, cols, rows], the NCHW <-> NHWC layout changes among them.
+bool as_batched_2d_transpose(const Shape& shape, const std::vector<int64_t>& perm, bool has_perm,
+                             int64_t* planes, int64_t* rows, int64_t* cols) {
+  const size_t r = shape.size();
+  std::vector<size_t> order;  // input axes in output order, size-1 axes dropped
+  for (size_t i = 0; i < r; ++i) {
+    const size_t axis = has_perm ? static_cast<size_t>(perm[i]) : r - 1 - i;
+    if (shape[axis] != 1) order.push_back(axis);
+  }
+  // Runs of input axes that stay consecutive in the output, and their sizes.
+  std::vector<std::pair<size_t, int64_t>> runs;  // (first input axis, size)
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (k > 0 && order[k] > order[k - 1]) {
+      bool consecutive = true;  // only size-1 axes between them in the input
+      for (size_t a = order[k - 1] + 1; a < order[k]; ++a) consecutive &= shape[a] == 1;
+      if (consecutive) {
+        runs.back().second *= shape[order[k]];
+        continue;
+      }
+    }
+    runs.emplace_back(order[k], shape[order[k]]);
+  }
+  std::vector<size_t> by_input(runs.size());
+  std::iota(by_input.begin(), by_input.end(), size_t{0});
+  std::sort(by_input.begin(), by_input.end(),
+            [&](size_t a, size_t b) { return runs[a].first < runs[b].first; });
+  // by_input[j]: the output position of the j-th run in input order.
+  if (runs.size() == 2 && by_input[0] == 1 && by_input[1] == 0) {
+    *planes = 1, *rows = runs[1].second, *cols = runs[0].second;
+    return true;
+  }
+  if (runs.size() == 3 && by_input[0] == 0 && by_input[1] == 2 && by_input[2] == 1) {
+    *planes = runs[0].second, *rows = runs[2].second, *cols = runs[1].second;
+    return true;
+  }
+  return false;
+}
+
 OpDef transpose_op() {
   OpDef d = def("Transpose", 1);
   d.infer = [](InferContext& ctx) -> Status {
@@ -587,6 +628,14 @@ OpDef transpose_op() {
     const bool has_perm = c.node.attr("perm") != nullptr;
     return make_kernel([perm, has_perm](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
+      int64_t planes = 0, rows = 0, cols = 0;
+      if (dtype_size(x.dtype()) == 4 &&
+          as_batched_2d_transpose(x.shape(), perm, has_perm, &planes, &rows, &cols)) {
+        kernels::transpose_planes_f32(static_cast<const float*>(x.raw_data()),
+                                      static_cast<float*>(ctx.output(0).raw_data()), planes, rows,
+                                      cols, ctx.thread_pool());
+        return Status::ok();
+      }
       const std::vector<int64_t> in_strides = strides_of(x.shape());
       std::vector<int64_t> strides;
       for (size_t i = 0; i < x.shape().size(); ++i) {

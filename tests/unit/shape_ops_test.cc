@@ -169,6 +169,57 @@ TEST(ShapeOps, TransposeDefaultReversesAndPermKeepsSymbols) {
   EXPECT_EQ((*t)[0].to_string(), "f16[b, 12, s, 64]");
 }
 
+// The batched 2-D fast path (NCHW <-> NHWC and friends, merged axes, size-1 axes anywhere)
+// against index arithmetic, on 1 and 2 threads, for 32-bit types; other permutations and
+// sizes take the general strided copy and must agree too.
+TEST(ShapeOps, TransposeMatchesIndexArithmeticOnAwkwardShapes) {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> perm;
+  };
+  const std::vector<Case> cases = {
+      {{1, 3, 224, 224}, {0, 2, 3, 1}}, {{1, 224, 224, 3}, {0, 3, 1, 2}},
+      {{2, 17, 33, 5}, {0, 2, 3, 1}},   {{2, 5, 17, 33}, {0, 3, 1, 2}},
+      {{1, 64, 56, 56}, {0, 2, 3, 1}},  {{3, 1, 1, 7}, {0, 2, 3, 1}},
+      {{1, 1, 1, 1}, {0, 3, 1, 2}},     {{129, 257}, {1, 0}},
+      {{4, 1000, 3}, {0, 2, 1}},        {{1, 4, 1, 6, 3}, {0, 3, 4, 1, 2}},
+      {{2, 3, 4, 5}, {2, 0, 1, 3}},     {{2, 3, 4, 5}, {3, 2, 1, 0}},
+      {{7, 300, 1, 9}, {2, 0, 3, 1}},
+  };
+  for (const Case& c : cases) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(::testing::PrintToString(c.shape) + " perm " + ::testing::PrintToString(c.perm) +
+                   " threads " + std::to_string(threads));
+      const Tensor x = iota_f32(c.shape);
+      ir::Node node = make_node("Transpose", 1, 1, {make_attr("perm", c.perm)});
+      EvaluateOptions options;
+      options.num_threads = threads;
+      auto out = evaluate_node(node, 13, {&x}, options);
+      ASSERT_TRUE(out.is_ok()) << out.status().message();
+      const Tensor& y = (*out)[0];
+      const size_t r = c.shape.size();
+      ASSERT_EQ(y.shape().size(), r);
+      for (size_t i = 0; i < r; ++i) ASSERT_EQ(y.dim(static_cast<int64_t>(i)), c.shape[c.perm[i]]);
+      // y[o] = x[index of o under the permutation]
+      std::vector<int64_t> in_strides(r, 1);
+      for (size_t i = r - 1; i > 0; --i) in_strides[i - 1] = in_strides[i] * c.shape[i];
+      std::vector<int64_t> idx(r, 0);
+      int mismatches = 0;
+      for (int64_t o = 0; o < y.numel(); ++o) {
+        int64_t src = 0;
+        for (size_t i = 0; i < r; ++i) src += idx[i] * in_strides[static_cast<size_t>(c.perm[i])];
+        if (y.data<float>()[o] != x.data<float>()[src] && mismatches++ < 3)
+          ADD_FAILURE() << "element " << o << " is " << y.data<float>()[o] << ", expected "
+                        << x.data<float>()[src];
+        for (size_t i = r; i-- > 0;) {
+          if (++idx[i] < y.dim(static_cast<int64_t>(i))) break;
+          idx[i] = 0;
+        }
+      }
+    }
+  }
+}
+
 TEST(ShapeOps, TransposeMovesFloat16AndBool) {
   std::vector<Float16> h;
   for (int i = 0; i < 24; ++i) h.emplace_back(static_cast<float>(i));
