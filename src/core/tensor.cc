@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/memory.h"
+
 namespace brink {
 
 int64_t shape_numel(const Shape& shape) {
@@ -22,11 +24,8 @@ std::string shape_to_string(const Shape& shape) {
 
 namespace {
 std::shared_ptr<void> aligned_storage(size_t bytes) {
-  // Round up so aligned_alloc's size rule holds, and never ask for 0 bytes.
-  const size_t size = (bytes + 63) / 64 * 64 + 64;
-  void* p = std::aligned_alloc(64, size);
-  if (!p) throw std::bad_alloc();
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  // Rounded up to 64 bytes plus 64 more, so that no tensor asks for 0 bytes.
+  return shared_aligned((bytes + 63) / 64 * 64 + 64);
 }
 }  // namespace
 

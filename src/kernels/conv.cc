@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "core/memory.h"
 #include "kernels/conv_ukernel.h"
 #include "kernels/transpose.h"
 
@@ -121,10 +122,9 @@ const IgemmConfig* config_for(Isa isa) {
 
 std::shared_ptr<float> aligned_floats(size_t n) {
   const size_t bytes = (std::max<size_t>(n, 1) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (p == nullptr) return nullptr;
+  float* p = static_cast<float*>(allocate_aligned(bytes));
   std::memset(p, 0, bytes);
-  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+  return std::shared_ptr<float>(p, [bytes](float* q) { free_aligned(q, bytes); });
 }
 
 int64_t ceil_div(int64_t a, int64_t b) {

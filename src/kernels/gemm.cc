@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/memory.h"
 #include "kernels/gemm_ukernel.h"
 
 namespace brink::kernels {
@@ -253,7 +254,8 @@ PackedB pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, bool b_transpo
                float alpha) {
   const size_t floats = packed_b_floats(k, n, isa);
   const size_t bytes = std::max<size_t>(64, (floats * sizeof(float) + 63) / 64 * 64);
-  std::unique_ptr<float, PackedB::Free> storage(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  std::unique_ptr<float, PackedB::Free> storage(static_cast<float*>(allocate_aligned(bytes)),
+                                                PackedB::Free(bytes));
   PackedB p = pack_b_into(storage.get(), b, k, n, ldb, b_transposed, isa, alpha);
   p.owned_ = std::move(storage);
   return p;

@@ -36,6 +36,7 @@
 #include <memory>
 
 #include "core/cpu_features.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "kernels/activation.h"
 
@@ -81,7 +82,10 @@ class PackedB {
   friend PackedB pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed,
                         Isa isa, float alpha);
   struct Free {
-    void operator()(float* p) const { std::free(p); }
+    Free() : bytes(0) {}
+    explicit Free(size_t n) : bytes(n) {}
+    size_t bytes;
+    void operator()(float* p) const { free_aligned(p, bytes); }
   };
   Isa isa_ = Isa::kPortable;
   int64_t k_ = 0, n_ = 0, kc_ = 0, num_panels_ = 0;

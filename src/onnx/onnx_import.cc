@@ -9,7 +9,12 @@
 // optional types, sparse-tensor and type-proto attributes, string tensors) or dropped
 // when it cannot change what the model computes (training_info, quantization
 // annotations, type denotations, tensor names inside attributes).
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -445,27 +450,35 @@ class ScopeChecker {
   std::unordered_map<std::string, int> visible_;
 };
 
-// `owner`, when given, holds the bytes and is freed once protobuf has parsed them.
+// Imports a parsed ModelProto; tensors move out of it one at a time (import frees each
+// initializer's raw bytes once copied), so the model is never held twice in full.
+Result<ir::Model> import_parsed(onnx::ModelProto& mp, const std::string& base_dir,
+                                const std::string& label) {
+  ir::Model m;
+  Importer importer(base_dir);
+  Status s = importer.model(mp, m);
+  if (s.is_ok()) s = sort_graphs(m.graph, "graph " + quote(m.graph.name));
+  if (s.is_ok()) s = ir::verify(m).with_context("graph " + quote(m.graph.name));
+  if (s.is_ok()) s = ScopeChecker().check(m.graph, "graph " + quote(m.graph.name), true);
+  if (!s.is_ok()) return detail::one_line(s.with_context(label));
+  return m;
+}
+
+Status parse_failed(const std::string& label, size_t size) {
+  return invalid_model(label + ": not an ONNX model (protobuf parse failed on " +
+                       std::to_string(size) + " bytes)");
+}
+
 Result<ir::Model> parse_model(const void* data, size_t size, const std::string& base_dir,
-                              const std::string& label, std::unique_ptr<char[]>* owner = nullptr) {
+                              const std::string& label) {
   if (size > static_cast<size_t>(INT_MAX))
     return invalid_model(label + ": " + std::to_string(size) +
                          " bytes is more than protobuf's 2 GiB limit");
   if (!data && size > 0) return invalid_argument(label + ": null data");
   try {
     onnx::ModelProto mp;
-    if (!mp.ParseFromArray(data, static_cast<int>(size)))
-      return invalid_model(label + ": not an ONNX model (protobuf parse failed on " +
-                           std::to_string(size) + " bytes)");
-    if (owner) owner->reset();
-    ir::Model m;
-    Importer importer(base_dir);
-    Status s = importer.model(mp, m);
-    if (s.is_ok()) s = sort_graphs(m.graph, "graph " + quote(m.graph.name));
-    if (s.is_ok()) s = ir::verify(m).with_context("graph " + quote(m.graph.name));
-    if (s.is_ok()) s = ScopeChecker().check(m.graph, "graph " + quote(m.graph.name), true);
-    if (!s.is_ok()) return detail::one_line(s.with_context(label));
-    return m;
+    if (!mp.ParseFromArray(data, static_cast<int>(size))) return parse_failed(label, size);
+    return import_parsed(mp, base_dir, label);
   } catch (const std::bad_alloc&) {
     return io_error(label + ": out of memory while loading the model");
   }
@@ -485,17 +498,27 @@ Result<ir::Model> load_onnx_file(const std::string& path) {
   if (size > static_cast<uintmax_t>(INT_MAX))
     return invalid_model(file + ": " + std::to_string(size) +
                          " bytes is more than protobuf's 2 GiB limit for a model");
-  // Not zero-filled first: the read writes every byte.
-  auto bytes = std::make_unique_for_overwrite<char[]>(static_cast<size_t>(size));
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return io_error(file + ": cannot open for reading");
-    in.read(bytes.get(), static_cast<std::streamsize>(size));
-    if (static_cast<uintmax_t>(in.gcount()) != size) return io_error(file + ": read failed");
-  }
   std::string base_dir = fs::path(path).parent_path().string();
   if (base_dir.empty()) base_dir = ".";
-  return parse_model(bytes.get(), static_cast<size_t>(size), base_dir, file, &bytes);
+  // Parsed straight from the file (no copy of its bytes next to the parsed message): with
+  // the import moving tensors out one by one, loading peaks near one copy of the weights.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(file + ": cannot open for reading: " + std::strerror(errno));
+  try {
+    onnx::ModelProto mp;
+    bool parsed = false;
+    {
+      google::protobuf::io::FileInputStream stream(fd);
+      stream.SetCloseOnDelete(true);
+      parsed = mp.ParseFromZeroCopyStream(&stream) && stream.GetErrno() == 0;
+      if (!parsed && stream.GetErrno() != 0)
+        return io_error(file + ": read failed: " + std::strerror(stream.GetErrno()));
+    }
+    if (!parsed) return parse_failed(file, static_cast<size_t>(size));
+    return import_parsed(mp, base_dir, file);
+  } catch (const std::bad_alloc&) {
+    return io_error(file + ": out of memory while loading the model");
+  }
 }
 
 Result<ir::Model> parse_onnx_bytes(const void* data, size_t size, const std::string& base_dir) {

@@ -228,6 +228,8 @@ class FastConvKernel final : public Kernel {
     Status s = run_impl(ctx);
     return s.is_ok() ? s : s.with_context(where_);
   }
+  // W and B live packed in conv_ / depthwise_; run() reads X and Z only.
+  bool reads_input_data(size_t i) const override { return i == 0 || i == 3; }
 
  private:
   Status run_nhwc(const float* x, const float* z, float* y, int64_t n,

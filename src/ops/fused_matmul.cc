@@ -102,6 +102,9 @@ class FastMatMul final : public Kernel {
     packed_shape_ = bs;
   }
 
+  // A packed constant B is read from packed_ only (its shape is fixed, so every run uses it).
+  bool reads_input_data(size_t i) const override { return i != 1 || packed_.empty(); }
+
   Status run(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);

@@ -179,6 +179,10 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual Status run(KernelContext& ctx) = 0;
+  // False when run() never reads the elements of input `i` (only, at most, its dtype and
+  // shape): the kernel kept what it needs from that constant input at prepare (packed
+  // weights). The runtime then frees the constant's storage after load.
+  virtual bool reads_input_data(size_t i) const { return true; }
 };
 
 using InferFn = std::function<Status(InferContext&)>;

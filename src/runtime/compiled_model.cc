@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -357,9 +358,42 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     }
   }
 
+  // Weights a kernel packs at prepare are freed as soon as no later node needs them, so
+  // that a model's parameters are not held twice (file layout and packed) even while
+  // loading. Not in graphs with subgraphs, which read outer values by name when they run.
+  bool release_constants = subgraph_input_types == nullptr;
+  for (const ir::Node& n : g.nodes) release_constants &= !has_subgraphs(n);
+  std::vector<int> uses_left(nv, 0);
+  std::vector<uint8_t> keep_constant(nv, 0);
+  for (const ir::Node& n : g.nodes)
+    for (int in : n.inputs)
+      if (in != ir::kNoValue) ++uses_left[static_cast<size_t>(in)];
+  for (int v : g.outputs) keep_constant[static_cast<size_t>(v)] = 1;
+  for (int v : g.inputs) keep_constant[static_cast<size_t>(v)] = 1;  // an initializer's default
+
   std::vector<int> last_use(nv, -1);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     ir::Node& node = g.nodes[ni];
+    // However this node is handled (a kernel, folded, or a problem), its inputs have one use
+    // fewer afterwards; a constant that its kernel reads at run time is kept for good.
+    const ops::Kernel* created = nullptr;
+    struct AfterNode {
+      std::function<void()> f;
+      ~AfterNode() { f(); }
+    } after_node{[&] {
+      if (!release_constants) return;
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const int in = node.inputs[k];
+        if (in == ir::kNoValue) continue;
+        const size_t v = static_cast<size_t>(in);
+        if (created != nullptr && created->reads_input_data(k)) keep_constant[v] = 1;
+        std::optional<Tensor>& c = g.value(in).constant;
+        if (--uses_left[v] == 0 && !keep_constant[v] && c && c->data<void>() != nullptr) {
+          released_constant_bytes_ += static_cast<int64_t>(c->nbytes());
+          *c = Tensor::view(c->dtype(), c->shape(), nullptr);
+        }
+      }
+    }};
     // Brink's own operators (docs/INTERNAL_OPS.md) are at version 1 unless imported.
     int64_t opset = model_.opset(node.domain);
     if (opset == 0 && node.domain == kBrinkDomain) opset = 1;
@@ -483,6 +517,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     step.opset = opset;
     step.def = def;
     step.kernel = std::move(kernel).value();
+    created = step.kernel.get();
     for (int in : node.inputs)
       if (in != ir::kNoValue && !g.value(in).constant)
         last_use[static_cast<size_t>(in)] = static_cast<int>(steps_.size());

@@ -57,6 +57,8 @@ class CompiledModel {
   std::optional<int64_t> unplanned_bytes() const { return unplanned_bytes_; }
   int64_t parameter_count() const { return parameter_count_; }
   int64_t parameter_bytes() const { return parameter_bytes_; }
+  // Bytes of constants freed after load because their kernels hold packed copies.
+  int64_t released_constant_bytes() const { return released_constant_bytes_; }
   int64_t folded_nodes() const { return folded_nodes_; }
   const ir::TensorType& value_type(int value) const {
     return value_types_[static_cast<size_t>(value)];
@@ -166,6 +168,7 @@ class CompiledModel {
   std::optional<int64_t> unplanned_bytes_;
   int64_t parameter_count_ = 0;
   int64_t parameter_bytes_ = 0;
+  int64_t released_constant_bytes_ = 0;
   int64_t folded_nodes_ = 0;
 };
 

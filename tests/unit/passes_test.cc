@@ -1061,3 +1061,58 @@ INSTANTIATE_TEST_SUITE_P(Generated, PassesOnModel,
 
 }  // namespace
 }  // namespace brink::passes
+
+namespace brink::passes {
+namespace {
+
+// Weights that kernels keep packed are freed at load; weights a kernel reads at run time,
+// graph outputs and a weight shared with such a reader stay; results do not change, on
+// repeated runs too.
+TEST(Passes, PackedWeightsAreFreedAtLoadAndResultsStay) {
+  ModelBuilder b(13);
+  b.input("x", {2, 3, 9, 9})
+      .random_init("w", {8, 3, 3, 3})
+      .random_init("bias", {8})
+      .random_init("w2", {8, 8, 1, 1})
+      .random_init("fc", {8, 5})
+      .random_init("shared", {5})
+      .node("Conv", {"x", "w", "bias"}, {"c"},
+            {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
+      .node("Relu", {"c"}, {"r"})
+      .node("Conv", {"r", "w2"}, {"c2"})
+      .node("GlobalAveragePool", {"c2"}, {"p"})
+      .node("Flatten", {"p"}, {"f"})
+      .node("MatMul", {"f", "fc"}, {"m"})
+      .node("Add", {"m", "shared"}, {"y"})
+      .node("Mul", {"shared", "shared"}, {"sq"})
+      .output("y")
+      .output("sq")
+      .output("w2");  // a weight that is also a graph output must stay
+  const ir::Model model = b.build();
+  const auto feeds = random_feeds(model);
+  auto want = run(model, feeds);  // the model as given, optimization level 0
+  ASSERT_TRUE(want.is_ok()) << want.status().message();
+
+  SessionOptions options;  // level 2: fused brink.Conv / brink.MatMul with packed weights
+  auto cm = CompiledModel::compile(model, options);
+  ASSERT_TRUE(cm.is_ok()) << cm.status().message();
+  // w (3*3*3*8 floats) and fc (8*5) are packed and freed; w2 is a graph output; `shared` is
+  // read by Add/Mul (or a fused bias) at run time.
+  EXPECT_GE((*cm)->released_constant_bytes(), static_cast<int64_t>((216 + 40) * sizeof(float)));
+  EXPECT_LT((*cm)->released_constant_bytes(),
+            static_cast<int64_t>((216 + 40 + 64 + 5) * sizeof(float)));
+  for (int round = 0; round < 2; ++round) {
+    auto got = (*cm)->run(feeds);
+    ASSERT_TRUE(got.is_ok()) << got.status().message();
+    ASSERT_EQ(got->size(), want->size());
+    for (size_t k = 0; k < got->size(); ++k) {
+      const Tensor &a = (*want)[k], &g = (*got)[k];
+      ASSERT_EQ(a.shape(), g.shape());
+      for (int64_t i = 0; i < a.numel(); ++i)
+        EXPECT_NEAR(a.element_as_double(i), g.element_as_double(i), 1e-4) << "output " << k;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace brink::passes
