@@ -85,7 +85,7 @@ BRINK_SIMD_INLINE Vf tanh(Vf x) {
   q = fma(q, t, set1(0x1.a7f766p-6f));
   q = fma(q, t, set1(0x1.de5ac6p-2f));
   q = fma(q, t, set1(1.0f));
-  return clamp(x * p / q, -1.0f, 1.0f);
+  return clamp(x * p * recip_finite(q), -1.0f, 1.0f);  // q >= 1: positive coefficients
 }
 
 BRINK_SIMD_INLINE Vf erf(Vf x) {
@@ -103,13 +103,14 @@ BRINK_SIMD_INLINE Vf erf(Vf x) {
   q = fma(q, t, set1(0x1.d8787ep-4f));
   q = fma(q, t, set1(0x1.027c98p-1f));
   q = fma(q, t, set1(1.0f));
-  return clamp(x * p / q, -1.0f, 1.0f);
+  return clamp(x * p * recip_finite(q), -1.0f, 1.0f);  // q >= 1: positive coefficients
 }
 
 BRINK_SIMD_INLINE Vf sigmoid(Vf x) {
   const Vf e = exp(-abs(x));
   const Vf one = set1(1.0f);
-  return select(ge(x, set1(0.0f)), one, e) / (one + e);
+  const Vf r = recip_finite(one + e);  // 1 + e is in [1, 2]
+  return select(ge(x, set1(0.0f)), r, e * r);
 }
 
 // log(1 + e) for e in [0, 1]: log(u) * e / (u - 1) with u = 1 + e rounded corrects for the

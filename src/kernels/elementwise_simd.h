@@ -90,6 +90,13 @@ BRINK_SIMD_INLINE Vf operator*(Vf a, Vf b) {
 BRINK_SIMD_INLINE Vf operator/(Vf a, Vf b) {
   return {_mm512_div_ps(a.v, b.v)};
 }
+// 1 / d for finite, normal d: a 14-bit estimate and one Newton step (about 1 ulp; exact for
+// powers of two), several times the throughput of a division.
+BRINK_SIMD_INLINE Vf recip_finite(Vf d) {
+  const __m512 r = _mm512_rcp14_ps(d.v);
+  const __m512 e = _mm512_fnmadd_ps(d.v, r, _mm512_set1_ps(1.0f));
+  return {_mm512_fmadd_ps(r, e, r)};
+}
 BRINK_SIMD_INLINE Vf operator-(Vf a) {
   return {_mm512_castsi512_ps(
       _mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
@@ -240,6 +247,14 @@ BRINK_SIMD_INLINE Vf operator*(Vf a, Vf b) {
 }
 BRINK_SIMD_INLINE Vf operator/(Vf a, Vf b) {
   return {_mm256_div_ps(a.v, b.v)};
+}
+// 1 / d for finite, normal d: a 12-bit estimate and two Newton steps (about 1 ulp; exact for
+// powers of two).
+BRINK_SIMD_INLINE Vf recip_finite(Vf d) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 r = _mm256_rcp_ps(d.v);
+  r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d.v, r, one), r);
+  return {_mm256_fmadd_ps(r, _mm256_fnmadd_ps(d.v, r, one), r)};
 }
 BRINK_SIMD_INLINE Vf operator-(Vf a) {
   return {_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))};
@@ -404,6 +419,13 @@ BRINK_SIMD_INLINE Vf operator*(Vf a, Vf b) {
 BRINK_SIMD_INLINE Vf operator/(Vf a, Vf b) {
   return {vdivq_f32(a.v, b.v)};
 }
+// 1 / d for finite, normal d: an 8-bit estimate and two Newton steps (about 1-2 ulp).
+BRINK_SIMD_INLINE Vf recip_finite(Vf d) {
+  float32x4_t r = vrecpeq_f32(d.v);
+  r = vmulq_f32(r, vrecpsq_f32(d.v, r));
+  r = vmulq_f32(r, vrecpsq_f32(d.v, r));
+  return {r};
+}
 BRINK_SIMD_INLINE Vf operator-(Vf a) {
   return {vnegq_f32(a.v)};
 }
@@ -549,6 +571,9 @@ BRINK_SIMD_INLINE Vf operator*(Vf a, Vf b) {
 }
 BRINK_SIMD_INLINE Vf operator/(Vf a, Vf b) {
   return {a.v / b.v};
+}
+BRINK_SIMD_INLINE Vf recip_finite(Vf d) {
+  return {1.0f / d.v};
 }
 BRINK_SIMD_INLINE Vf operator-(Vf a) {
   return {-a.v};
