@@ -21,12 +21,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/conv.h"
 #include "kernels/peak.h"
 
 namespace {
+
+using brink::bench::parse_isa;
+using brink::bench::split;
 
 using namespace brink;
 
@@ -85,26 +89,6 @@ const ConvShape kShapes[] = {
     {"mobilenetv2", 1, 7, 7, 960, 320, 1, 1, 0},
     {"mobilenetv2", 1, 7, 7, 320, 1280, 1, 1, 0},
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos - start));
-    if (pos == std::string::npos) return out;
-    start = pos + 1;
-  }
-}
-
-bool parse_isa(const std::string& s, Isa* isa) {
-  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon})
-    if (s == isa_name(i)) {
-      *isa = i;
-      return true;
-    }
-  return false;
-}
 
 std::vector<float> random_floats(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

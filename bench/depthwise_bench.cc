@@ -18,11 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/depthwise_conv.h"
 
 namespace {
+
+using brink::bench::parse_isa;
+using brink::bench::split;
 
 using namespace brink;
 
@@ -40,26 +44,6 @@ const BenchShape kShapes[] = {
     {56, 56, 144, 5, 2, "EfficientNet-B0 stage 3"}, {28, 28, 240, 5, 1, "EfficientNet-B0 stage 3"},
     {14, 14, 672, 5, 1, "EfficientNet-B0 stage 5"}, {7, 7, 1152, 5, 1, "EfficientNet-B0 stage 6"},
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos - start));
-    if (pos == std::string::npos) return out;
-    start = pos + 1;
-  }
-}
-
-bool parse_isa(const std::string& s, Isa* isa) {
-  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon})
-    if (s == isa_name(i)) {
-      *isa = i;
-      return true;
-    }
-  return false;
-}
 
 // Median and minimum per-call time; the minimum is the steadier number for A/B comparisons
 // on a loaded machine.

@@ -18,12 +18,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
 #include "kernels/peak.h"
 
 namespace {
+
+using brink::bench::parse_isa;
+using brink::bench::split;
 
 using namespace brink;
 
@@ -38,26 +42,6 @@ const BenchShape kDefaultShapes[] = {
     {128, 384, 1536, "BERT FFN down"},        {49, 2048, 512, "ResNet-50 1x1 expand, 7x7"},
     {1, 1000, 2048, "ResNet-50 classifier"},  {512, 512, 512, "square"},
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos - start));
-    if (pos == std::string::npos) return out;
-    start = pos + 1;
-  }
-}
-
-bool parse_isa(const std::string& s, Isa* isa) {
-  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon})
-    if (s == isa_name(i)) {
-      *isa = i;
-      return true;
-    }
-  return false;
-}
 
 }  // namespace
 

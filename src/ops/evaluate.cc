@@ -132,4 +132,14 @@ ir::Node make_node(const std::string& op_type, size_t num_inputs, size_t num_out
   return n;
 }
 
+Tensor shape_or_size_value(const ir::Node& node, const Shape& dims) {
+  if (node.op_type == "Size") return Tensor::scalar<int64_t>(shape_numel(dims));
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  auto clamp = [&](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
+  const int64_t start = clamp(node.attr_int("start", 0)), end = clamp(node.attr_int("end", rank));
+  std::vector<int64_t> sliced;
+  for (int64_t k = start; k < end; ++k) sliced.push_back(dims[static_cast<size_t>(k)]);
+  return Tensor::from_vector<int64_t>({static_cast<int64_t>(sliced.size())}, sliced);
+}
+
 }  // namespace brink::ops

@@ -23,6 +23,10 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
                                           const std::vector<const Tensor*>& inputs,
                                           bool inputs_are_constant = true, int num_threads = 1);
 
+// The value of a Shape or Size node (ai.onnx) whose input has the static shape `dims`: what
+// constant folding puts in place of such nodes (they read only their input's type).
+Tensor shape_or_size_value(const ir::Node& node, const Shape& dims);
+
 // How evaluate_node prepares and runs a node; tests use it to check every kernel variant.
 struct EvaluateOptions {
   bool inputs_are_constant = true;  // give inputs to the prepare step as constants

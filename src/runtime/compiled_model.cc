@@ -457,19 +457,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     if (options.fold_constants && !all_constant && node.inputs.size() == 1 && in_types[0] &&
         in_types[0]->is_static() && (node.op_type == "Shape" || node.op_type == "Size") &&
         node.domain.empty()) {
-      const Shape dims = in_types[0]->static_shape();
-      Tensor folded;
-      if (node.op_type == "Size") {
-        folded = Tensor::scalar<int64_t>(shape_numel(dims));
-      } else {
-        const int64_t rank = static_cast<int64_t>(dims.size());
-        auto clamp = [&](int64_t v) { return std::clamp(v < 0 ? v + rank : v, int64_t{0}, rank); };
-        const int64_t start = clamp(node.attr_int("start", 0)),
-                      end = clamp(node.attr_int("end", rank));
-        std::vector<int64_t> sliced;
-        for (int64_t k = start; k < end; ++k) sliced.push_back(dims[static_cast<size_t>(k)]);
-        folded = Tensor::from_vector<int64_t>({static_cast<int64_t>(sliced.size())}, sliced);
-      }
+      const Tensor folded = ops::shape_or_size_value(node, in_types[0]->static_shape());
       g.value(node.outputs[0]).constant = folded;
       value_types_[static_cast<size_t>(node.outputs[0])] =
           ir::TensorType::of(DataType::kInt64, folded.shape());

@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/elementwise.h"
+#include "op_test_util.h"
 #include "ops/evaluate.h"
 #include "ops/op_util.h"
 
@@ -24,28 +25,6 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Prepares kernels with the fast paths off while it lives.
-class ReferenceKernels {
- public:
-  ReferenceKernels() : previous_(kernels::fast_kernels_enabled()) {
-    kernels::set_fast_kernels_enabled(false);
-  }
-  ~ReferenceKernels() { kernels::set_fast_kernels_enabled(previous_); }
-
- private:
-  bool previous_;
-};
-
-Result<std::vector<Tensor>> eval(const ir::Node& node, int64_t opset,
-                                 const std::vector<const Tensor*>& inputs, Isa isa, int threads,
-                                 bool fast) {
-  std::optional<ReferenceKernels> ref;
-  if (!fast) ref.emplace();
-  EvaluateOptions o;
-  o.inputs_are_constant = false;
-  o.isa = isa;
-  o.num_threads = threads;
-  return evaluate_node(node, opset, inputs, o);
-}
 
 // Runs `node` with its output 0 written over inputs[alias] (same shape and dtype), as the
 // executor does in place; returns that output.

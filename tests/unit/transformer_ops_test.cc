@@ -13,34 +13,12 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/elementwise.h"
+#include "op_test_util.h"
 #include "ops/evaluate.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
 namespace {
-
-class ReferenceKernels {
- public:
-  ReferenceKernels() : previous_(kernels::fast_kernels_enabled()) {
-    kernels::set_fast_kernels_enabled(false);
-  }
-  ~ReferenceKernels() { kernels::set_fast_kernels_enabled(previous_); }
-
- private:
-  bool previous_;
-};
-
-Result<std::vector<Tensor>> eval(const ir::Node& node, int64_t opset,
-                                 const std::vector<const Tensor*>& inputs, Isa isa, int threads,
-                                 bool fast) {
-  std::optional<ReferenceKernels> ref;
-  if (!fast) ref.emplace();
-  EvaluateOptions o;
-  o.inputs_are_constant = false;
-  o.isa = isa;
-  o.num_threads = threads;
-  return evaluate_node(node, opset, inputs, o);
-}
 
 Tensor random_tensor(DataType dt, const Shape& shape, uint32_t seed, float lo = -1.0f,
                      float hi = 1.0f) {
