@@ -34,6 +34,10 @@ struct SessionOptions {
   // Fixed sizes for symbolic input dims, by dim name ("batch" -> 1). Dims not listed stay
   // symbolic and are resolved at each run.
   std::vector<std::pair<std::string, int64_t>> dim_values;
+  // .brink packages only: a public key file (brink keygen); the package must carry a valid
+  // signature by that key. Empty: an unsigned package is accepted, a signed one is checked
+  // against the key it carries (integrity, not trust). Every check runs before any kernel.
+  std::string package_public_key;
 };
 
 // Name, element type and shape of a model input or output. A dim is -1 when symbolic;
@@ -54,12 +58,14 @@ class CompiledModel;
 
 class Session {
  public:
-  // Loads a .onnx file.
+  // Loads a .onnx file or a .brink package (told apart by content, not by name).
   static Result<std::unique_ptr<Session>> load(const std::string& path,
                                                const SessionOptions& options = {});
   // Builds a session from an already imported model (used by tools and tests).
   static Result<std::unique_ptr<Session>> from_model(ir::Model model,
                                                      const SessionOptions& options = {});
+  // Wraps a model compiled elsewhere (the .brink loader compiles with its packed weights).
+  static std::unique_ptr<Session> from_compiled(std::unique_ptr<CompiledModel> compiled);
   ~Session();
 
   const std::vector<TensorInfo>& inputs() const;

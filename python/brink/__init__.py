@@ -95,17 +95,21 @@ class InferenceSession:
     """A loaded model, ready to run many times.
 
     Args:
-        path_or_bytes: a path to a ``.onnx`` file (``str`` or ``os.PathLike``), or the
-            serialized model (``bytes``, ``bytearray``, ``memoryview``).
+        path_or_bytes: a path to a ``.onnx`` file or a ``.brink`` package (``str`` or
+            ``os.PathLike``), or a serialized ONNX model (``bytes``, ``bytearray``,
+            ``memoryview``).
         threads: threads one ``run`` may use; 0 picks the number of physical cores.
         providers: accepted for ONNX Runtime compatibility; Brink runs on the CPU, and
             names other than ``"CPUExecutionProvider"`` only draw a warning.
         dim_values: fixed sizes for symbolic input dims by name, e.g. ``{"batch": 1}``;
             fixing them lets Brink plan memory and pick kernels at load.
+        pubkey: for a ``.brink`` package, a public key file (``brink keygen``): the package
+            must be signed by that key. Without it an unsigned package is accepted.
 
     Raises:
         NotFound: the file does not exist.
-        InvalidModel: the file is not a valid ONNX model.
+        InvalidModel: the file is not a valid ONNX model, or a package failed a check
+            (damaged, modified, not signed by ``pubkey``).
         Unsupported: the model uses operators, element types or opsets Brink lacks (all of
             them are named in one message).
         InvalidArgument: a bad argument (negative ``threads``, say).
@@ -115,7 +119,8 @@ class InferenceSession:
 
     def __init__(self, path_or_bytes: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview],
                  threads: int = 0, providers: Optional[Sequence[Any]] = None,
-                 dim_values: Optional[Mapping[str, int]] = None):
+                 dim_values: Optional[Mapping[str, int]] = None,
+                 pubkey: Optional[Union[str, "os.PathLike[str]"]] = None):
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise InvalidArgument(f"threads must be an int, got {type(threads).__name__}")
         _check_providers(providers)
@@ -126,7 +131,7 @@ class InferenceSession:
             dims.append((k, v))
         self._model_path = None if isinstance(path_or_bytes, (bytes, bytearray, memoryview)) \
             else os.fspath(path_or_bytes)
-        self._session = _brink.Session(path_or_bytes, threads, dims)
+        self._session = _brink.Session(path_or_bytes, threads, dims, "" if pubkey is None else os.fspath(pubkey))
         self._inputs = [NodeArg(*i) for i in self._session.inputs()]
         self._outputs = [NodeArg(*o) for o in self._session.outputs()]
 

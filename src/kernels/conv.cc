@@ -155,8 +155,7 @@ struct ConvNhwcF32::Plan {
 
 ConvNhwcF32::~ConvNhwcF32() = default;
 
-Result<std::unique_ptr<ConvNhwcF32>> ConvNhwcF32::create(const Conv2dParams& p, const float* w,
-                                                         const float* b, Isa isa) {
+Result<std::unique_ptr<ConvNhwcF32>> ConvNhwcF32::make_layout(const Conv2dParams& p, Isa isa) {
   if (p.group < 1 || p.in_channels < 1 || p.out_channels < 1 || p.in_channels % p.group != 0 ||
       p.out_channels % p.group != 0)
     return invalid_argument("conv: channels " + std::to_string(p.in_channels) + " -> " +
@@ -205,10 +204,37 @@ Result<std::unique_ptr<ConvNhwcF32>> ConvNhwcF32::create(const Conv2dParams& p, 
   k->blocks_per_chunk_ =
       std::max<int64_t>(1, static_cast<int64_t>(kL2PanelBudget / full_panel_bytes));
 
-  k->packed_ = aligned_floats(k->group_floats_ * static_cast<size_t>(p.group));
   k->zero_ = aligned_floats(static_cast<size_t>(k->tap_channels_) + 16);
-  if (k->packed_ == nullptr || k->zero_ == nullptr)
-    return internal_error("conv: out of memory packing the weights");
+  if (k->zero_ == nullptr) return internal_error("conv: out of memory");
+  return k;
+}
+
+std::string ConvNhwcF32::packed_layout() const {
+  return std::string("igemm-f32-v1/") + isa_name(isa_) + "/nr" + std::to_string(cfg_->nr) + "." +
+         std::to_string(cfg_->nr_half) + (merge_rows_ ? "/merged-rows" : "");
+}
+
+Result<std::unique_ptr<ConvNhwcF32>> ConvNhwcF32::create_prepacked(
+    const Conv2dParams& p, const std::string& layout, const float* packed, size_t floats,
+    std::shared_ptr<const void> owner, Isa isa) {
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, isa));
+  if (layout != k->packed_layout() || floats != k->packed_floats())
+    return unsupported("conv: packed weights in layout " + layout + " (" + std::to_string(floats) +
+                       " floats), this build packs " + k->packed_layout() + " (" +
+                       std::to_string(k->packed_floats()) + " floats)");
+  if (reinterpret_cast<uintptr_t>(packed) % 64 != 0)
+    return invalid_argument("conv: packed weights are not 64-byte aligned");
+  k->packed_ =
+      std::shared_ptr<float>(std::const_pointer_cast<void>(owner), const_cast<float*>(packed));
+  return k;
+}
+
+Result<std::unique_ptr<ConvNhwcF32>> ConvNhwcF32::create(const Conv2dParams& p, const float* w,
+                                                         const float* b, Isa isa) {
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, isa));
+  const IgemmConfig* cfg = k->cfg_;
+  k->packed_ = aligned_floats(k->packed_floats());
+  if (k->packed_ == nullptr) return internal_error("conv: out of memory packing the weights");
   float* packed = k->packed_.get();
   const int64_t kh = p.kernel_h, kw = p.kernel_w;
   for (int64_t g = 0; g < p.group; ++g) {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "brink/status.h"
@@ -64,7 +65,19 @@ class ConvNhwcF32 {
   // uses the reference).
   static Result<std::unique_ptr<ConvNhwcF32>> create(const Conv2dParams& p, const float* w,
                                                      const float* b, Isa isa);
+  // Adopts weights packed earlier (a .brink package's, kept alive by `owner`): `layout` and
+  // `floats` must be exactly what create() would make for `p` and `isa`, else an error.
+  static Result<std::unique_ptr<ConvNhwcF32>> create_prepacked(const Conv2dParams& p,
+                                                               const std::string& layout,
+                                                               const float* packed, size_t floats,
+                                                               std::shared_ptr<const void> owner,
+                                                               Isa isa);
   ~ConvNhwcF32();
+
+  // Names the packed weights' layout exactly: kernel, ISA, panel widths, row merging.
+  std::string packed_layout() const;
+  const float* packed_data() const { return packed_.get(); }
+  size_t packed_floats() const { return group_floats_ * static_cast<size_t>(p_.group); }
 
   // Builds the indirection table for `s` now (the load-time input size), so that runs with
   // that size never take the cache's lock.
@@ -86,6 +99,8 @@ class ConvNhwcF32 {
 
  private:
   ConvNhwcF32() = default;
+  // Everything but the packed weights: blocks, panel sizes, the zero row.
+  static Result<std::unique_ptr<ConvNhwcF32>> make_layout(const Conv2dParams& p, Isa isa);
   Result<std::shared_ptr<const Plan>> make_plan(const Conv2dSpatial& s) const;
   Result<std::shared_ptr<const Plan>> plan_for(const Conv2dSpatial& s) const;
   void choose_splits(int threads, int64_t outer, int64_t tiles, int64_t nblocks,

@@ -211,8 +211,13 @@ size_t packed_b_floats(int64_t k, int64_t n, Isa isa) {
   return static_cast<size_t>(k * ceil_div(n, nr) * nr);
 }
 
-PackedB pack_b_into(float* buffer, const float* b, int64_t k, int64_t n, int64_t ldb,
-                    bool b_transposed, Isa isa, float alpha) {
+std::string packed_b_layout(int64_t k, Isa isa) {
+  const Isa e = effective_isa(isa);
+  return std::string("gemm-b-f32-v1/") + isa_name(e) + "/nr" + std::to_string(ukernel_for(e).nr) +
+         "/kc" + std::to_string(choose_kc(k));
+}
+
+PackedB packed_b_view(const float* data, int64_t k, int64_t n, Isa isa) {
   PackedB p;
   p.isa_ = effective_isa(isa);
   p.nr_ = ukernel_for(p.isa_).nr;
@@ -220,8 +225,14 @@ PackedB pack_b_into(float* buffer, const float* b, int64_t k, int64_t n, int64_t
   p.n_ = n;
   p.kc_ = choose_kc(k);
   p.num_panels_ = ceil_div(n, p.nr_);
-  p.data_ = buffer;
+  p.data_ = data;
   p.packed_ = true;
+  return p;
+}
+
+PackedB pack_b_into(float* buffer, const float* b, int64_t k, int64_t n, int64_t ldb,
+                    bool b_transposed, Isa isa, float alpha) {
+  PackedB p = packed_b_view(buffer, k, n, isa);
   const int64_t nr = p.nr_;
   for (int64_t kb = 0; kb < p.num_k_blocks(); ++kb) {
     const int64_t k0 = kb * p.kc_;

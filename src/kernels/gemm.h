@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "core/cpu_features.h"
 #include "core/memory.h"
@@ -77,6 +78,7 @@ class PackedB {
   size_t size_floats() const { return static_cast<size_t>(k_ * num_panels_ * nr_); }
 
  private:
+  friend PackedB packed_b_view(const float* data, int64_t k, int64_t n, Isa isa);
   friend PackedB pack_b_into(float* buffer, const float* b, int64_t k, int64_t n, int64_t ldb,
                              bool b_transposed, Isa isa, float alpha);
   friend PackedB pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed,
@@ -97,6 +99,12 @@ class PackedB {
 
 // Floats a packed B of k x n takes for `isa` (what pack_b_into needs).
 size_t packed_b_floats(int64_t k, int64_t n, Isa isa);
+
+// B already packed for (k, n, isa) at `data` (what pack_b_into would have written there, e.g.
+// stored in a .brink package), used in place; `data` must outlive the result.
+PackedB packed_b_view(const float* data, int64_t k, int64_t n, Isa isa);
+// Names the packing exactly (ISA, panel width, K block), for packages to check against.
+std::string packed_b_layout(int64_t k, Isa isa);
 
 // Packs B (k x n, row stride ldb; with b_transposed, B is given as n x k with row stride ldb,
 // e.g. a Linear layer's [out, in] weight), scaled by alpha, for `isa`'s micro-kernel.

@@ -230,6 +230,10 @@ class FastConvKernel final : public Kernel {
   }
   // W and B live packed in conv_ / depthwise_; run() reads X and Z only.
   bool reads_input_data(size_t i) const override { return i == 0 || i == 3; }
+  std::optional<PackedWeights> packed_weights() const override {
+    if (conv_ == nullptr) return std::nullopt;  // depthwise weights are small: packed at load
+    return PackedWeights{conv_->packed_layout(), conv_->packed_data(), conv_->packed_floats(), {}};
+  }
 
  private:
   Status run_nhwc(const float* x, const float* z, float* y, int64_t n,
@@ -320,10 +324,16 @@ Result<std::unique_ptr<Kernel>> try_fast(const KernelCreateContext& c, const Con
   const float* bias = b == nullptr ? nullptr : b->data<float>();
   std::unique_ptr<kernels::ConvNhwcF32> conv;
   std::unique_ptr<kernels::DepthwiseConvNhwc> depthwise;
-  if (p.group > 1 && p.group == p.in_channels && p.out_channels == p.in_channels) {
+  if (c.prepacked == nullptr && p.group > 1 && p.group == p.in_channels &&
+      p.out_channels == p.in_channels) {
     depthwise = kernels::DepthwiseConvNhwc::create(p.in_channels, p.kernel_h, p.kernel_w,
                                                    w->data<float>(), bias, act, c.isa);
     if (depthwise == nullptr) return std::unique_ptr<Kernel>();
+  } else if (c.prepacked != nullptr) {
+    auto made = kernels::ConvNhwcF32::create_prepacked(
+        p, c.prepacked->layout, c.prepacked->data, c.prepacked->floats, c.prepacked->owner, c.isa);
+    if (!made.is_ok()) return made.status().with_context(c.node.describe());
+    conv = std::move(*made);
   } else {
     auto made = kernels::ConvNhwcF32::create(p, w->data<float>(), bias, c.isa);
     if (!made.is_ok()) return std::unique_ptr<Kernel>();
@@ -352,6 +362,9 @@ Result<std::unique_ptr<Kernel>> create_fused_conv(const KernelCreateContext& c) 
                      std::to_string(a.strides.size()) + " spatial dims");
   BRINK_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> fast, try_fast(c, a, layout, act));
   if (fast != nullptr) return fast;
+  if (c.prepacked != nullptr)  // its W holds no data: only the fast kernel can run it
+    return c.unsupported_here("the package's packed weights (" + c.prepacked->layout +
+                              ") do not fit this convolution's fast kernel");
   const std::string where = c.node.describe();
   return make_kernel([a, layout, act, where](KernelContext& ctx) -> Status {
     Status s = reference_run(a, layout, act, ctx);

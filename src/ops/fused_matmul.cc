@@ -11,10 +11,12 @@
 // A constant B is packed at prepare (one PackedB per batch matrix of B); any other B is
 // packed per call into the per-thread buffer of gemm_unpacked.
 #include <array>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "kernels/gemm.h"
 #include "ops/linalg.h"
 #include "ops/op_groups.h"
@@ -86,20 +88,60 @@ class FastMatMul final : public Kernel {
  public:
   FastMatMul(Isa isa, bool trans_b, Activation act) : isa_(isa), trans_b_(trans_b), act_(act) {}
 
-  // Packs a constant B: one PackedB per batch matrix.
-  void prepare(const KernelCreateContext& c) {
+  // Packs a constant B: one PackedB per batch matrix, all in one buffer (64-byte aligned
+  // each), or adopts that buffer from a package. An error only for packed weights that do
+  // not fit.
+  Status prepare(const KernelCreateContext& c) {
     const Tensor* b = c.constant_inputs.size() > 1 ? c.constant_inputs[1] : nullptr;
-    if (b == nullptr || b->rank() < 2 || b->dtype() != DataType::kFloat32) return;
-    const Shape& bs = b->shape();
-    const size_t r = bs.size();
-    const int64_t k = trans_b_ ? bs[r - 1] : bs[r - 2], n = trans_b_ ? bs[r - 2] : bs[r - 1];
-    if (n == 1 || k * n == 0) return;  // dot_rows or nothing to pack
+    const bool usable = b != nullptr && b->rank() >= 2 && b->dtype() == DataType::kFloat32;
+    int64_t k = 0, n = 0;
+    if (usable) {
+      const Shape& bs = b->shape();
+      const size_t r = bs.size();
+      k = trans_b_ ? bs[r - 1] : bs[r - 2];
+      n = trans_b_ ? bs[r - 2] : bs[r - 1];
+    }
+    if (!usable || n == 1 || k * n == 0) {  // dot_rows or nothing to pack
+      if (c.prepacked != nullptr)
+        return c.unsupported_here(
+            "the package holds packed weights for a B this kernel does not pack");
+      return Status::ok();
+    }
     const int64_t mats = b->numel() / (k * n);
+    const size_t stride = (kernels::packed_b_floats(k, n, isa_) + 15) / 16 * 16;
+    layout_ = kernels::packed_b_layout(k, isa_);
+    floats_ = stride * static_cast<size_t>(mats);
+    const float* base = nullptr;
+    if (c.prepacked != nullptr) {
+      if (c.prepacked->layout != layout_ || c.prepacked->floats != floats_ ||
+          reinterpret_cast<uintptr_t>(c.prepacked->data) % 64 != 0)
+        return c.unsupported_here("the package's packed weights are in layout " +
+                                  c.prepacked->layout + " (" + std::to_string(c.prepacked->floats) +
+                                  " floats); this build packs " + layout_ + " (" +
+                                  std::to_string(floats_) + " floats)");
+      storage_ = c.prepacked->owner;
+      base = c.prepacked->data;
+    } else {
+      std::shared_ptr<void> buffer = shared_aligned(floats_ * sizeof(float));
+      float* dst = static_cast<float*>(buffer.get());
+      std::memset(dst, 0, floats_ * sizeof(float));  // padding too: packages are reproducible
+      for (int64_t i = 0; i < mats; ++i)
+        kernels::pack_b_into(dst + static_cast<size_t>(i) * stride, b->data<float>() + i * k * n, k,
+                             n, trans_b_ ? k : n, trans_b_, isa_);
+      storage_ = std::move(buffer);
+      base = dst;
+    }
     packed_.reserve(static_cast<size_t>(mats));
     for (int64_t i = 0; i < mats; ++i)
-      packed_.push_back(
-          kernels::pack_b(b->data<float>() + i * k * n, k, n, trans_b_ ? k : n, trans_b_, isa_));
-    packed_shape_ = bs;
+      packed_.push_back(kernels::packed_b_view(base + static_cast<size_t>(i) * stride, k, n, isa_));
+    packed_data_ = base;
+    packed_shape_ = b->shape();
+    return Status::ok();
+  }
+
+  std::optional<PackedWeights> packed_weights() const override {
+    if (packed_.empty()) return std::nullopt;
+    return PackedWeights{layout_, packed_data_, floats_, {}};
   }
 
   // A packed constant B is read from packed_ only (its shape is fixed, so every run uses it).
@@ -172,7 +214,11 @@ class FastMatMul final : public Kernel {
   Isa isa_;
   bool trans_b_;
   Activation act_;
-  std::vector<kernels::PackedB> packed_;  // constant B, one per batch matrix
+  std::vector<kernels::PackedB> packed_;  // constant B, one per batch matrix, views of storage_
+  std::shared_ptr<const void> storage_;   // the packed buffer, or the package mapping
+  const float* packed_data_ = nullptr;
+  std::string layout_;
+  size_t floats_ = 0;
   Shape packed_shape_;
 };
 
@@ -220,7 +266,7 @@ OpDef fused_matmul_op() {
 Result<std::unique_ptr<Kernel>> create_fast_matmul(const KernelCreateContext& c, bool trans_b,
                                                    const Activation& act) {
   auto kernel = std::make_unique<FastMatMul>(c.isa, trans_b, act);
-  kernel->prepare(c);
+  BRINK_RETURN_IF_ERROR(kernel->prepare(c));
   return std::unique_ptr<Kernel>(std::move(kernel));
 }
 

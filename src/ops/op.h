@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -115,6 +116,17 @@ class InferContext {
 
 // What the prepare step sees: the node, its opset, input types (shapes as inferred at load,
 // possibly symbolic) and constant input values (weights) for pre-packing.
+// Weights a kernel packed for its micro-kernel at prepare. A .brink package stores them, so
+// that a later load maps them instead of packing again: `layout` names the packing exactly
+// (kernel, ISA, tile sizes, version), and a kernel given packed weights whose layout is not
+// the one it would make refuses them.
+struct PackedWeights {
+  std::string layout;
+  const float* data = nullptr;
+  size_t floats = 0;
+  std::shared_ptr<const void> owner;  // keeps `data` alive (the package's mapping)
+};
+
 struct KernelCreateContext {
   const ir::Node& node;
   int64_t opset;
@@ -127,6 +139,9 @@ struct KernelCreateContext {
   // reference), and how many threads run() will have, for choosing tile sizes.
   Isa isa = best_isa();
   int num_threads = 1;
+  // Set when loading a package that holds this node's packed weights: the kernel uses them
+  // in place (and its packed constant inputs then hold no data) or fails to create.
+  const PackedWeights* prepacked = nullptr;
 
   bool has_input(size_t i) const { return i < input_types.size() && input_types[i] != nullptr; }
   DataType input_dtype(size_t i) const { return input_types[i]->dtype; }
@@ -183,6 +198,9 @@ class Kernel {
   // shape): the kernel kept what it needs from that constant input at prepare (packed
   // weights). The runtime then frees the constant's storage after load.
   virtual bool reads_input_data(size_t i) const { return true; }
+  // The weights this kernel packed (or adopted) at prepare, for a package to store; nullopt
+  // when it keeps none.
+  virtual std::optional<PackedWeights> packed_weights() const { return std::nullopt; }
 };
 
 using InferFn = std::function<Status(InferContext&)>;

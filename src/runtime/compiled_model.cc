@@ -202,11 +202,29 @@ int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorTy
   return 0;
 }
 
+std::vector<CompiledModel::NodePackedWeights> CompiledModel::packed_weights() const {
+  std::vector<NodePackedWeights> out;
+  for (const Step& step : steps_)
+    if (auto w = step.kernel->packed_weights()) {
+      NodePackedWeights n;
+      n.node_index = step.node_index;
+      n.weights = std::move(*w);
+      const ir::Node& node = model_.graph.nodes[static_cast<size_t>(step.node_index)];
+      for (size_t i = 0; i < node.inputs.size(); ++i)
+        if (node.inputs[i] != ir::kNoValue && !step.kernel->reads_input_data(i))
+          n.unread_inputs.push_back(static_cast<int>(i));
+      out.push_back(std::move(n));
+    }
+  return out;
+}
+
 Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
                                                               const SessionOptions& options,
-                                                              bool keep_problems) {
+                                                              bool keep_problems,
+                                                              const CompileExtras* extras) {
   auto cm = std::unique_ptr<CompiledModel>(new CompiledModel());
   cm->model_ = std::move(model);
+  cm->extras_ = extras;
   // Parameters are counted in the model as given: passes may add repacked copies.
   int64_t given_parameters = 0, given_parameter_bytes = 0;
   for (int i : cm->model_.graph.initializers) {
@@ -236,6 +254,7 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
   cm->parameter_count_ = given_parameters;
   cm->parameter_bytes_ = given_parameter_bytes;
   cm->subgraph_cache_.clear();  // the kernels hold what they use
+  cm->extras_ = nullptr;        // the caller's, valid only during compile
   cm->plan_memory();
   if (!cm->problems_.empty() && !keep_problems) {
     // An unsupported feature and a malformed model are different failures; report the
@@ -441,6 +460,13 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     const ops::SubgraphCompileFn compile_fn =
         has_subgraphs(node) ? subgraph_compiler(node, options) : ops::SubgraphCompileFn();
     if (compile_fn) all_constant = false;
+    // A node with packed weights from a package is never folded: its packed inputs hold no
+    // data, only its kernel can compute it.
+    const ops::PackedWeights* prepacked = nullptr;
+    if (extras_ != nullptr) {
+      auto it = extras_->prepacked.find(static_cast<int>(ni));
+      if (it != extras_->prepacked.end()) prepacked = &it->second, all_constant = false;
+    }
     ops::InferContext ictx(node, opset, in_types, in_values);
     if (compile_fn) ictx.set_compile_subgraph(&compile_fn);
     if (Status s = def->infer(ictx); !s.is_ok()) {
@@ -493,8 +519,17 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
 
     ops::KernelCreateContext cctx{node, opset, in_types, {}, ictx.outputs(), compile_fn};
     cctx.num_threads = num_threads_;
+    if (extras_ != nullptr && extras_->isa) cctx.isa = *extras_->isa;
+    cctx.prepacked = prepacked;
     for (size_t k = 0; k < node.inputs.size(); ++k) cctx.constant_inputs.push_back(in_values[k]);
     auto kernel = def->create(cctx);
+    if (kernel.is_ok() && prepacked != nullptr) {
+      const auto used = (*kernel)->packed_weights();
+      if (!used || used->data != prepacked->data)
+        kernel = Status(StatusCode::kInvalidModel,
+                        node.describe() + ": the package holds packed weights (" +
+                            prepacked->layout + ") that its kernel does not take");
+    }
     if (!kernel.is_ok()) {
       problems_.push_back(kernel.status());
       poison_outputs();

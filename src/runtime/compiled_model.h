@@ -34,6 +34,13 @@ struct LayerInfo {
   std::vector<ir::TensorType> output_types;
 };
 
+// What a .brink package adds to a compile: the ISA its packed weights are for, and those
+// weights by node index (the kernels adopt them instead of packing).
+struct CompileExtras {
+  std::optional<Isa> isa;
+  std::map<int, ops::PackedWeights> prepacked;
+};
+
 class CompiledModel {
  public:
   ~CompiledModel();
@@ -41,7 +48,16 @@ class CompiledModel {
   // can report on it; otherwise problems make compile fail with all of them in one Status.
   static Result<std::unique_ptr<CompiledModel>> compile(ir::Model model,
                                                         const SessionOptions& options,
-                                                        bool keep_problems = false);
+                                                        bool keep_problems = false,
+                                                        const CompileExtras* extras = nullptr);
+  // Each kernel's packed weights, by node index, with the inputs it then never reads (what a
+  // package stores instead of those inputs).
+  struct NodePackedWeights {
+    int node_index = 0;
+    ops::PackedWeights weights;
+    std::vector<int> unread_inputs;
+  };
+  std::vector<NodePackedWeights> packed_weights() const;
 
   const ir::Model& model() const { return model_; }
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
@@ -160,6 +176,7 @@ class CompiledModel {
   std::unique_ptr<StaticPlan> static_plan_;
   mutable std::mutex run_states_mutex_;
   mutable std::vector<std::unique_ptr<RunState>> free_run_states_;
+  const CompileExtras* extras_ = nullptr;  // during compile only
   passes::OptimizeReport optimize_report_;
   int optimization_level_ = 0;
   int64_t view_steps_ = 0;

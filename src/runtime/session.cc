@@ -13,6 +13,10 @@ Result<std::unique_ptr<Session>> Session::from_model(ir::Model model,
   return std::unique_ptr<Session>(new Session(std::move(compiled)));
 }
 
+std::unique_ptr<Session> Session::from_compiled(std::unique_ptr<CompiledModel> compiled) {
+  return std::unique_ptr<Session>(new Session(std::move(compiled)));
+}
+
 const std::vector<TensorInfo>& Session::inputs() const {
   return compiled_->inputs();
 }

@@ -41,6 +41,11 @@ std::string output_file_name(const std::string& output_name);
 
 nlohmann::json tensor_info_json(const TensorInfo& info);
 
+// "1.23 G", "512": counts with SI prefixes.
+std::string human_count(double v);
+// "1.5 MiB": bytes with binary prefixes.
+std::string human_bytes(double v);
+
 // Peak resident set size of this process, in bytes.
 int64_t peak_rss_bytes();
 

@@ -30,6 +30,7 @@ struct BenchOptions {
   bool profile = false;
   std::vector<std::string> dims;
   int opt_level = 2;
+  std::string pubkey;  // .brink: the key the package must be signed by
 };
 
 using Clock = std::chrono::steady_clock;
@@ -111,6 +112,7 @@ int bench_command(BenchOptions o) {
   if (!dims) return report_error(dims.status());
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
+  so.package_public_key = o.pubkey;
   const auto t0 = Clock::now();
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
@@ -230,7 +232,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd =
       app.add_subcommand("bench", "Measure load time, first inference and latency percentiles");
-  cmd->add_option("model", o->model, "Model file (.onnx); optional with --peak");
+  cmd->add_option("model", o->model, "Model file (.onnx or .brink); optional with --peak");
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--warmup", o->warmup, "Untimed runs before measuring")
@@ -245,6 +247,8 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_option("--seed", o->feeds.seed, "Seed for the random inputs");
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others become 1)");
+  cmd->add_option("--pubkey", o->pubkey,
+                  "For a .brink package: the public key it must be signed by");
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "onnx/onnx_io.h"
 #include "ops/op.h"
+#include "package/package.h"
 
 namespace brink::cli {
 
@@ -22,24 +23,6 @@ struct InfoOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
 };
-
-std::string human_count(double v) {
-  const char* units[] = {"", "K", "M", "G", "T"};
-  int u = 0;
-  while (v >= 1000 && u < 4) v /= 1000, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f%s", v, units[u]);
-  return buf;
-}
-
-std::string human_bytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB"};
-  int u = 0;
-  while (v >= 1024 && u < 3) v /= 1024, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-  return buf;
-}
 
 // Ranges of opsets per op, e.g. "Add [7-12, 13-13, 14-21]".
 int print_ops(bool json) {
@@ -71,6 +54,7 @@ int info_command(const InfoOptions& o) {
     if (o.ops) return print_ops(o.json);
     return report_error(invalid_argument("brink info needs a MODEL (or --ops)"));
   }
+  if (package::is_package_file(o.model)) return package_info_command(o.model, o.json);
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
   auto model = onnx_io::load_onnx_file(o.model);
@@ -246,7 +230,7 @@ void add_info_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* cmd = app.add_subcommand(
       "info", "Describe a model: I/O, operators, parameters, compute, memory, problems");
-  cmd->add_option("model", o->model, "Model file (.onnx)");
+  cmd->add_option("model", o->model, "Model file (.onnx or .brink)");
   cmd->add_flag("--ops", o->ops, "List the operators Brink supports");
   cmd->add_flag("--layers", o->layers, "Print per-layer compute");
   cmd->add_option("--dim", o->dims,

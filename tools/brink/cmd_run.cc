@@ -21,6 +21,7 @@ struct RunOptions {
   bool json = false;
   std::vector<std::string> dims;
   int opt_level = 2;
+  std::string pubkey;  // .brink: the key the package must be signed by
 };
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
@@ -46,6 +47,7 @@ int run_command(const RunOptions& o) {
   if (!dims) return report_error(dims.status());
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
+  so.package_public_key = o.pubkey;
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
   auto feeds = load_feeds(**session, o.feeds);
@@ -98,7 +100,7 @@ int run_command(const RunOptions& o) {
 void add_run_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Run one inference and save the outputs as .npy");
-  cmd->add_option("model", o->model, "Model file (.onnx)")->required();
+  cmd->add_option("model", o->model, "Model file (.onnx or .brink)")->required();
   cmd->add_option("--input,-i", o->feeds.input_specs, "An input as NAME=FILE.npy (repeatable)");
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_flag("--random", o->feeds.random, "Fill inputs not given with seeded random data");
@@ -107,6 +109,8 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (repeatable)");
+  cmd->add_option("--pubkey", o->pubkey,
+                  "For a .brink package: the public key it must be signed by");
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));

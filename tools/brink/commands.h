@@ -4,10 +4,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace brink::cli {
 
 void add_info_command(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
+// keygen, pack, verify (cmd_package.cc).
+void add_package_commands(CLI::App& app, int* exit_code);
+
+// `brink info` for a .brink package.
+int package_info_command(const std::string& path, bool json);
 
 }  // namespace brink::cli

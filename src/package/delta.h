@@ -1,0 +1,46 @@
+// Delta updates between two .brink packages: only what changed travels.
+//
+// A delta rebuilds NEW from OLD byte for byte. It lists NEW's bytes in order as copies of
+// ranges of OLD (a weight chunk whose SHA-256 OLD also has) and literal bytes (the header,
+// changed chunks, the manifest, seal and signature). Since weights are chunked by layer in
+// order of first use, a model whose last layer changed sends that layer's chunk, the graph
+// chunk if the graph changed, and the manifest.
+//
+//   [ magic "BRINKDLT" | u16 major 1 | u16 minor 0 | u32 0 ]
+//   [ SHA-256 of OLD (32) | SHA-256 of NEW (32) | NEW's size u64 | op count u64 ]
+//   ops: u8 kind (0 copy, 1 literal), then copy: u64 offset, u64 size in OLD;
+//        literal: u64 size, the bytes
+//
+// apply_delta refuses a delta made for another OLD (its hash), and checks the result's
+// SHA-256 against NEW's before writing it: what it writes is NEW, or nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "brink/status.h"
+
+namespace brink::package {
+
+struct DeltaSummary {
+  int64_t delta_bytes = 0;
+  int64_t new_bytes = 0;
+  int64_t copied_bytes = 0;   // taken from OLD
+  int64_t literal_bytes = 0;  // carried in the delta
+  int64_t changed_chunks = 0, total_chunks = 0;
+};
+
+// Both files must be valid packages (checked as open_package does, target aside).
+Result<DeltaSummary> make_delta(const std::string& old_path, const std::string& new_path,
+                                const std::string& delta_path);
+// Writes NEW (atomically) from OLD and a delta.
+Result<DeltaSummary> apply_delta(const std::string& old_path, const std::string& delta_path,
+                                 const std::string& out_path);
+
+// The same over bytes in memory (for tests and the fuzz target).
+Result<std::vector<uint8_t>> apply_delta_bytes(const std::vector<uint8_t>& old_bytes,
+                                               const std::vector<uint8_t>& delta,
+                                               const std::string& what);
+
+}  // namespace brink::package

@@ -1,0 +1,179 @@
+// The .brink package: one file per model that a device can verify, map and run at once.
+//
+//   [ fixed header, 64 bytes ]  magic "BRINKPKG", format version, where the rest is
+//   [ chunk 0: the Model     ]  the compiled graph (FlatBuffer, package.fbs), after passes
+//   [ chunk 1..n: weights    ]  constants, 64-byte aligned, in order of first use
+//   [ manifest               ]  FlatBuffer: each chunk's offset, size and SHA-256; model card
+//   [ seal: 32 bytes         ]  SHA-256 of header || manifest
+//   [ signature: 96 bytes    ]  optional: Ed25519 public key (32) + signature of header || manifest
+//   (64)
+//
+// Every byte is covered: the header and manifest by the seal (and the signature when
+// signed), each chunk by its hash, the padding between chunks must be zero, and the layout
+// must be exact (nothing before, between or after these parts). docs/FORMAT.md is the
+// full description and the compatibility rule.
+//
+// open_package() maps the file and checks everything — layout, seal, signature and trust,
+// every chunk's hash, the target ISA — before it returns, so no kernel ever runs on a
+// package that failed a check. Constants of the decoded model point into the mapping (no
+// copy); the mapping lives as long as any of them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brink/session.h"
+#include "brink/status.h"
+#include "core/cpu_features.h"
+#include "ir/graph.h"
+#include "ops/op.h"
+#include "package/signing.h"
+
+namespace brink::package {
+
+inline constexpr char kMagic[8] = {'B', 'R', 'I', 'N', 'K', 'P', 'K', 'G'};
+inline constexpr uint16_t kFormatMajor = 1;  // readers refuse a newer major version
+inline constexpr uint16_t kFormatMinor = 0;  // readers accept any minor of their major
+inline constexpr size_t kHeaderBytes = 64;
+inline constexpr size_t kAlignment = 64;
+inline constexpr size_t kSealBytes = 32;
+inline constexpr size_t kSignatureBytes = 96;  // public key + signature
+
+// The fixed header, little-endian on disk (every supported target is little-endian).
+struct FixedHeader {
+  char magic[8];
+  uint16_t format_major;
+  uint16_t format_minor;
+  uint32_t header_bytes;  // 64
+  uint64_t manifest_offset;
+  uint64_t manifest_size;
+  uint64_t trailer_offset;  // = manifest_offset + manifest_size: the seal, then the signature
+  uint64_t signature_size;  // 0 (unsigned) or 96
+  uint64_t file_size;
+  uint64_t reserved;  // 0
+};
+static_assert(sizeof(FixedHeader) == kHeaderBytes);
+
+// True when `path` starts with the package magic (how loaders tell .brink from .onnx).
+bool is_package_file(const std::string& path);
+
+// ---- Targets ----------------------------------------------------------------------------
+
+// "x86-64-v4" (AVX-512 F/BW/VL/DQ), "x86-64-v3" (AVX2, FMA), "aarch64", "portable".
+const std::vector<std::string>& known_targets();
+// The best target this machine runs.
+std::string host_target();
+// The kernel ISA a target's packed weights are for.
+Isa target_isa(const std::string& target);
+// Ok when this machine can run packages for `target`; else why not.
+Status check_target_runs_here(const std::string& target);
+
+// ---- Writing ----------------------------------------------------------------------------
+
+struct PackOptions {
+  std::string target;            // "" = host_target()
+  size_t chunk_size = 4u << 20;  // weight bytes per chunk (a larger constant gets its own)
+  std::string name;              // "" = the model file's stem
+  std::string version = "0.0.0";
+  std::string meta_json;  // stored as given (already checked to be JSON by the caller)
+  std::vector<std::string> labels;
+  std::optional<SecretKey> signing_key;
+  SessionOptions session;  // optimization level and dim values used to compile
+  std::string created_by;  // "brink 0.1.0"
+  // Store the kernels' packed weights (for the target's ISA) instead of the weights they
+  // replace, so a load maps them in place. Needs a machine that runs the target's kernels;
+  // otherwise, or when false, the ONNX-layout weights are stored and packed at load.
+  bool prepack = true;
+};
+
+struct PackSummary {
+  int64_t file_bytes = 0;
+  int64_t graph_bytes = 0;
+  int64_t weight_bytes = 0;
+  int64_t chunks = 0;
+  std::optional<int64_t> arena_bytes;
+  std::string signer_key_id;
+  int64_t prepacked_nodes = 0;  // nodes whose packed weights are stored
+  int64_t elided_bytes = 0;     // bytes of the weights those replace (not stored)
+};
+
+// Optimizes and compiles `model` (so a package that would not run is never written), then
+// writes the package to `path` atomically: a temporary file renamed into place, so a
+// failure leaves no file and never a partial one.
+Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
+                                  const std::string& path);
+
+// ---- Reading ----------------------------------------------------------------------------
+
+struct VerifyOptions {
+  // The key the package must be signed by; nullopt accepts an unsigned package and checks a
+  // signed one against its own key (integrity, not trust).
+  std::optional<PublicKey> trusted_key;
+  bool check_target = true;    // refuse a package this CPU cannot run
+  std::optional<int64_t> now;  // for key expiry; nullopt = the clock
+  int num_threads = 0;         // for hashing chunks; 0 = the machine's cores
+};
+
+struct ChunkInfo {
+  std::string kind;  // "graph" or "weights"
+  uint64_t offset = 0, size = 0;
+  std::string sha256_hex;
+};
+
+struct PackageInfo {
+  uint16_t format_major = 0, format_minor = 0;
+  std::string name, version, target, created_by, meta_json;
+  std::vector<std::string> labels;
+  std::vector<TensorInfo> inputs, outputs;
+  std::optional<int64_t> arena_bytes;
+  int64_t parameter_bytes = 0;
+  int64_t file_bytes = 0;
+  std::vector<ChunkInfo> chunks;
+  std::string signer_key_id;    // "" when unsigned
+  bool signer_trusted = false;  // signed by VerifyOptions::trusted_key
+  int64_t prepacked_nodes = 0;  // nodes whose kernels use packed weights from the file
+};
+
+class Package {
+ public:
+  ~Package();
+  const PackageInfo& info() const { return info_; }
+  // The compiled graph; its constants view the mapping and keep it alive.
+  const ir::Model& model() const { return model_; }
+  // Optimization level the graph was compiled with (the loader does not run passes again).
+  int optimization_level() const { return optimization_level_; }
+  // Packed weights by main-graph node index, viewing the mapping.
+  const std::map<int, ops::PackedWeights>& prepacked() const { return prepacked_; }
+
+ private:
+  friend Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>, size_t,
+                                                              const std::string&,
+                                                              const VerifyOptions&);
+  Package() = default;
+  PackageInfo info_;
+  ir::Model model_;
+  int optimization_level_ = 0;
+  std::map<int, ops::PackedWeights> prepacked_;
+};
+
+// Maps and verifies `path` (see the top of this file). Errors name the file and the part
+// that failed.
+Result<std::unique_ptr<Package>> open_package(const std::string& path,
+                                              const VerifyOptions& options = {});
+// The same over bytes already in memory (64-byte aligned, kept alive by `owner`); `what`
+// names them in errors.
+Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void> owner, size_t size,
+                                                     const std::string& what,
+                                                     const VerifyOptions& options = {});
+
+// Opens, verifies and compiles a package into a Session (what Session::load does for .brink).
+Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
+                                                      const SessionOptions& options,
+                                                      const VerifyOptions& verify = {});
+
+}  // namespace brink::package

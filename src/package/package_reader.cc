@@ -1,0 +1,617 @@
+// open_package: map, check every byte, decode the graph with constants viewing the mapping.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <ctime>
+#include <map>
+
+#include "core/cpu_features.h"
+#include "core/memory.h"
+#include "core/thread_pool.h"
+#include "package/package.h"
+#include "package/package_generated.h"
+#include "runtime/compiled_model.h"
+
+namespace brink::package {
+namespace {
+
+// The whole file, mapped read-only: constants are never written, and a writable private
+// mapping would make MAP_POPULATE copy every page. MAP_POPULATE maps the file's cached pages
+// in one go, since the hashes read every byte anyway.
+struct Mapping {
+  void* data = nullptr;
+  size_t size = 0;
+  ~Mapping() {
+    if (data != nullptr) ::munmap(data, size);
+  }
+};
+
+size_t align_up(size_t n) {
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+Status bad(const std::string& what, const std::string& message) {
+  return Status(StatusCode::kInvalidModel, what + ": " + message);
+}
+
+std::string range(uint64_t begin, uint64_t size) {
+  return "bytes [" + std::to_string(begin) + ", " + std::to_string(begin + size) + ")";
+}
+
+bool valid_dtype(int32_t d) {
+  const auto t = static_cast<DataType>(d);
+  return d > 0 && d <= static_cast<int32_t>(DataType::kBFloat16) && dtype_size(t) > 0;
+}
+
+// The FlatBuffers verifier checks a vector's length field, not that 8-byte elements are
+// 8-byte aligned; reading a misaligned one would be undefined behaviour, so such a vector is
+// refused (the writer aligns every non-empty one).
+template <typename T>
+bool aligned(const flatbuffers::Vector<T>* v) {
+  return v == nullptr || v->size() == 0 ||
+         reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+}
+
+TensorInfo io_info(const fb::IoInfo* io) {
+  TensorInfo t;
+  if (io == nullptr || !aligned(io->shape())) return t;
+  if (io->name()) t.name = io->name()->str();
+  t.dtype = static_cast<DataType>(io->dtype());
+  if (io->shape()) t.shape.assign(io->shape()->begin(), io->shape()->end());
+  if (io->dim_names())
+    for (const auto* s : *io->dim_names()) t.dim_names.push_back(s ? s->str() : "");
+  return t;
+}
+
+// Names, op types and the like end up in one-line error messages: no control characters.
+Result<std::string> text(const flatbuffers::String* s, const char* what) {
+  if (s == nullptr) return std::string();
+  for (char c : s->string_view())
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return Status(StatusCode::kInvalidModel,
+                    std::string("a ") + what + " holds a control character");
+  return s->str();
+}
+
+// Decodes the Model FlatBuffer into the IR. Every index and byte range is checked: the
+// FlatBuffers verifier proves the buffer is well-formed, not that it makes sense.
+class ModelReader {
+ public:
+  ModelReader(const uint8_t* base, const fb::Manifest* manifest, std::shared_ptr<void> owner)
+      : base_(base), manifest_(manifest), owner_(std::move(owner)) {}
+
+  Result<Tensor> tensor(const fb::TensorRef* r) {
+    if (r == nullptr) return Status(StatusCode::kInvalidModel, "a tensor reference is missing");
+    if (!valid_dtype(r->dtype()))
+      return Status(StatusCode::kInvalidModel,
+                    "a tensor has unknown element type " + std::to_string(r->dtype()));
+    if (!aligned(r->shape()))
+      return Status(StatusCode::kInvalidModel, "a tensor's shape is misaligned");
+    Shape shape;
+    int64_t numel = 1;
+    if (r->shape())
+      for (int64_t d : *r->shape()) {
+        if (d < 0 || (d > 0 && numel > (int64_t{1} << 40) / d))
+          return Status(StatusCode::kInvalidModel, "a tensor has a negative or huge dim");
+        shape.push_back(d);
+        numel *= d;
+      }
+    const auto dtype = static_cast<DataType>(r->dtype());
+    const uint64_t want = static_cast<uint64_t>(numel) * dtype_size(dtype);
+    if (r->elided()) {
+      // Replaced by packed weights: zeros no kernel reads (large ones are untouched mapped
+      // pages, so they cost address space, not memory). Where they may appear is checked
+      // after the graph is read.
+      if (r->chunk() != 0 || r->nbytes() != 0 || want > (uint64_t{1} << 32))
+        return Status(StatusCode::kInvalidModel, "an elided tensor is malformed");
+      std::shared_ptr<void> zeros = shared_aligned(std::max<size_t>(want, 1));
+      if (want < kDirectMapBytes) std::memset(zeros.get(), 0, want);
+      ++elided_;
+      void* data = zeros.get();
+      return Tensor::wrap(dtype, std::move(shape), data, std::move(zeros));
+    }
+    const auto* chunks = manifest_->chunks();
+    if (r->chunk() == 0 || r->chunk() >= chunks->size() ||
+        chunks->Get(r->chunk())->kind() != fb::ChunkKind_Weights)
+      return Status(StatusCode::kInvalidModel, "a tensor refers to chunk " +
+                                                   std::to_string(r->chunk()) +
+                                                   ", which is not a weight chunk");
+    const fb::Chunk* c = chunks->Get(r->chunk());
+    if (r->nbytes() != want || r->offset() % kAlignment != 0 || r->offset() > c->size() ||
+        c->size() - r->offset() < r->nbytes())
+      return Status(StatusCode::kInvalidModel, "a tensor's bytes (" + std::to_string(r->nbytes()) +
+                                                   " at offset " + std::to_string(r->offset()) +
+                                                   " of chunk " + std::to_string(r->chunk()) +
+                                                   ") do not fit its chunk or its shape");
+    void* data = const_cast<uint8_t*>(base_ + c->offset() + r->offset());
+    return Tensor::wrap(dtype, std::move(shape), data, owner_);
+  }
+
+  Result<ir::TensorType> type(const fb::TensorType* t) {
+    ir::TensorType out;
+    if (t == nullptr) return out;
+    out.dtype = static_cast<DataType>(t->dtype());
+    if (t->dtype() < 0 || t->dtype() > static_cast<int32_t>(DataType::kBFloat16))
+      return Status(StatusCode::kInvalidModel,
+                    "unknown element type " + std::to_string(t->dtype()));
+    if (t->has_rank()) {
+      std::vector<ir::Dim> dims;
+      if (t->dims())
+        for (const auto* d : *t->dims()) {
+          if (d == nullptr) return Status(StatusCode::kInvalidModel, "a dim is missing");
+          if (d->value() >= 0)
+            dims.emplace_back(d->value());
+          else {
+            BRINK_ASSIGN_OR_RETURN(auto param, text(d->param(), "dim name"));
+            dims.push_back(ir::Dim::symbol(std::move(param)));
+          }
+        }
+      out.dims = std::move(dims);
+    }
+    return out;
+  }
+
+  Result<ir::Attribute> attribute(const fb::Attribute* a) {
+    if (a == nullptr) return Status(StatusCode::kInvalidModel, "an attribute is missing");
+    ir::Attribute out;
+    BRINK_ASSIGN_OR_RETURN(out.name, text(a->name(), "attribute name"));
+    const int elided_before = elided_;
+    if (a->type() < fb::AttrType_MIN || a->type() > fb::AttrType_MAX)
+      return Status(StatusCode::kInvalidModel, "attribute '" + out.name + "' has an unknown type");
+    out.type = static_cast<ir::AttrType>(a->type());
+    out.f = a->f();
+    out.i = a->i();
+    if (a->s()) out.s.assign(reinterpret_cast<const char*>(a->s()->data()), a->s()->size());
+    if (out.type == ir::AttrType::kTensor) {
+      BRINK_ASSIGN_OR_RETURN(out.t, tensor(a->t()));
+    }
+    if (out.type == ir::AttrType::kGraph) {
+      if (a->g() == nullptr)
+        return Status(StatusCode::kInvalidModel, "attribute '" + out.name + "' has no graph");
+      BRINK_ASSIGN_OR_RETURN(auto g, graph(a->g()));
+      out.g = std::make_shared<ir::Graph>(std::move(g));
+    }
+    if (a->floats()) out.floats.assign(a->floats()->begin(), a->floats()->end());
+    if (!aligned(a->ints()))
+      return Status(StatusCode::kInvalidModel, "attribute '" + out.name + "' is misaligned");
+    if (a->ints()) out.ints.assign(a->ints()->begin(), a->ints()->end());
+    if (a->strings())
+      for (const auto* s : *a->strings())
+        out.strings.emplace_back(
+            s && s->data()
+                ? std::string(reinterpret_cast<const char*>(s->data()->data()), s->data()->size())
+                : std::string());
+    if (a->tensors())
+      for (const auto* t : *a->tensors()) {
+        BRINK_ASSIGN_OR_RETURN(auto x, tensor(t));
+        out.tensors.push_back(std::move(x));
+      }
+    if (a->graphs())
+      for (const auto* g : *a->graphs()) {
+        if (g == nullptr) return Status(StatusCode::kInvalidModel, "a graph is missing");
+        BRINK_ASSIGN_OR_RETURN(auto x, graph(g));
+        out.graphs.push_back(std::make_shared<ir::Graph>(std::move(x)));
+      }
+    BRINK_ASSIGN_OR_RETURN(out.ref_attr_name, text(a->ref_attr_name(), "attribute name"));
+    if (elided_ != elided_before)
+      return Status(StatusCode::kInvalidModel, "attribute '" + out.name + "' has elided tensors");
+    return out;
+  }
+
+  Result<ir::Graph> graph(const fb::Graph* g) {
+    if (++depth_ > 64) return Status(StatusCode::kInvalidModel, "subgraphs nest too deep");
+    const bool main = depth_ == 1;
+    const int elided_before = elided_;
+    ir::Graph out;
+    BRINK_ASSIGN_OR_RETURN(out.name, text(g->name(), "graph name"));
+    const int64_t num_values = g->values() ? g->values()->size() : 0;
+    const int64_t num_nodes = g->nodes() ? g->nodes()->size() : 0;
+    auto check_index = [&](int v, bool absent_ok, const std::string& what) -> Status {
+      if ((absent_ok && v == ir::kNoValue) || (v >= 0 && v < num_values)) return Status::ok();
+      return Status(StatusCode::kInvalidModel, what + " refers to value " + std::to_string(v) +
+                                                   " of " + std::to_string(num_values));
+    };
+    if (g->values())
+      for (const auto* v : *g->values()) {
+        if (v == nullptr) return Status(StatusCode::kInvalidModel, "a value is missing");
+        BRINK_ASSIGN_OR_RETURN(const std::string name, text(v->name(), "value name"));
+        if (!name.empty() && out.find_value(name) != ir::kNoValue)
+          return Status(StatusCode::kInvalidModel, "value name '" + name + "' is not unique");
+        BRINK_ASSIGN_OR_RETURN(auto t, type(v->type()));
+        const int idx = out.add_value(name, std::move(t));
+        ir::Value& value = out.value(idx);
+        if (v->producer() < -1 || v->producer() >= num_nodes)
+          return Status(StatusCode::kInvalidModel, "value '" + name + "' has a bad producer");
+        value.producer = v->producer();
+        if (v->constant()) {
+          const int before = elided_;
+          auto c = tensor(v->constant());
+          if (!c.is_ok()) return c.status().with_context("value '" + name + "'");
+          value.type = ir::TensorType::of(c->dtype(), c->shape());
+          value.constant = std::move(*c);
+          if (elided_ != before) elided_values_.push_back(idx);
+        }
+      }
+    if (g->nodes())
+      for (const auto* n : *g->nodes()) {
+        if (n == nullptr) return Status(StatusCode::kInvalidModel, "a node is missing");
+        ir::Node node;
+        BRINK_ASSIGN_OR_RETURN(node.name, text(n->name(), "node name"));
+        BRINK_ASSIGN_OR_RETURN(node.op_type, text(n->op_type(), "node op type"));
+        BRINK_ASSIGN_OR_RETURN(node.domain, text(n->domain(), "node domain"));
+        if (n->inputs())
+          for (int v : *n->inputs()) {
+            BRINK_RETURN_IF_ERROR(check_index(v, true, node.describe()));
+            node.inputs.push_back(v);
+          }
+        if (n->outputs())
+          for (int v : *n->outputs()) {
+            BRINK_RETURN_IF_ERROR(check_index(v, true, node.describe()));
+            node.outputs.push_back(v);
+          }
+        if (n->attributes())
+          for (const auto* a : *n->attributes()) {
+            auto attr = attribute(a);
+            if (!attr.is_ok()) return attr.status().with_context(node.describe());
+            node.attributes.push_back(std::move(*attr));
+          }
+        if (const fb::Prepacked* pp = n->prepacked()) {
+          if (!main)
+            return Status(StatusCode::kInvalidModel,
+                          node.describe() + ": packed weights in a subgraph");
+          auto t = tensor(pp->tensor());
+          if (!t.is_ok()) return t.status().with_context(node.describe());
+          if (t->dtype() != DataType::kFloat32 || t->rank() != 1 || pp->tensor()->elided())
+            return Status(StatusCode::kInvalidModel,
+                          node.describe() + ": packed weights must be a 1-D float32 tensor");
+          ops::PackedWeights w;
+          BRINK_ASSIGN_OR_RETURN(w.layout, text(pp->layout(), "packed weight layout"));
+          w.data = t->data<float>();
+          w.floats = static_cast<size_t>(t->numel());
+          w.owner = owner_;
+          prepacked_[static_cast<int>(out.nodes.size())] = std::move(w);
+        }
+        out.nodes.push_back(std::move(node));
+      }
+    auto indices = [&](const flatbuffers::Vector<int32_t>* list, std::vector<int>* dst,
+                       const char* what) -> Status {
+      if (list == nullptr) return Status::ok();
+      for (int v : *list) {
+        BRINK_RETURN_IF_ERROR(check_index(v, false, std::string("graph ") + what));
+        dst->push_back(v);
+      }
+      return Status::ok();
+    };
+    BRINK_RETURN_IF_ERROR(indices(g->inputs(), &out.inputs, "input"));
+    BRINK_RETURN_IF_ERROR(indices(g->outputs(), &out.outputs, "output"));
+    BRINK_RETURN_IF_ERROR(indices(g->initializers(), &out.initializers, "initializer"));
+    for (int v : out.initializers)
+      if (!out.value(v).constant)
+        return Status(StatusCode::kInvalidModel,
+                      "initializer '" + out.value(v).name + "' has no data");
+    if (!main && elided_ != elided_before)
+      return Status(StatusCode::kInvalidModel, "a subgraph has elided constants");
+    if (main) BRINK_RETURN_IF_ERROR(check_elided(out));
+    --depth_;
+    return out;
+  }
+
+  // An elided constant holds zeros: only kernels that take packed weights in its place may
+  // read it, so every reader must be a node with packed weights, and no graph output.
+  Status check_elided(const ir::Graph& g) const {
+    std::vector<bool> elided(g.values.size(), false);
+    for (int v : elided_values_) elided[static_cast<size_t>(v)] = true;
+    for (int v : g.outputs)
+      if (elided[static_cast<size_t>(v)])
+        return Status(StatusCode::kInvalidModel,
+                      "graph output '" + g.value(v).name + "' is an elided constant");
+    for (size_t ni = 0; ni < g.nodes.size(); ++ni)
+      for (int v : g.nodes[ni].inputs)
+        if (v != ir::kNoValue && elided[static_cast<size_t>(v)] &&
+            !prepacked_.count(static_cast<int>(ni)))
+          return Status(StatusCode::kInvalidModel,
+                        g.nodes[ni].describe() + " reads elided constant '" + g.value(v).name +
+                            "' but holds no packed weights");
+    return Status::ok();
+  }
+
+  std::map<int, ops::PackedWeights> take_prepacked() { return std::move(prepacked_); }
+
+  Result<ir::Model> model(const fb::Model* m) {
+    ir::Model out;
+    out.ir_version = m->ir_version();
+    if (m->opsets())
+      for (const auto* o : *m->opsets())
+        if (o) out.opset_imports.push_back({o->domain() ? o->domain()->str() : "", o->version()});
+    if (m->producer_name()) out.producer_name = m->producer_name()->str();
+    if (m->producer_version()) out.producer_version = m->producer_version()->str();
+    if (m->domain()) out.domain = m->domain()->str();
+    out.model_version = m->model_version();
+    if (m->metadata())
+      for (const auto* p : *m->metadata())
+        if (p)
+          out.metadata_props.emplace_back(p->key() ? p->key()->str() : "",
+                                          p->value() ? p->value()->str() : "");
+    if (m->graph() == nullptr) return Status(StatusCode::kInvalidModel, "the model has no graph");
+    BRINK_ASSIGN_OR_RETURN(out.graph, graph(m->graph()));
+    BRINK_RETURN_IF_ERROR(ir::verify(out));
+    return out;
+  }
+
+ private:
+  const uint8_t* base_;
+  const fb::Manifest* manifest_;
+  std::shared_ptr<void> owner_;
+  int depth_ = 0;
+  int elided_ = 0;
+  std::vector<int> elided_values_;  // of the main graph
+  std::map<int, ops::PackedWeights> prepacked_;
+};
+
+}  // namespace
+
+// ---- Targets ------------------------------------------------------------------------------
+
+const std::vector<std::string>& known_targets() {
+  static const std::vector<std::string> targets = {"x86-64-v4", "x86-64-v3", "aarch64", "portable"};
+  return targets;
+}
+
+std::string host_target() {
+  if (isa_supported(Isa::kAvx512)) return "x86-64-v4";
+  if (isa_supported(Isa::kAvx2)) return "x86-64-v3";
+  if (isa_supported(Isa::kNeon)) return "aarch64";
+  return "portable";
+}
+
+Isa target_isa(const std::string& target) {
+  if (target == "x86-64-v4") return Isa::kAvx512;
+  if (target == "x86-64-v3") return Isa::kAvx2;
+  if (target == "aarch64") return Isa::kNeon;
+  return Isa::kPortable;
+}
+
+Status check_target_runs_here(const std::string& target) {
+  auto refuse = [&](const std::string& why) {
+    return Status(StatusCode::kUnsupported,
+                  "package targets " + target + ", which this machine cannot run (" + why + ")");
+  };
+  if (target == "portable") return Status::ok();
+  if (target == "x86-64-v4")
+    return isa_supported(Isa::kAvx512) ? Status::ok() : refuse("no AVX-512 F/BW/VL/DQ");
+  if (target == "x86-64-v3")
+    return isa_supported(Isa::kAvx2) ? Status::ok() : refuse("no AVX2 and FMA");
+  if (target == "aarch64")
+    return isa_supported(Isa::kNeon) ? Status::ok() : refuse("not an aarch64 CPU");
+  return Status(StatusCode::kUnsupported, "package targets unknown target '" + target + "'");
+}
+
+bool is_package_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char magic[sizeof kMagic] = {};
+  const bool yes = ::read(fd, magic, sizeof magic) == static_cast<ssize_t>(sizeof magic) &&
+                   std::memcmp(magic, kMagic, sizeof magic) == 0;
+  ::close(fd);
+  return yes;
+}
+
+Package::~Package() = default;
+
+Result<std::unique_ptr<Package>> open_package(const std::string& path,
+                                              const VerifyOptions& options) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status(StatusCode::kNotFound, path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status(StatusCode::kIoError, path + ": not a regular file");
+  }
+  auto mapping = std::make_shared<Mapping>();
+  mapping->size = static_cast<size_t>(st.st_size);
+  if (mapping->size > 0) {
+    void* p = ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      return Status(StatusCode::kIoError, path + ": cannot map: " + std::strerror(errno));
+    }
+    mapping->data = p;
+  }
+  ::close(fd);
+  const void* data = mapping->data;
+  return open_package_memory(std::shared_ptr<const void>(mapping, data), mapping->size, path,
+                             options);
+}
+
+Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void> owner, size_t size,
+                                                     const std::string& what,
+                                                     const VerifyOptions& options) {
+  const auto* base = static_cast<const uint8_t*>(owner.get());
+  // 1. The fixed header and the exact layout.
+  if (size < kHeaderBytes || std::memcmp(base, kMagic, sizeof kMagic) != 0)
+    return bad(what, "not a Brink package (no BRINKPKG header)");
+  FixedHeader h;
+  std::memcpy(&h, base, sizeof h);
+  if (h.format_major > kFormatMajor)
+    return Status(StatusCode::kUnsupported,
+                  what + ": package format " + std::to_string(h.format_major) + "." +
+                      std::to_string(h.format_minor) + " is newer than this reader (" +
+                      std::to_string(kFormatMajor) + ".x); update Brink");
+  if (h.format_major < 1) return bad(what, "package format 0 is not a released format");
+  if (h.header_bytes != kHeaderBytes || h.reserved != 0)
+    return bad(what, "the header is damaged (header size or reserved field)");
+  if (h.file_size != size)
+    return bad(what, "the file has " + std::to_string(size) + " bytes but its header says " +
+                         std::to_string(h.file_size) + " (truncated or appended to)");
+  if (h.signature_size != 0 && h.signature_size != kSignatureBytes)
+    return bad(what, "the header's signature size is " + std::to_string(h.signature_size) +
+                         " (expected 0 or 96)");
+  if (h.manifest_offset < kHeaderBytes || h.manifest_offset % kAlignment != 0 ||
+      h.manifest_offset > size || h.manifest_size > size - h.manifest_offset ||
+      h.trailer_offset != h.manifest_offset + h.manifest_size ||
+      size - h.trailer_offset != kSealBytes + h.signature_size)
+    return bad(what, "the header's layout does not match the file (manifest " +
+                         range(h.manifest_offset, h.manifest_size) + ")");
+
+  // 2. The seal and the signature over header || manifest, before the manifest is read.
+  const uint8_t* manifest_bytes = base + h.manifest_offset;
+  const uint8_t* trailer = base + h.trailer_offset;
+  const Sha256 seal = sha256(base, kHeaderBytes, manifest_bytes, h.manifest_size);
+  if (std::memcmp(seal.data(), trailer, kSealBytes) != 0)
+    return bad(what,
+               "the header or the manifest fails its SHA-256 seal: the file was modified "
+               "or damaged");
+  std::string signer_id;
+  bool trusted = false;
+  if (h.signature_size == kSignatureBytes) {
+    PublicKey signer;
+    std::memcpy(signer.bytes.data(), trailer + kSealBytes, 32);
+    signer_id = signer.id();
+    std::vector<uint8_t> message(kHeaderBytes + h.manifest_size);
+    std::memcpy(message.data(), base, kHeaderBytes);
+    std::memcpy(message.data() + kHeaderBytes, manifest_bytes, h.manifest_size);
+    if (!verify_signature(signer, trailer + kSealBytes + 32, message.data(), message.size()))
+      return bad(what, "the signature by key " + signer_id +
+                           " does not verify: the package was modified after signing");
+    if (options.trusted_key) {
+      if (signer.bytes != options.trusted_key->bytes)
+        return bad(what, "signed by key " + signer_id + ", not by the trusted key " +
+                             options.trusted_key->id());
+      trusted = true;
+    }
+  } else if (options.trusted_key) {
+    return bad(what, "the package is not signed, but a signature by key " +
+                         options.trusted_key->id() + " is required");
+  }
+  if (options.trusted_key && options.trusted_key->expires) {
+    const int64_t now = options.now ? *options.now : static_cast<int64_t>(std::time(nullptr));
+    if (now > *options.trusted_key->expires)
+      return bad(what, "the trusted key " + options.trusted_key->id() + " expired on " +
+                           format_date(*options.trusted_key->expires));
+  }
+
+  // 3. The manifest.
+  flatbuffers::Verifier mv(manifest_bytes, h.manifest_size);
+  if (!mv.VerifyBuffer<fb::Manifest>(nullptr))
+    return bad(what, "the manifest is malformed (FlatBuffers verification failed)");
+  const fb::Manifest* m = flatbuffers::GetRoot<fb::Manifest>(manifest_bytes);
+  if (m->chunks() == nullptr || m->chunks()->size() == 0 ||
+      m->chunks()->Get(0)->kind() != fb::ChunkKind_Graph)
+    return bad(what, "the manifest lists no graph chunk");
+  const std::string target = m->target() ? m->target()->str() : "";
+  if (std::find(known_targets().begin(), known_targets().end(), target) == known_targets().end())
+    return bad(what,
+               "the package's target is not one this reader knows (x86-64-v4, x86-64-v3, "
+               "aarch64, portable)");
+  if (options.check_target) {
+    Status s = check_target_runs_here(target);
+    if (!s.is_ok()) return s.with_context(what);
+  }
+
+  // 4. Chunks: exact tiling of [header, manifest) with zero padding, then every hash.
+  const auto* chunks = m->chunks();
+  uint64_t expect = kHeaderBytes;
+  for (uint32_t i = 0; i < chunks->size(); ++i) {
+    const fb::Chunk* c = chunks->Get(i);
+    if (c->offset() != expect || c->size() > h.manifest_offset - c->offset() ||
+        c->sha256() == nullptr || c->sha256()->size() != 32 ||
+        (i > 0 && c->kind() != fb::ChunkKind_Weights))
+      return bad(what, "chunk " + std::to_string(i) + " (" + range(c->offset(), c->size()) +
+                           ") is out of place in the manifest");
+    const uint64_t end = c->offset() + c->size();
+    for (uint64_t p = end; p < align_up(end); ++p)
+      if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
+    expect = align_up(end);
+  }
+  if (expect != h.manifest_offset)
+    return bad(what, "the chunks do not end where the manifest starts");
+  std::atomic<int64_t> failed{-1};
+  auto check_chunk = [&](int64_t i) {
+    const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
+    const Sha256 got = sha256(base + c->offset(), c->size());
+    if (std::memcmp(got.data(), c->sha256()->data(), 32) != 0) {
+      int64_t none = -1;
+      failed.compare_exchange_strong(none, i);
+    }
+  };
+  const int threads =
+      options.num_threads > 0 ? options.num_threads : ThreadPool::default_num_threads();
+  // Threads pay off from a few MiB (SHA-256 runs at ~1.7 GB/s per core).
+  if (threads > 1 && chunks->size() > 1 && h.manifest_offset > (size_t{8} << 20)) {
+    ThreadPool pool(std::min<int>(threads, static_cast<int>(chunks->size())));
+    pool.parallel_for(chunks->size(), check_chunk);
+  } else {
+    for (uint32_t i = 0; i < chunks->size(); ++i) check_chunk(i);
+  }
+  if (failed.load() >= 0) {
+    const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(failed.load()));
+    return bad(what, "chunk " + std::to_string(failed.load()) + " (" +
+                         (c->kind() == fb::ChunkKind_Graph ? "graph" : "weights") + ", " +
+                         range(c->offset(), c->size()) +
+                         ") fails its SHA-256 check: the file was modified or damaged");
+  }
+
+  // 5. The graph.
+  const fb::Chunk* gc = chunks->Get(0);
+  flatbuffers::Verifier gv(base + gc->offset(), gc->size(),
+                           flatbuffers::Verifier::Options{/*max_depth=*/128,
+                                                          /*max_tables=*/10000000});
+  if (!gv.VerifyBuffer<fb::Model>(nullptr))
+    return bad(what, "the graph chunk is malformed (FlatBuffers verification failed)");
+  const fb::Model* fm = flatbuffers::GetRoot<fb::Model>(base + gc->offset());
+  ModelReader reader(base, m, std::const_pointer_cast<void>(owner));
+  auto model = reader.model(fm);
+  if (!model.is_ok()) return model.status().with_context(what + ": graph");
+
+  auto pkg = std::unique_ptr<Package>(new Package());
+  pkg->model_ = std::move(*model);
+  pkg->optimization_level_ = fm->optimization_level();
+  pkg->prepacked_ = reader.take_prepacked();
+  PackageInfo& info = pkg->info_;
+  info.format_major = h.format_major;
+  info.format_minor = h.format_minor;
+  if (m->name()) info.name = m->name()->str();
+  if (m->version()) info.version = m->version()->str();
+  info.target = target;
+  if (m->created_by()) info.created_by = m->created_by()->str();
+  if (m->meta_json()) info.meta_json = m->meta_json()->str();
+  if (m->labels())
+    for (const auto* l : *m->labels()) info.labels.push_back(l ? l->str() : "");
+  if (m->inputs())
+    for (const auto* io : *m->inputs()) info.inputs.push_back(io_info(io));
+  if (m->outputs())
+    for (const auto* io : *m->outputs()) info.outputs.push_back(io_info(io));
+  if (m->arena_bytes() >= 0) info.arena_bytes = m->arena_bytes();
+  info.parameter_bytes = m->parameter_bytes();
+  info.file_bytes = static_cast<int64_t>(size);
+  for (const auto* c : *chunks)
+    info.chunks.push_back({c->kind() == fb::ChunkKind_Graph ? "graph" : "weights", c->offset(),
+                           c->size(), to_hex(c->sha256()->data(), 32)});
+  info.signer_key_id = signer_id;
+  info.signer_trusted = trusted;
+  info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked_.size());
+  return pkg;
+}
+
+Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
+                                                      const SessionOptions& options,
+                                                      const VerifyOptions& verify) {
+  VerifyOptions v = verify;
+  if (v.num_threads == 0) v.num_threads = options.num_threads;
+  BRINK_ASSIGN_OR_RETURN(auto pkg, open_package(path, v));
+  SessionOptions o = options;
+  o.optimization_level = 0;  // the package holds the graph the passes produced
+  CompileExtras extras;
+  extras.isa = target_isa(pkg->info().target);
+  extras.prepacked = pkg->prepacked();
+  auto compiled = CompiledModel::compile(pkg->model(), o, /*keep_problems=*/false, &extras);
+  if (!compiled.is_ok()) return compiled.status().with_context(path);
+  return Session::from_compiled(std::move(*compiled));
+}
+
+}  // namespace brink::package

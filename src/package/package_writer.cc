@@ -1,0 +1,426 @@
+// write_package: optimize, compile (to prove the model runs and to learn its arena size),
+// lay the constants out in chunks by first use, serialize graph and manifest, seal, sign,
+// and rename the finished file into place.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "core/cpu_features.h"
+#include "package/package.h"
+#include "package/package_generated.h"
+#include "passes/optimize.h"
+#include "runtime/compiled_model.h"
+
+namespace brink::package {
+namespace {
+
+size_t align_up(size_t n) {
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+// Where constants go: chunks of at most chunk_size bytes, each constant 64-byte aligned.
+// The same storage placed twice is stored once.
+class WeightLayout {
+ public:
+  explicit WeightLayout(size_t chunk_size) : chunk_size_(chunk_size) {}
+
+  struct Place {
+    uint32_t chunk;  // index among all chunks (weights start at 1; 0 is the graph)
+    uint64_t offset;
+  };
+
+  Result<Place> place(const Tensor& t) {
+    if (t.dtype() == DataType::kString || dtype_size(t.dtype()) == 0)
+      return Status(StatusCode::kUnsupported, std::string("a constant of type ") +
+                                                  dtype_name(t.dtype()) +
+                                                  " cannot be stored in a package");
+    const auto key = std::make_pair(t.raw_data(), t.nbytes());
+    if (auto it = placed_.find(key); it != placed_.end()) return it->second;
+    const size_t n = t.nbytes();
+    if (chunks_.empty() ||
+        (chunks_.back().size() > 0 && align_up(chunks_.back().size()) + n > chunk_size_))
+      chunks_.emplace_back();
+    std::vector<uint8_t>& c = chunks_.back();
+    const size_t at = align_up(c.size());
+    c.resize(at + n, 0);
+    if (n > 0) std::memcpy(c.data() + at, t.raw_data(), n);
+    Place p{static_cast<uint32_t>(chunks_.size()), at};
+    placed_[key] = p;
+    return p;
+  }
+  std::vector<std::vector<uint8_t>>& chunks() { return chunks_; }
+
+ private:
+  size_t chunk_size_;
+  std::vector<std::vector<uint8_t>> chunks_;
+  std::map<std::pair<const void*, size_t>, Place> placed_;
+};
+
+// The main graph's packed weights (by node index) and the constants they make unnecessary.
+struct Prepacking {
+  std::map<int, ops::PackedWeights> by_node;
+  std::vector<bool> elided;  // by value of the main graph
+};
+
+Tensor blob_tensor(const ops::PackedWeights& w) {
+  return Tensor::view(DataType::kFloat32, {static_cast<int64_t>(w.floats)},
+                      const_cast<float*>(w.data));
+}
+
+// Names of values a subgraph reads from enclosing graphs (by name, so never elided).
+void collect_subgraph_names(const ir::Graph& g, std::set<std::string>* names) {
+  for (const ir::Node& n : g.nodes)
+    for (const ir::Attribute& a : n.attributes) {
+      std::vector<const ir::Graph*> subs;
+      if (a.g) subs.push_back(a.g.get());
+      for (const auto& x : a.graphs) subs.push_back(x.get());
+      for (const ir::Graph* sg : subs) {
+        for (const ir::Value& v : sg->values) names->insert(v.name);
+        collect_subgraph_names(*sg, names);
+      }
+    }
+}
+
+// A constant of the main graph is left out when every node reading it holds packed weights
+// and never reads that input, and nothing else can see it (graph outputs, subgraphs).
+Prepacking plan_prepacking(const ir::Graph& g,
+                           const std::vector<CompiledModel::NodePackedWeights>& packed) {
+  Prepacking p;
+  p.elided.assign(g.values.size(), false);
+  std::map<int, const CompiledModel::NodePackedWeights*> by_node;
+  for (const auto& n : packed) {
+    by_node[n.node_index] = &n;
+    p.by_node[n.node_index] = n.weights;
+  }
+  std::vector<int> readers(g.values.size(), 0), unread(g.values.size(), 0);
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const ir::Node& node = g.nodes[ni];
+    auto it = by_node.find(static_cast<int>(ni));
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int v = node.inputs[k];
+      if (v == ir::kNoValue) continue;
+      ++readers[static_cast<size_t>(v)];
+      if (it != by_node.end()) {
+        const auto& u = it->second->unread_inputs;
+        if (std::find(u.begin(), u.end(), static_cast<int>(k)) != u.end())
+          ++unread[static_cast<size_t>(v)];
+      }
+    }
+  }
+  std::set<std::string> seen_by_subgraphs;
+  collect_subgraph_names(g, &seen_by_subgraphs);
+  for (size_t v = 0; v < g.values.size(); ++v)
+    p.elided[v] = g.values[v].constant && readers[v] > 0 && readers[v] == unread[v] &&
+                  !seen_by_subgraphs.count(g.values[v].name);
+  for (int out : g.outputs) p.elided[static_cast<size_t>(out)] = false;
+  return p;
+}
+
+class ModelWriter {
+ public:
+  ModelWriter(flatbuffers::FlatBufferBuilder& b, WeightLayout& w, const Prepacking& pre)
+      : b_(b), w_(w), pre_(pre) {}
+
+  // Places the main graph's packed weights and constants in the order nodes read them
+  // (progressive loading reads the file front to back), before serialization places
+  // whatever is left.
+  Status place_by_first_use(const ir::Graph& g) {
+    for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+      const ir::Node& node = g.nodes[ni];
+      if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
+        auto p = w_.place(blob_tensor(it->second));
+        if (!p.is_ok()) return p.status().with_context(node.describe());
+      }
+      for (int v : node.inputs)
+        if (v != ir::kNoValue && g.value(v).constant && !pre_.elided[static_cast<size_t>(v)]) {
+          auto p = w_.place(*g.value(v).constant);
+          if (!p.is_ok()) return p.status().with_context("value '" + g.value(v).name + "'");
+        }
+    }
+    return Status::ok();
+  }
+
+  Result<flatbuffers::Offset<fb::TensorRef>> tensor(const Tensor& t, bool elided = false) {
+    auto shape = b_.CreateVector(t.shape());
+    if (elided)
+      return fb::CreateTensorRef(b_, static_cast<int32_t>(t.dtype()), shape, 0, 0, 0, true);
+    BRINK_ASSIGN_OR_RETURN(auto p, w_.place(t));
+    return fb::CreateTensorRef(b_, static_cast<int32_t>(t.dtype()), shape, p.chunk, p.offset,
+                               t.nbytes());
+  }
+
+  flatbuffers::Offset<fb::TensorType> type(const ir::TensorType& tt) {
+    std::vector<flatbuffers::Offset<fb::Dim>> dims;
+    if (tt.dims)
+      for (const ir::Dim& d : *tt.dims)
+        dims.push_back(fb::CreateDim(b_, d.value, d.param.empty() ? 0 : b_.CreateString(d.param)));
+    return fb::CreateTensorType(b_, static_cast<int32_t>(tt.dtype), tt.dims.has_value(),
+                                b_.CreateVector(dims));
+  }
+
+  Result<flatbuffers::Offset<fb::Attribute>> attribute(const ir::Attribute& a) {
+    flatbuffers::Offset<fb::TensorRef> t = 0;
+    flatbuffers::Offset<fb::Graph> g = 0;
+    std::vector<flatbuffers::Offset<fb::TensorRef>> tensors;
+    std::vector<flatbuffers::Offset<fb::Graph>> graphs;
+    std::vector<flatbuffers::Offset<fb::Bytes>> strings;
+    if (a.type == ir::AttrType::kTensor) {
+      BRINK_ASSIGN_OR_RETURN(t, tensor(a.t));
+    }
+    if (a.type == ir::AttrType::kGraph && a.g) {
+      BRINK_ASSIGN_OR_RETURN(g, graph(*a.g));
+    }
+    for (const Tensor& x : a.tensors) {
+      BRINK_ASSIGN_OR_RETURN(auto r, tensor(x));
+      tensors.push_back(r);
+    }
+    for (const auto& x : a.graphs) {
+      BRINK_ASSIGN_OR_RETURN(auto r, graph(*x));
+      graphs.push_back(r);
+    }
+    for (const std::string& s : a.strings)
+      strings.push_back(fb::CreateBytes(
+          b_, b_.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size())));
+    auto name = b_.CreateString(a.name);
+    auto s = b_.CreateVector(reinterpret_cast<const uint8_t*>(a.s.data()), a.s.size());
+    auto floats = b_.CreateVector(a.floats);
+    auto ints = b_.CreateVector(a.ints);
+    auto strs = b_.CreateVector(strings);
+    auto tens = b_.CreateVector(tensors);
+    auto grs = b_.CreateVector(graphs);
+    auto ref = a.ref_attr_name.empty() ? 0 : b_.CreateString(a.ref_attr_name);
+    return fb::CreateAttribute(b_, name, static_cast<fb::AttrType>(a.type), a.f, a.i, s, t, g,
+                               floats, ints, strs, tens, grs, ref);
+  }
+
+  Result<flatbuffers::Offset<fb::Graph>> graph(const ir::Graph& g) {
+    const bool main = depth_++ == 0;  // packed weights belong to the main graph only
+    std::vector<flatbuffers::Offset<fb::Value>> values;
+    for (size_t vi = 0; vi < g.values.size(); ++vi) {
+      const ir::Value& v = g.values[vi];
+      flatbuffers::Offset<fb::TensorRef> c = 0;
+      if (v.constant) {
+        auto r = tensor(*v.constant, main && pre_.elided[vi]);
+        if (!r.is_ok()) return r.status().with_context("value '" + v.name + "'");
+        c = *r;
+      }
+      auto name = b_.CreateString(v.name);
+      auto t = type(v.type);
+      values.push_back(fb::CreateValue(b_, name, t, c, v.producer));
+    }
+    std::vector<flatbuffers::Offset<fb::Node>> nodes;
+    for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+      const ir::Node& n = g.nodes[ni];
+      flatbuffers::Offset<fb::Prepacked> prepacked = 0;
+      if (auto it = pre_.by_node.find(static_cast<int>(ni)); main && it != pre_.by_node.end()) {
+        BRINK_ASSIGN_OR_RETURN(auto t, tensor(blob_tensor(it->second)));
+        prepacked = fb::CreatePrepacked(b_, b_.CreateString(it->second.layout), t);
+      }
+      std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
+      for (const ir::Attribute& a : n.attributes) {
+        auto r = attribute(a);
+        if (!r.is_ok()) return r.status().with_context(n.describe());
+        attrs.push_back(*r);
+      }
+      auto name = b_.CreateString(n.name);
+      auto op = b_.CreateString(n.op_type);
+      auto domain = b_.CreateString(n.domain);
+      auto ins = b_.CreateVector(n.inputs);
+      auto outs = b_.CreateVector(n.outputs);
+      auto at = b_.CreateVector(attrs);
+      nodes.push_back(fb::CreateNode(b_, name, op, domain, ins, outs, at, prepacked));
+    }
+    --depth_;
+    auto name = b_.CreateString(g.name);
+    auto vs = b_.CreateVector(values);
+    auto ns = b_.CreateVector(nodes);
+    auto ins = b_.CreateVector(g.inputs);
+    auto outs = b_.CreateVector(g.outputs);
+    auto inits = b_.CreateVector(g.initializers);
+    return fb::CreateGraph(b_, name, vs, ns, ins, outs, inits);
+  }
+
+  Result<flatbuffers::Offset<fb::Model>> model(const ir::Model& m, int optimization_level) {
+    BRINK_RETURN_IF_ERROR(place_by_first_use(m.graph));
+    BRINK_ASSIGN_OR_RETURN(auto g, graph(m.graph));
+    std::vector<flatbuffers::Offset<fb::OpsetId>> opsets;
+    for (const auto& o : m.opset_imports)
+      opsets.push_back(fb::CreateOpsetId(b_, b_.CreateString(o.domain), o.version));
+    std::vector<flatbuffers::Offset<fb::StringPair>> meta;
+    for (const auto& [k, v] : m.metadata_props)
+      meta.push_back(fb::CreateStringPair(b_, b_.CreateString(k), b_.CreateString(v)));
+    auto os = b_.CreateVector(opsets);
+    auto pn = b_.CreateString(m.producer_name);
+    auto pv = b_.CreateString(m.producer_version);
+    auto dom = b_.CreateString(m.domain);
+    auto md = b_.CreateVector(meta);
+    return fb::CreateModel(b_, m.ir_version, os, pn, pv, dom, m.model_version, md, g,
+                           optimization_level);
+  }
+
+ private:
+  flatbuffers::FlatBufferBuilder& b_;
+  WeightLayout& w_;
+  const Prepacking& pre_;
+  int depth_ = 0;
+};
+
+flatbuffers::Offset<fb::IoInfo> io_info(flatbuffers::FlatBufferBuilder& b, const TensorInfo& t) {
+  std::vector<flatbuffers::Offset<flatbuffers::String>> names;
+  for (const std::string& n : t.dim_names) names.push_back(b.CreateString(n));
+  auto name = b.CreateString(t.name);
+  auto shape = b.CreateVector(t.shape);
+  auto dn = b.CreateVector(names);
+  return fb::CreateIoInfo(b, name, static_cast<int32_t>(t.dtype), shape, dn);
+}
+
+}  // namespace
+
+Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
+                                  const std::string& path) {
+  const std::string target = options.target.empty() ? host_target() : options.target;
+  bool known = false;
+  for (const std::string& t : known_targets()) known |= t == target;
+  if (!known)
+    return Status(StatusCode::kInvalidArgument,
+                  "target '" + target + "': expected x86-64-v4, x86-64-v3, aarch64 or portable");
+  if (options.chunk_size < kAlignment)
+    return Status(StatusCode::kInvalidArgument, "chunk size must be at least 64 bytes");
+
+  // The passes run once, here; the package stores their result and the loader compiles it
+  // as it is. Compiling a copy proves it runs and gives the arena size and the I/O.
+  int level = options.session.optimization_level;
+  if (level > 0) {
+    passes::OptimizeOptions po;
+    po.level = level;
+    for (const auto& [name, value] : options.session.dim_values) po.dim_values[name] = value;
+    auto report = passes::optimize(model, po);
+    if (!report.is_ok()) level = 0;  // as CompiledModel::compile: a failing pass is skipped
+  }
+  SessionOptions compile_options = options.session;
+  compile_options.optimization_level = 0;
+  compile_options.num_threads = 1;
+  // Kernels pack their weights for the target's ISA; the package stores what they packed.
+  // A target this machine cannot run gets the weights as they are (packed at load there).
+  CompileExtras extras;
+  const Isa isa = target_isa(target);
+  const bool prepack = options.prepack && isa_supported(isa);
+  if (prepack) extras.isa = isa;
+  BRINK_ASSIGN_OR_RETURN(auto compiled, CompiledModel::compile(model, compile_options,
+                                                               /*keep_problems=*/false, &extras));
+  Prepacking pre;
+  if (prepack)
+    pre = plan_prepacking(model.graph, compiled->packed_weights());
+  else
+    pre.elided.assign(model.graph.values.size(), false);
+
+  flatbuffers::FlatBufferBuilder model_builder(1 << 16);
+  WeightLayout weights(options.chunk_size);
+  ModelWriter writer(model_builder, weights, pre);
+  BRINK_ASSIGN_OR_RETURN(auto model_root, writer.model(model, level));
+  model_builder.Finish(model_root);
+
+  std::vector<std::pair<fb::ChunkKind, std::pair<const uint8_t*, size_t>>> chunks;
+  chunks.push_back(
+      {fb::ChunkKind_Graph, {model_builder.GetBufferPointer(), model_builder.GetSize()}});
+  int64_t weight_bytes = 0;
+  for (const auto& c : weights.chunks()) {
+    chunks.push_back({fb::ChunkKind_Weights, {c.data(), c.size()}});
+    weight_bytes += static_cast<int64_t>(c.size());
+  }
+
+  // Manifest.
+  flatbuffers::FlatBufferBuilder mb(4096);
+  std::vector<flatbuffers::Offset<fb::Chunk>> chunk_entries;
+  uint64_t offset = kHeaderBytes;
+  for (const auto& [kind, bytes] : chunks) {
+    const Sha256 h = sha256(bytes.first, bytes.second);
+    chunk_entries.push_back(
+        fb::CreateChunk(mb, kind, offset, bytes.second, mb.CreateVector(h.data(), h.size())));
+    offset = align_up(offset + bytes.second);
+  }
+  const uint64_t manifest_offset = offset;
+  std::vector<flatbuffers::Offset<fb::IoInfo>> ins, outs;
+  for (const TensorInfo& t : compiled->inputs()) ins.push_back(io_info(mb, t));
+  for (const TensorInfo& t : compiled->outputs()) outs.push_back(io_info(mb, t));
+  std::vector<flatbuffers::Offset<flatbuffers::String>> labels;
+  for (const std::string& l : options.labels) labels.push_back(mb.CreateString(l));
+  const std::string key_id =
+      options.signing_key ? options.signing_key->public_key().id() : std::string();
+  auto manifest = fb::CreateManifest(
+      mb, mb.CreateString(options.name), mb.CreateString(options.version), mb.CreateString(target),
+      mb.CreateString(options.created_by), mb.CreateVector(chunk_entries), mb.CreateVector(ins),
+      mb.CreateVector(outs), compiled->arena_bytes().value_or(-1), compiled->parameter_bytes(),
+      mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id));
+  mb.Finish(manifest);
+
+  FixedHeader h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.format_major = kFormatMajor;
+  h.format_minor = kFormatMinor;
+  h.header_bytes = kHeaderBytes;
+  h.manifest_offset = manifest_offset;
+  h.manifest_size = mb.GetSize();
+  h.trailer_offset = manifest_offset + mb.GetSize();
+  h.signature_size = options.signing_key ? kSignatureBytes : 0;
+  h.file_size = h.trailer_offset + kSealBytes + h.signature_size;
+
+  std::vector<uint8_t> signed_part(kHeaderBytes + mb.GetSize());
+  std::memcpy(signed_part.data(), &h, kHeaderBytes);
+  std::memcpy(signed_part.data() + kHeaderBytes, mb.GetBufferPointer(), mb.GetSize());
+  const Sha256 seal = sha256(signed_part.data(), signed_part.size());
+
+  // Written to a temporary file beside the target and renamed: all or nothing.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Status(StatusCode::kIoError, path + ": cannot write");
+    static const char zeros[kAlignment] = {};
+    out.write(reinterpret_cast<const char*>(&h), kHeaderBytes);
+    uint64_t at = kHeaderBytes;
+    for (const auto& [kind, bytes] : chunks) {
+      out.write(reinterpret_cast<const char*>(bytes.first),
+                static_cast<std::streamsize>(bytes.second));
+      at += bytes.second;
+      out.write(zeros, static_cast<std::streamsize>(align_up(at) - at));
+      at = align_up(at);
+    }
+    out.write(reinterpret_cast<const char*>(mb.GetBufferPointer()), mb.GetSize());
+    out.write(reinterpret_cast<const char*>(seal.data()), seal.size());
+    if (options.signing_key) {
+      const auto pk = options.signing_key->public_key();
+      const auto sig = sign(*options.signing_key, signed_part.data(), signed_part.size());
+      out.write(reinterpret_cast<const char*>(pk.bytes.data()), pk.bytes.size());
+      out.write(reinterpret_cast<const char*>(sig.data()), sig.size());
+    }
+    if (!out.flush()) {
+      out.close();
+      std::remove(tmp.c_str());
+      return Status(StatusCode::kIoError, path + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status(StatusCode::kIoError, path + ": cannot move the finished package into place");
+  }
+
+  PackSummary s;
+  s.file_bytes = static_cast<int64_t>(h.file_size);
+  s.graph_bytes = static_cast<int64_t>(model_builder.GetSize());
+  s.weight_bytes = weight_bytes;
+  s.chunks = static_cast<int64_t>(chunks.size());
+  s.arena_bytes = compiled->arena_bytes();
+  s.signer_key_id = key_id;
+  s.prepacked_nodes = static_cast<int64_t>(pre.by_node.size());
+  for (size_t v = 0; v < pre.elided.size(); ++v)
+    if (pre.elided[v])
+      s.elided_bytes += static_cast<int64_t>(model.graph.values[v].constant->nbytes());
+  return s;
+}
+
+}  // namespace brink::package

@@ -1,0 +1,131 @@
+"""The .brink package from the command line and the Python module: keygen, pack, verify, info,
+run; a package runs like the .onnx it came from; damage, a wrong key and a foreign target
+are refused with one line on stderr and a non-zero exit. (tests/unit/package_test.cc covers
+the format byte by byte.)"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import MODELS_DIR, Brink, check_clean_failure
+
+DIGITS = os.path.join(MODELS_DIR, "digits_cnn.onnx")
+
+
+@pytest.fixture(scope="module")
+def keys(brink, tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    proc = brink("keygen", "-o", d / "dev", "--expires", "2099-12-31")
+    assert proc.returncode == 0, Brink.describe(proc)
+    other = brink("keygen", "-o", d / "other")
+    assert other.returncode == 0, Brink.describe(other)
+    assert (d / "dev.pub").read_text().strip().endswith("expires=2099-12-31")
+    assert oct((d / "dev.key").stat().st_mode & 0o777) == "0o600"
+    return d
+
+
+@pytest.fixture(scope="module")
+def package(brink, keys, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pkg")
+    (d / "labels.txt").write_text("\n".join(str(i) for i in range(10)) + "\n")
+    (d / "meta.json").write_text(json.dumps({"mean": [0.0], "std": [16.0], "layout": "NCHW"}))
+    out = d / "digits.brink"
+    proc = brink("pack", DIGITS, "-o", out, "--sign", keys / "dev.key", "--name", "digits",
+                 "--version", "1.0.0", "--labels", d / "labels.txt", "--meta", d / "meta.json", "--json")
+    assert proc.returncode == 0, Brink.describe(proc)
+    summary = json.loads(proc.stdout)
+    assert summary["file_bytes"] == out.stat().st_size
+    assert summary["signer"] and summary["chunks"] >= 2
+    return out
+
+
+def test_info_and_verify(brink, keys, package):
+    info = json.loads(brink("info", package, "--json").stdout)
+    assert info["name"] == "digits" and info["version"] == "1.0.0"
+    assert info["labels"] == [str(i) for i in range(10)]
+    assert info["meta"]["layout"] == "NCHW"
+    assert info["inputs"][0]["name"] == "image"
+    assert all(c["offset"] % 64 == 0 for c in info["chunks"])
+    proc = brink("verify", package, "--pubkey", keys / "dev.pub", "--json")
+    assert proc.returncode == 0, Brink.describe(proc)
+    v = json.loads(proc.stdout)
+    assert v["ok"] and v["signer_trusted"] and v["runs_here"]
+
+
+def test_runs_like_the_onnx(brink, keys, package, tmp_path):
+    x = np.random.default_rng(1).random((4, 1, 8, 8), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    outs = {}
+    for name, model, extra in [("onnx", DIGITS, []), ("brink", package, ["--pubkey", keys / "dev.pub"])]:
+        proc = brink("run", model, "--input", f"image={tmp_path / 'x.npy'}", "--output-dir", tmp_path / name, *extra)
+        assert proc.returncode == 0, Brink.describe(proc)
+        outs[name] = np.load(tmp_path / name / "logits.npy")
+    np.testing.assert_array_equal(outs["onnx"], outs["brink"])
+    brink_module = pytest.importorskip("brink") if os.environ.get("BRINK_REQUIRE_PYTHON_MODULE") != "1" \
+        else __import__("brink")
+    session = brink_module.InferenceSession(str(package))
+    (y,) = session.run(None, {"image": x})
+    np.testing.assert_array_equal(y, outs["onnx"])
+
+
+def test_refusals(brink, keys, package, tmp_path):
+    data = package.read_bytes()
+    # Damage in the weights, in the manifest, in the signature.
+    for where in (len(data) // 3, len(data) - 300, len(data) - 10):
+        bad = bytearray(data)
+        bad[where] ^= 0x01
+        path = tmp_path / f"bad{where}.brink"
+        path.write_bytes(bytes(bad))
+        for cmd in (["verify", path], ["run", path, "--random"], ["info", path]):
+            check_clean_failure(brink(*cmd))
+    # Signed by someone else.
+    proc = brink("verify", package, "--pubkey", keys / "other.pub")
+    check_clean_failure(proc)
+    assert "not by the trusted key" in proc.stderr
+    # A package for another CPU: info and verify read it, run refuses it.
+    foreign = tmp_path / "foreign.brink"
+    assert brink("pack", DIGITS, "-o", foreign, "--target", "aarch64").returncode == 0
+    assert brink("info", foreign).returncode == 0
+    proc = brink("run", foreign, "--random")
+    check_clean_failure(proc)
+    assert "package targets aarch64" in proc.stderr
+    # Bad pack arguments leave no file behind.
+    for args in (["--target", "sparc"], ["--sign", keys / "dev.pub"], ["--meta", DIGITS]):
+        out = tmp_path / "never.brink"
+        check_clean_failure(brink("pack", DIGITS, "-o", out, *args))
+        assert not out.exists()
+    check_clean_failure(brink("pack", package, "-o", tmp_path / "again.brink"))
+    check_clean_failure(brink("keygen", "-o", keys / "dev"))  # never overwrites a secret key
+
+
+def test_diff_and_patch(brink, package, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(DIGITS)
+    last = max((t for t in m.graph.initializer if len(t.dims) == 2), key=lambda t: list(m.graph.initializer).index(t))
+    last.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(last) * np.float32(0.5), last.name))
+    tuned = tmp_path / "tuned.onnx"
+    onnx.save(m, tuned)
+    old, new = tmp_path / "v1.brink", tmp_path / "v2.brink"
+    for src, dst in ((DIGITS, old), (tuned, new)):
+        assert brink("pack", src, "-o", dst, "--chunk-size", "4").returncode == 0
+    proc = brink("diff", old, new, "-o", tmp_path / "u.delta", "--json")
+    assert proc.returncode == 0, Brink.describe(proc)
+    d = json.loads(proc.stdout)
+    assert 0 < d["changed_chunks"] < d["total_chunks"]
+    assert d["delta_bytes"] < d["new_bytes"]
+    proc = brink("patch", old, tmp_path / "u.delta", "-o", tmp_path / "rebuilt.brink")
+    assert proc.returncode == 0, Brink.describe(proc)
+    assert (tmp_path / "rebuilt.brink").read_bytes() == new.read_bytes()
+    # Applied to the wrong base, or damaged: refused, nothing written.
+    out = tmp_path / "never.brink"
+    check_clean_failure(brink("patch", new, tmp_path / "u.delta", "-o", out))
+    bad = bytearray((tmp_path / "u.delta").read_bytes())
+    bad[-5] ^= 1
+    (tmp_path / "bad.delta").write_bytes(bytes(bad))
+    check_clean_failure(brink("patch", old, tmp_path / "bad.delta", "-o", out))
+    check_clean_failure(brink("patch", old, DIGITS, "-o", out))
+    assert not out.exists()
