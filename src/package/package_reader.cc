@@ -601,8 +601,8 @@ Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>
 Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
                                                       const SessionOptions& options,
                                                       const VerifyOptions& verify) {
+  // Hashing uses every core whatever the inference threads: it is load-time work.
   VerifyOptions v = verify;
-  if (v.num_threads == 0) v.num_threads = options.num_threads;
   BRINK_ASSIGN_OR_RETURN(auto pkg, open_package(path, v));
   SessionOptions o = options;
   o.optimization_level = 0;  // the package holds the graph the passes produced

@@ -66,9 +66,12 @@ def test_runs_like_the_onnx(brink, keys, package, tmp_path):
     np.testing.assert_array_equal(outs["onnx"], outs["brink"])
     brink_module = pytest.importorskip("brink") if os.environ.get("BRINK_REQUIRE_PYTHON_MODULE") != "1" \
         else __import__("brink")
-    session = brink_module.InferenceSession(str(package))
-    (y,) = session.run(None, {"image": x})
-    np.testing.assert_array_equal(y, outs["onnx"])
+    for kwargs in ({}, {"pubkey": keys / "dev.pub"}):
+        session = brink_module.InferenceSession(str(package), **kwargs)
+        (y,) = session.run(None, {"image": x})
+        np.testing.assert_array_equal(y, outs["onnx"])
+    with pytest.raises(brink_module.InvalidModel, match="not by the trusted key"):
+        brink_module.InferenceSession(package, pubkey=str(keys / "other.pub"))
 
 
 def test_refusals(brink, keys, package, tmp_path):
