@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The .brink package, measured: cold start (process start to first result, Brink from a
-.brink package against ONNX Runtime from the .onnx, side by side, alternating runs, medians)
-and the size of a delta update when a model's last layer changes.
+.brink package against ONNX Runtime from the .onnx, side by side, alternating runs, medians),
+the size of a delta update when a model's last layer changes, and peak RSS under --max-memory.
 
 For each model the script packs a .brink (unsigned and signed: a signed package is what a
 device would load), then times fresh processes, interleaved, --runs times each:
@@ -176,6 +176,54 @@ def measure_delta(model: str, work: str) -> Dict[str, Any]:
             "total_chunks": d["total_chunks"], "patch_identical": identical}
 
 
+def measure_bounded(model: str, args, work: str, budget_mib: int) -> Dict[str, Any]:
+    """Peak RSS and latency of the package with and without --max-memory, outputs compared."""
+    import numpy as np
+    exe = compare_ort.brink_binary()
+    pkg = os.path.join(work, f"{model}.brink")
+    if not os.path.exists(pkg):
+        subprocess.run([exe, "pack", compare_ort.load_bench_models().ensure(model).path, "-o", pkg], check=True,
+                       capture_output=True)
+    t = str(args.threads)
+
+    def bench(extra: List[str]) -> Dict[str, Any]:
+        return json.loads(subprocess.run([exe, "bench", pkg, "--threads", t, "--seconds", "3", "--json", *extra],
+                                         check=True, capture_output=True, text=True).stdout)
+
+    def outputs(extra: List[str], tag: str) -> Dict[str, Any]:
+        d = os.path.join(work, f"{model}.{tag}")
+        subprocess.run([exe, "run", pkg, "--random", "--seed", "3", "--output-dir", d, *extra], check=True,
+                       capture_output=True)
+        return {f: np.load(os.path.join(d, f)) for f in sorted(os.listdir(d))}
+
+    baseline = json.loads(subprocess.run([exe, "bench", os.path.join(ROOT, "models", "digits_cnn.onnx"),
+                                          "--iterations", "1", "--warmup", "0", "--json"],
+                                         check=True, capture_output=True, text=True).stdout)["peak_rss_bytes"]
+    bounded_flag = ["--max-memory", str(budget_mib)]
+    full, bounded = bench([]), bench(bounded_flag)
+    a, b = outputs([], "full"), outputs(bounded_flag, "bounded")
+    equal = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    weights = os.path.getsize(pkg)
+    return {"model": model, "package_mib": weights / 2**20, "budget_mib": budget_mib,
+            "baseline_mib": baseline / 2**20, "full_rss_mib": full["peak_rss_bytes"] / 2**20,
+            "bounded_rss_mib": bounded["peak_rss_bytes"] / 2**20,
+            "full_p50_ms": full["latency_ms"]["p50"], "bounded_p50_ms": bounded["latency_ms"]["p50"],
+            "outputs_equal": equal,
+            "within_budget": bounded["peak_rss_bytes"] <= (budget_mib * 2**20 + baseline)}
+
+
+def bounded_table(rows: List[Dict[str, Any]]) -> str:
+    head = ("| model | package MiB | --max-memory MiB | runtime baseline MiB | peak RSS unbounded MiB "
+            "| **peak RSS bounded MiB** | under budget + baseline | p50 unbounded ms | p50 bounded ms | outputs equal |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['package_mib']:.1f} | {r['budget_mib']} | {r['baseline_mib']:.1f} "
+                     f"| {r['full_rss_mib']:.1f} | **{r['bounded_rss_mib']:.1f}** "
+                     f"| {'yes' if r['within_budget'] else 'NO'} | {r['full_p50_ms']:.1f} | {r['bounded_p50_ms']:.1f} "
+                     f"| {'yes' if r['outputs_equal'] else 'NO'} |")
+    return "\n".join(lines)
+
+
 def delta_table(rows: List[Dict[str, Any]]) -> str:
     head = ("| model | changed layer | its weight | package MiB | delta MiB | **delta % of package** "
             "| chunks changed | patch rebuilds it byte for byte |")
@@ -207,6 +255,7 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v2", "encoder"])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-memory", type=int, default=64, help="MiB for the memory-bounded runs (default 64)")
     ap.add_argument("--update-docs", action="store_true", help="write docs/PACKAGE.md")
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
@@ -218,17 +267,22 @@ def main(argv: List[str]) -> int:
         for m in args.models:
             print(f"delta: {m} ...", file=sys.stderr, flush=True)
             deltas.append(measure_delta(m, work))
+        bounded = []
+        for m in args.models:
+            print(f"memory bound: {m} ...", file=sys.stderr, flush=True)
+            bounded.append(measure_bounded(m, args, work, args.max_memory))
     md = table(rows)
     dmd = delta_table(deltas)
-    print(md + "\n\n" + dmd)
+    bmd = bounded_table(bounded)
+    print(md + "\n\n" + dmd + "\n\n" + bmd)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"cold_start": rows, "delta": deltas}, f, indent=2)
+            json.dump({"cold_start": rows, "delta": deltas, "memory_bound": bounded}, f, indent=2)
     if args.update_docs:
         machine = compare_ort.machine_description()
         command = ".venv/bin/python bench/package_bench.py " + " ".join(argv)
         text = "\n".join([
-            "# Packages: cold start against ONNX Runtime, and delta updates", "",
+            "# Packages: cold start against ONNX Runtime, delta updates, memory-bounded runs", "",
             "<!-- Generated by bench/package_bench.py --update-docs; do not edit by hand. -->", "",
             "Generated by `bench/package_bench.py`; never edited by hand. Reproduce with:", "",
             "```sh", "scripts/setup.sh && scripts/build.sh release && .venv/bin/pip install --no-build-isolation ./",
@@ -252,7 +306,14 @@ def main(argv: List[str]) -> int:
             "(default 4 MiB chunks, pre-packed weights), `brink diff` between them: the delta carries the "
             "changed chunks, the header and the manifest; every other chunk is copied from the package the "
             "device already has. `brink patch` must rebuild the new package byte for byte.", "",
-            dmd, ""])
+            dmd, "",
+            "## Memory-bounded execution", "",
+            f"`brink bench model.brink --max-memory {args.max_memory}` against the same without a bound: the package "
+            "is hashed chunk by chunk without holding it, and when weights plus arena exceed the budget each layer's "
+            "mapped weights are dropped after it runs (they fault back from the page cache on the next run). "
+            "Peak RSS is the process's (`getrusage`); the runtime baseline is the peak RSS of the same binary "
+            "running the tiny default model. Outputs are compared bit for bit (`brink run --seed 3`).", "",
+            bmd, ""])
         with open(DOCS_PATH, "w") as f:
             f.write(text)
         print(f"wrote {DOCS_PATH}", file=sys.stderr)

@@ -38,6 +38,12 @@ struct SessionOptions {
   // signature by that key. Empty: an unsigned package is accepted, a signed one is checked
   // against the key it carries (integrity, not trust). Every check runs before any kernel.
   std::string package_public_key;
+  // .brink packages only: keep the model's weights and activation arena within this many
+  // bytes (0: no bound). A package whose weights and arena exceed it runs layer by layer:
+  // each layer's weights are read from the mapped file when it runs and dropped after, so
+  // resident weights stay near one layer's (runs then re-read them from the page cache).
+  // Refused at load when the largest layer and the arena alone exceed it.
+  int64_t max_memory_bytes = 0;
 };
 
 // Name, element type and shape of a model input or output. A dim is -1 when symbolic;

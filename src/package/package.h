@@ -117,6 +117,10 @@ struct VerifyOptions {
   bool check_target = true;    // refuse a package this CPU cannot run
   std::optional<int64_t> now;  // for key expiry; nullopt = the clock
   int num_threads = 0;         // for hashing chunks; 0 = the machine's cores
+  // False: map the file without reading it all in at once, and drop each chunk's pages after
+  // hashing it, so that opening never holds more than a few chunks in memory (what
+  // --max-memory needs). Only files are affected, not open_package_memory's bytes.
+  bool resident = true;
 };
 
 struct ChunkInfo {
@@ -149,16 +153,23 @@ class Package {
   int optimization_level() const { return optimization_level_; }
   // Packed weights by main-graph node index, viewing the mapping.
   const std::map<int, ops::PackedWeights>& prepacked() const { return prepacked_; }
+  // For each main-graph node, the byte ranges of the mapping it reads weights from (packed
+  // weights and stored constants), for memory-bounded execution.
+  std::map<int, std::vector<std::pair<const void*, size_t>>> weight_ranges() const;
+  // Drops the weight chunks' pages from memory (file mappings only; they fault back in from
+  // the page cache when read).
+  void release_weight_pages() const;
 
  private:
-  friend Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>, size_t,
-                                                              const std::string&,
-                                                              const VerifyOptions&);
+  friend struct PackageAccess;  // the reader (package_reader.cc)
   Package() = default;
   PackageInfo info_;
   ir::Model model_;
   int optimization_level_ = 0;
   std::map<int, ops::PackedWeights> prepacked_;
+  const uint8_t* base_ = nullptr;  // the mapping
+  size_t size_ = 0;
+  bool file_mapping_ = false;
 };
 
 // Maps and verifies `path` (see the top of this file). Errors name the file and the part

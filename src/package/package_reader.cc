@@ -53,8 +53,7 @@ bool valid_dtype(int32_t d) {
 // refused (the writer aligns every non-empty one).
 template <typename T>
 bool aligned(const flatbuffers::Vector<T>* v) {
-  return v == nullptr || v->size() == 0 ||
-         reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+  return v == nullptr || v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
 }
 
 TensorInfo io_info(const fb::IoInfo* io) {
@@ -401,7 +400,46 @@ bool is_package_file(const std::string& path) {
   return yes;
 }
 
+// Whole pages inside [p, p + n) of a file mapping leave memory (they stay in the page cache).
+static void drop_range(const uint8_t* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+struct PackageAccess {
+  static Result<std::unique_ptr<Package>> open(std::shared_ptr<const void> owner, size_t size,
+                                               const std::string& what,
+                                               const VerifyOptions& options, bool file_mapping);
+};
+
 Package::~Package() = default;
+
+std::map<int, std::vector<std::pair<const void*, size_t>>> Package::weight_ranges() const {
+  std::map<int, std::vector<std::pair<const void*, size_t>>> out;
+  const ir::Graph& g = model_.graph;
+  auto in_mapping = [&](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    return b >= base_ && n <= size_ && b - base_ <= static_cast<std::ptrdiff_t>(size_ - n);
+  };
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    auto& ranges = out[static_cast<int>(ni)];
+    if (auto it = prepacked_.find(static_cast<int>(ni)); it != prepacked_.end())
+      ranges.emplace_back(it->second.data, it->second.floats * sizeof(float));
+    for (int v : g.nodes[ni].inputs)
+      if (v != ir::kNoValue && g.value(v).constant &&
+          in_mapping(g.value(v).constant->raw_data(), g.value(v).constant->nbytes()))
+        ranges.emplace_back(g.value(v).constant->raw_data(), g.value(v).constant->nbytes());
+  }
+  return out;
+}
+
+void Package::release_weight_pages() const {
+  if (!file_mapping_) return;
+  for (const ChunkInfo& c : info_.chunks)
+    if (c.kind == "weights") drop_range(base_ + c.offset, c.size);
+}
 
 Result<std::unique_ptr<Package>> open_package(const std::string& path,
                                               const VerifyOptions& options) {
@@ -415,7 +453,8 @@ Result<std::unique_ptr<Package>> open_package(const std::string& path,
   auto mapping = std::make_shared<Mapping>();
   mapping->size = static_cast<size_t>(st.st_size);
   if (mapping->size > 0) {
-    void* p = ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    const int flags = MAP_PRIVATE | (options.resident ? MAP_POPULATE : 0);
+    void* p = ::mmap(nullptr, mapping->size, PROT_READ, flags, fd, 0);
     if (p == MAP_FAILED) {
       ::close(fd);
       return Status(StatusCode::kIoError, path + ": cannot map: " + std::strerror(errno));
@@ -424,13 +463,20 @@ Result<std::unique_ptr<Package>> open_package(const std::string& path,
   }
   ::close(fd);
   const void* data = mapping->data;
-  return open_package_memory(std::shared_ptr<const void>(mapping, data), mapping->size, path,
-                             options);
+  return PackageAccess::open(std::shared_ptr<const void>(mapping, data), mapping->size, path,
+                             options, /*file_mapping=*/true);
 }
 
 Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void> owner, size_t size,
                                                      const std::string& what,
                                                      const VerifyOptions& options) {
+  return PackageAccess::open(std::move(owner), size, what, options, /*file_mapping=*/false);
+}
+
+Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void> owner, size_t size,
+                                                     const std::string& what,
+                                                     const VerifyOptions& options,
+                                                     bool file_mapping) {
   const auto* base = static_cast<const uint8_t*>(owner.get());
   // 1. The fixed header and the exact layout.
   if (size < kHeaderBytes || std::memcmp(base, kMagic, sizeof kMagic) != 0)
@@ -530,10 +576,12 @@ Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>
   }
   if (expect != h.manifest_offset)
     return bad(what, "the chunks do not end where the manifest starts");
+  const bool drop_pages = file_mapping && !options.resident;
   std::atomic<int64_t> failed{-1};
   auto check_chunk = [&](int64_t i) {
     const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
     const Sha256 got = sha256(base + c->offset(), c->size());
+    if (drop_pages) drop_range(base + c->offset(), c->size());
     if (std::memcmp(got.data(), c->sha256()->data(), 32) != 0) {
       int64_t none = -1;
       failed.compare_exchange_strong(none, i);
@@ -572,6 +620,9 @@ Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>
   pkg->model_ = std::move(*model);
   pkg->optimization_level_ = fm->optimization_level();
   pkg->prepacked_ = reader.take_prepacked();
+  pkg->base_ = base;
+  pkg->size_ = size;
+  pkg->file_mapping_ = file_mapping;
   PackageInfo& info = pkg->info_;
   info.format_major = h.format_major;
   info.format_minor = h.format_minor;
@@ -603,6 +654,8 @@ Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
                                                       const VerifyOptions& verify) {
   // Hashing uses every core whatever the inference threads: it is load-time work.
   VerifyOptions v = verify;
+  const int64_t budget = options.max_memory_bytes;
+  if (budget > 0) v.resident = false;  // never hold the whole file while checking it
   BRINK_ASSIGN_OR_RETURN(auto pkg, open_package(path, v));
   SessionOptions o = options;
   o.optimization_level = 0;  // the package holds the graph the passes produced
@@ -611,6 +664,26 @@ Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
   extras.prepacked = pkg->prepacked();
   auto compiled = CompiledModel::compile(pkg->model(), o, /*keep_problems=*/false, &extras);
   if (!compiled.is_ok()) return compiled.status().with_context(path);
+  if (budget > 0) {
+    // Within budget as a whole: nothing to do. Otherwise weights are paged layer by layer,
+    // which needs the largest layer's weights and the arena to fit.
+    const int64_t arena = (*compiled)->arena_bytes().value_or(0);
+    int64_t weights = 0;
+    for (const ChunkInfo& c : pkg->info().chunks)
+      if (c.kind == "weights") weights += static_cast<int64_t>(c.size);
+    if (weights + arena > budget) {
+      (*compiled)->set_weight_paging(pkg->weight_ranges());
+      const int64_t layer = (*compiled)->largest_step_weight_bytes();
+      if (layer + arena > budget) {
+        auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20); };
+        return Status(StatusCode::kInvalidArgument,
+                      path + ": --max-memory " + mib(budget) + " MiB is too small: its largest " +
+                          "layer's weights (" + mib(layer) + " MiB) and the arena (" + mib(arena) +
+                          " MiB) need at least " + mib(layer + arena) + " MiB");
+      }
+    }
+    pkg->release_weight_pages();  // what compiling read (kernels that copy their weights)
+  }
   return Session::from_compiled(std::move(*compiled));
 }
 

@@ -17,6 +17,9 @@
 #include <cstring>
 #include <set>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "ops/evaluate.h"
 #include "runtime/compiled_model.h"
 
@@ -69,6 +72,42 @@ struct CompiledModel::RunState {
   // For each graph input, the (step, slot) places that read it.
   std::vector<std::vector<std::pair<int, int>>> feed_uses;
 };
+
+void CompiledModel::set_weight_paging(
+    const std::map<int, std::vector<std::pair<const void*, size_t>>>& by_node) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  step_pages_.assign(steps_.size(), {});
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    auto it = by_node.find(steps_[s].node_index);
+    if (it == by_node.end()) continue;
+    for (const auto& [data, bytes] : it->second) {
+      // Whole pages inside the range only: a page shared with a neighbour's weights stays.
+      const auto begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+      const auto end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+      if (end > begin)
+        step_pages_[s].emplace_back(reinterpret_cast<uint8_t*>(begin),
+                                    static_cast<size_t>(end - begin));
+    }
+  }
+}
+
+int64_t CompiledModel::largest_step_weight_bytes() const {
+  int64_t most = 0;
+  for (const auto& ranges : step_pages_) {
+    int64_t bytes = 0;
+    for (const auto& r : ranges) bytes += static_cast<int64_t>(r.second);
+    most = std::max(most, bytes);
+  }
+  return most;
+}
+
+void CompiledModel::page_in_weights(size_t step) const {
+  for (const auto& [p, n] : step_pages_[step]) ::madvise(p, n, MADV_WILLNEED);
+}
+
+void CompiledModel::page_out_weights(size_t step) const {
+  for (const auto& [p, n] : step_pages_[step]) ::madvise(p, n, MADV_DONTNEED);
+}
 
 CompiledModel::CompiledModel() = default;
 CompiledModel::~CompiledModel() = default;
@@ -291,7 +330,9 @@ Result<std::vector<Tensor>> CompiledModel::run_static(const std::vector<const Te
         step_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     ops::KernelContext ctx(state->step_inputs[s], &state->step_outputs[s], num_threads_);
     ctx.set_thread_pool(pool_.get());
+    if (!step_pages_.empty() && s + 1 < steps_.size()) page_in_weights(s + 1);
     Status st = step.kernel->run(ctx);
+    if (!step_pages_.empty()) page_out_weights(s);
     if (!st.is_ok()) return st;
     if (step_seconds)
       (*step_seconds)[s] =

@@ -711,8 +711,10 @@ Result<std::vector<Tensor>> CompiledModel::run_dynamic(const std::vector<const T
       }
     }
     const auto start = std::chrono::steady_clock::now();
+    if (!step_pages_.empty() && si + 1 < steps_.size()) page_in_weights(si + 1);
     Status s = ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs,
                                num_threads_, &scope, pool_.get());
+    if (!step_pages_.empty()) page_out_weights(si);
     if (!s.is_ok()) return s;
     if (step_seconds)
       (*step_seconds)[si] =

@@ -50,6 +50,16 @@ class CompiledModel {
                                                         const SessionOptions& options,
                                                         bool keep_problems = false,
                                                         const CompileExtras* extras = nullptr);
+  // Memory-bounded execution (a .brink package with --max-memory): the byte ranges of mapped
+  // weights each node reads, by node index. After a step runs its ranges are dropped from
+  // memory (madvise DONTNEED: the file's pages stay in the page cache and fault back in on
+  // the next run), and the next step's ranges are prefetched, so resident weights stay near
+  // one layer's. Call before the first run.
+  void set_weight_paging(const std::map<int, std::vector<std::pair<const void*, size_t>>>& by_node);
+  bool pages_weights() const { return !step_pages_.empty(); }
+  // Bytes of the largest step's weight ranges (what paging keeps resident at once).
+  int64_t largest_step_weight_bytes() const;
+
   // Each kernel's packed weights, by node index, with the inputs it then never reads (what a
   // package stores instead of those inputs).
   struct NodePackedWeights {
@@ -177,6 +187,10 @@ class CompiledModel {
   mutable std::mutex run_states_mutex_;
   mutable std::vector<std::unique_ptr<RunState>> free_run_states_;
   const CompileExtras* extras_ = nullptr;  // during compile only
+  // By step: page-aligned ranges of mapped weights (memory-bounded execution), else empty.
+  std::vector<std::vector<std::pair<uint8_t*, size_t>>> step_pages_;
+  void page_in_weights(size_t step) const;
+  void page_out_weights(size_t step) const;
   passes::OptimizeReport optimize_report_;
   int optimization_level_ = 0;
   int64_t view_steps_ = 0;

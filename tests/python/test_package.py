@@ -132,3 +132,13 @@ def test_diff_and_patch(brink, package, tmp_path):
     check_clean_failure(brink("patch", old, tmp_path / "bad.delta", "-o", out))
     check_clean_failure(brink("patch", old, DIGITS, "-o", out))
     assert not out.exists()
+
+
+def test_max_memory(brink, package, tmp_path):
+    outs = {}
+    for tag, extra in (("full", []), ("bounded", ["--max-memory", "1"])):
+        proc = brink("run", package, "--random", "--seed", "5", "--output-dir", tmp_path / tag, *extra)
+        assert proc.returncode == 0, Brink.describe(proc)
+        outs[tag] = np.load(tmp_path / tag / "logits.npy")
+    np.testing.assert_array_equal(outs["full"], outs["bounded"])
+    check_clean_failure(brink("run", package, "--random", "--max-memory", "0"))

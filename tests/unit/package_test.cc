@@ -467,3 +467,37 @@ TEST(PackageDelta, CarriesOnlyChangedChunksAndRebuildsNewExactly) {
 
 }  // namespace
 }  // namespace brink::package
+
+namespace brink::package {
+namespace {
+
+TEST(PackageMemoryBound, PagesWeightsLayerByLayerWithTheSameResults) {
+  const std::string out = temp_path("bounded.brink");
+  ASSERT_TRUE(pack_file(kDigits, out).is_ok());
+  const std::vector<float> want = run_digits(out);
+  // 20 KB: less than the weights (~35 KB), more than any one layer plus the arena.
+  SessionOptions bounded;
+  bounded.max_memory_bytes = 20000;
+  auto session = Session::load(out, bounded);
+  ASSERT_TRUE(session.is_ok()) << session.status().message();
+  EXPECT_TRUE((*session)->compiled().pages_weights());
+  EXPECT_EQ(run_digits(out, bounded), want);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(run_digits(out, bounded), want);  // pages come back
+
+  SessionOptions roomy;
+  roomy.max_memory_bytes = int64_t{1} << 30;
+  auto whole = Session::load(out, roomy);
+  ASSERT_TRUE(whole.is_ok());
+  EXPECT_FALSE((*whole)->compiled().pages_weights());
+
+  SessionOptions tiny;
+  tiny.max_memory_bytes = 100;
+  auto refused = Session::load(out, tiny);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("is too small"), std::string::npos)
+      << refused.status().message();
+  std::filesystem::remove(out);
+}
+
+}  // namespace
+}  // namespace brink::package

@@ -30,7 +30,8 @@ struct BenchOptions {
   bool profile = false;
   std::vector<std::string> dims;
   int opt_level = 2;
-  std::string pubkey;  // .brink: the key the package must be signed by
+  std::string pubkey;         // .brink: the key the package must be signed by
+  int64_t max_memory_mb = 0;  // .brink: bound on weights + arena
 };
 
 using Clock = std::chrono::steady_clock;
@@ -113,6 +114,7 @@ int bench_command(BenchOptions o) {
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
   so.package_public_key = o.pubkey;
+  so.max_memory_bytes = o.max_memory_mb << 20;
   const auto t0 = Clock::now();
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
@@ -247,6 +249,9 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_option("--seed", o->feeds.seed, "Seed for the random inputs");
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others become 1)");
+  cmd->add_option("--max-memory", o->max_memory_mb,
+                  "For a .brink package: MiB for weights + activations (layer by layer if needed)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--pubkey", o->pubkey,
                   "For a .brink package: the public key it must be signed by");
   cmd->add_option("--opt-level,-O", o->opt_level,
