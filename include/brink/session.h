@@ -38,6 +38,8 @@ struct SessionOptions {
   // signature by that key. Empty: an unsigned package is accepted, a signed one is checked
   // against the key it carries (integrity, not trust). Every check runs before any kernel.
   std::string package_public_key;
+  // .brink packages only: the key file (brink keygen --encryption) of an encrypted package.
+  std::string package_key;
   // .brink packages only: keep the model's weights and activation arena within this many
   // bytes (0: no bound). A package whose weights and arena exceed it runs layer by layer:
   // each layer's weights are read from the mapped file when it runs and dropped after, so

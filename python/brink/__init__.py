@@ -105,6 +105,7 @@ class InferenceSession:
             fixing them lets Brink plan memory and pick kernels at load.
         pubkey: for a ``.brink`` package, a public key file (``brink keygen``): the package
             must be signed by that key. Without it an unsigned package is accepted.
+        key: for an encrypted ``.brink`` package, its key file (``brink keygen --encryption``).
 
     Raises:
         NotFound: the file does not exist.
@@ -120,7 +121,8 @@ class InferenceSession:
     def __init__(self, path_or_bytes: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview],
                  threads: int = 0, providers: Optional[Sequence[Any]] = None,
                  dim_values: Optional[Mapping[str, int]] = None,
-                 pubkey: Optional[Union[str, "os.PathLike[str]"]] = None):
+                 pubkey: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 key: Optional[Union[str, "os.PathLike[str]"]] = None):
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise InvalidArgument(f"threads must be an int, got {type(threads).__name__}")
         _check_providers(providers)
@@ -131,7 +133,8 @@ class InferenceSession:
             dims.append((k, v))
         self._model_path = None if isinstance(path_or_bytes, (bytes, bytearray, memoryview)) \
             else os.fspath(path_or_bytes)
-        self._session = _brink.Session(path_or_bytes, threads, dims, "" if pubkey is None else os.fspath(pubkey))
+        self._session = _brink.Session(path_or_bytes, threads, dims, "" if pubkey is None else os.fspath(pubkey),
+                                       "" if key is None else os.fspath(key))
         self._inputs = [NodeArg(*i) for i in self._session.inputs()]
         self._outputs = [NodeArg(*o) for o in self._session.outputs()]
 

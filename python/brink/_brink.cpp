@@ -330,7 +330,7 @@ class PySession {
 
   static std::unique_ptr<PySession> load(const py::object& model, int threads,
                                          const std::vector<std::pair<std::string, int64_t>>& dims,
-                                         const std::string& pubkey) {
+                                         const std::string& pubkey, const std::string& key) {
     if (threads < 0)
       throw_status(invalid_argument("threads must be >= 0 (0 picks the number of cores), got " +
                                     std::to_string(threads)));
@@ -338,6 +338,7 @@ class PySession {
     options.num_threads = threads;
     options.dim_values = dims;
     options.package_public_key = pubkey;
+    options.package_key = key;
     Result<std::unique_ptr<Session>> session = internal_error("no model");
     if (py::isinstance<py::bytes>(model) || py::isinstance<py::bytearray>(model) ||
         py::isinstance<py::memoryview>(model)) {
@@ -510,7 +511,7 @@ PYBIND11_MODULE(_brink, m) {
   py::class_<PySession>(m, "Session")
       .def(py::init(&PySession::load), py::arg("model"), py::arg("threads") = 0,
            py::arg("dim_values") = std::vector<std::pair<std::string, int64_t>>{},
-           py::arg("pubkey") = std::string())
+           py::arg("pubkey") = std::string(), py::arg("key") = std::string())
       .def("inputs", &PySession::inputs)
       .def("outputs", &PySession::outputs)
       .def("info", &PySession::info)

@@ -15,6 +15,10 @@ Result<std::unique_ptr<Session>> Session::load(const std::string& path,
       BRINK_ASSIGN_OR_RETURN(verify.trusted_key,
                              package::load_public_key(options.package_public_key));
     }
+    if (!options.package_key.empty()) {
+      BRINK_ASSIGN_OR_RETURN(verify.decryption_key,
+                             package::load_encryption_key(options.package_key));
+    }
     return package::load_package_session(path, options, verify);
   }
   BRINK_ASSIGN_OR_RETURN(ir::Model model, onnx_io::load_onnx_file(path));

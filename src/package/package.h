@@ -83,6 +83,9 @@ struct PackOptions {
   std::string meta_json;  // stored as given (already checked to be JSON by the caller)
   std::vector<std::string> labels;
   std::optional<SecretKey> signing_key;
+  // Encrypts every chunk (graph and weights) with XChaCha20-Poly1305; loading then needs the
+  // key and decrypts into memory (the mapping is no longer used in place).
+  std::optional<EncryptionKey> encryption_key;
   SessionOptions session;  // optimization level and dim values used to compile
   std::string created_by;  // "brink 0.1.0"
   // Store the kernels' packed weights (for the target's ISA) instead of the weights they
@@ -117,6 +120,8 @@ struct VerifyOptions {
   bool check_target = true;    // refuse a package this CPU cannot run
   std::optional<int64_t> now;  // for key expiry; nullopt = the clock
   int num_threads = 0;         // for hashing chunks; 0 = the machine's cores
+  // The key of an encrypted package (required for one, ignored otherwise).
+  std::optional<EncryptionKey> decryption_key;
   // False: map the file without reading it all in at once, and drop each chunk's pages after
   // hashing it, so that opening never holds more than a few chunks in memory (what
   // --max-memory needs). Only files are affected, not open_package_memory's bytes.
@@ -141,6 +146,8 @@ struct PackageInfo {
   std::string signer_key_id;    // "" when unsigned
   bool signer_trusted = false;  // signed by VerifyOptions::trusted_key
   int64_t prepacked_nodes = 0;  // nodes whose kernels use packed weights from the file
+  bool encrypted = false;
+  std::string encryption_key_id;
 };
 
 class Package {

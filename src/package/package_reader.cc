@@ -81,8 +81,10 @@ Result<std::string> text(const flatbuffers::String* s, const char* what) {
 // FlatBuffers verifier proves the buffer is well-formed, not that it makes sense.
 class ModelReader {
  public:
-  ModelReader(const uint8_t* base, const fb::Manifest* manifest, std::shared_ptr<void> owner)
-      : base_(base), manifest_(manifest), owner_(std::move(owner)) {}
+  // `tag`: bytes at the end of each chunk that are not data (the encryption tag), else 0.
+  ModelReader(const uint8_t* base, const fb::Manifest* manifest, std::shared_ptr<void> owner,
+              size_t tag)
+      : base_(base), manifest_(manifest), owner_(std::move(owner)), tag_(tag) {}
 
   Result<Tensor> tensor(const fb::TensorRef* r) {
     if (r == nullptr) return Status(StatusCode::kInvalidModel, "a tensor reference is missing");
@@ -121,8 +123,9 @@ class ModelReader {
                                                    std::to_string(r->chunk()) +
                                                    ", which is not a weight chunk");
     const fb::Chunk* c = chunks->Get(r->chunk());
-    if (r->nbytes() != want || r->offset() % kAlignment != 0 || r->offset() > c->size() ||
-        c->size() - r->offset() < r->nbytes())
+    const uint64_t chunk_size = c->size() - tag_;  // the reader checked c->size() >= tag_
+    if (r->nbytes() != want || r->offset() % kAlignment != 0 || r->offset() > chunk_size ||
+        chunk_size - r->offset() < r->nbytes())
       return Status(StatusCode::kInvalidModel, "a tensor's bytes (" + std::to_string(r->nbytes()) +
                                                    " at offset " + std::to_string(r->offset()) +
                                                    " of chunk " + std::to_string(r->chunk()) +
@@ -346,6 +349,7 @@ class ModelReader {
   const uint8_t* base_;
   const fb::Manifest* manifest_;
   std::shared_ptr<void> owner_;
+  size_t tag_ = 0;
   int depth_ = 0;
   int elided_ = 0;
   std::vector<int> elided_values_;  // of the main graph
@@ -604,15 +608,50 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
                          ") fails its SHA-256 check: the file was modified or damaged");
   }
 
-  // 5. The graph.
+  // 5. Encrypted packages: every chunk decrypted (and its tag checked) into one aligned
+  // buffer, at its offset in the file, which the model then views instead of the mapping.
+  const uint8_t* data = base;
+  std::shared_ptr<void> data_owner = std::const_pointer_cast<void>(owner);
+  size_t tag = 0;
+  std::string encryption_key_id;
+  if (m->encrypted()) {
+    auto id = text(m->encryption_key_id(), "key id");
+    if (!id.is_ok()) return id.status().with_context(what);
+    encryption_key_id = *id;
+    if (!options.decryption_key)
+      return Status(StatusCode::kInvalidArgument, what + ": the package is encrypted (key " +
+                                                      encryption_key_id +
+                                                      "); give its key (--key)");
+    if (options.decryption_key->id() != encryption_key_id)
+      return bad(what, "encrypted with key " + encryption_key_id + ", not with the key given (" +
+                           options.decryption_key->id() + ")");
+    std::shared_ptr<void> plain = shared_aligned(std::max<size_t>(h.manifest_offset, 1));
+    auto* out = static_cast<uint8_t*>(plain.get());
+    std::memset(out, 0, kHeaderBytes);
+    for (uint32_t i = 0; i < chunks->size(); ++i) {
+      const fb::Chunk* c = chunks->Get(i);
+      const uint8_t ad[4] = {static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8),
+                             static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 24)};
+      if (c->nonce() == nullptr || c->nonce()->size() != 24 || c->size() < kEncryptionTagBytes ||
+          !decrypt_chunk(*options.decryption_key, base + c->offset(), c->size(), c->nonce()->data(),
+                         ad, sizeof ad, out + c->offset()))
+        return bad(
+            what, "chunk " + std::to_string(i) + " does not decrypt with key " + encryption_key_id);
+    }
+    data = out;
+    data_owner = std::move(plain);
+    tag = kEncryptionTagBytes;
+  }
+
+  // 6. The graph.
   const fb::Chunk* gc = chunks->Get(0);
-  flatbuffers::Verifier gv(base + gc->offset(), gc->size(),
+  flatbuffers::Verifier gv(data + gc->offset(), gc->size() - tag,
                            flatbuffers::Verifier::Options{/*max_depth=*/128,
                                                           /*max_tables=*/10000000});
   if (!gv.VerifyBuffer<fb::Model>(nullptr))
     return bad(what, "the graph chunk is malformed (FlatBuffers verification failed)");
-  const fb::Model* fm = flatbuffers::GetRoot<fb::Model>(base + gc->offset());
-  ModelReader reader(base, m, std::const_pointer_cast<void>(owner));
+  const fb::Model* fm = flatbuffers::GetRoot<fb::Model>(data + gc->offset());
+  ModelReader reader(data, m, data_owner, tag);
   auto model = reader.model(fm);
   if (!model.is_ok()) return model.status().with_context(what + ": graph");
 
@@ -620,9 +659,9 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   pkg->model_ = std::move(*model);
   pkg->optimization_level_ = fm->optimization_level();
   pkg->prepacked_ = reader.take_prepacked();
-  pkg->base_ = base;
-  pkg->size_ = size;
-  pkg->file_mapping_ = file_mapping;
+  pkg->base_ = data;
+  pkg->size_ = tag > 0 ? h.manifest_offset : size;
+  pkg->file_mapping_ = file_mapping && tag == 0;
   PackageInfo& info = pkg->info_;
   info.format_major = h.format_major;
   info.format_minor = h.format_minor;
@@ -646,6 +685,8 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   info.signer_key_id = signer_id;
   info.signer_trusted = trusted;
   info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked_.size());
+  info.encrypted = tag > 0;
+  info.encryption_key_id = encryption_key_id;
   return pkg;
 }
 
@@ -672,6 +713,11 @@ Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
     for (const ChunkInfo& c : pkg->info().chunks)
       if (c.kind == "weights") weights += static_cast<int64_t>(c.size);
     if (weights + arena > budget) {
+      if (pkg->info().encrypted)
+        return Status(StatusCode::kInvalidArgument,
+                      path + ": an encrypted package is decrypted into memory and cannot be " +
+                          "paged: it needs " + std::to_string((weights + arena) >> 20) +
+                          " MiB, more than --max-memory");
       (*compiled)->set_weight_paging(pkg->weight_ranges());
       const int64_t layer = (*compiled)->largest_step_weight_bytes();
       if (layer + arena > budget) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -333,15 +334,34 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
     chunks.push_back({fb::ChunkKind_Weights, {c.data(), c.size()}});
     weight_bytes += static_cast<int64_t>(c.size());
   }
+  // Encryption replaces each chunk by its ciphertext; hashes are of what is stored, so
+  // integrity is checked before anything is decrypted.
+  std::vector<std::vector<uint8_t>> ciphertexts;
+  std::vector<std::array<uint8_t, 24>> nonces;
+  if (options.encryption_key) {
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const uint32_t index = static_cast<uint32_t>(i);
+      uint8_t ad[4] = {static_cast<uint8_t>(index), static_cast<uint8_t>(index >> 8),
+                       static_cast<uint8_t>(index >> 16), static_cast<uint8_t>(index >> 24)};
+      nonces.emplace_back();
+      ciphertexts.push_back(encrypt_chunk(*options.encryption_key, chunks[i].second.first,
+                                          chunks[i].second.second, ad, sizeof ad, &nonces.back()));
+    }
+    for (size_t i = 0; i < chunks.size(); ++i)
+      chunks[i].second = {ciphertexts[i].data(), ciphertexts[i].size()};
+  }
 
   // Manifest.
   flatbuffers::FlatBufferBuilder mb(4096);
   std::vector<flatbuffers::Offset<fb::Chunk>> chunk_entries;
   uint64_t offset = kHeaderBytes;
-  for (const auto& [kind, bytes] : chunks) {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const auto& [kind, bytes] = chunks[i];
     const Sha256 h = sha256(bytes.first, bytes.second);
-    chunk_entries.push_back(
-        fb::CreateChunk(mb, kind, offset, bytes.second, mb.CreateVector(h.data(), h.size())));
+    auto hash = mb.CreateVector(h.data(), h.size());
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> nonce = 0;
+    if (!nonces.empty()) nonce = mb.CreateVector(nonces[i].data(), nonces[i].size());
+    chunk_entries.push_back(fb::CreateChunk(mb, kind, offset, bytes.second, hash, nonce));
     offset = align_up(offset + bytes.second);
   }
   const uint64_t manifest_offset = offset;
@@ -356,7 +376,9 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
       mb, mb.CreateString(options.name), mb.CreateString(options.version), mb.CreateString(target),
       mb.CreateString(options.created_by), mb.CreateVector(chunk_entries), mb.CreateVector(ins),
       mb.CreateVector(outs), compiled->arena_bytes().value_or(-1), compiled->parameter_bytes(),
-      mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id));
+      mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id),
+      options.encryption_key.has_value(),
+      mb.CreateString(options.encryption_key ? options.encryption_key->id() : std::string()));
   mb.Finish(manifest);
 
   FixedHeader h{};

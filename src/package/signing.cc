@@ -191,6 +191,56 @@ Result<PublicKey> load_public_key(const std::string& path) {
   return key;
 }
 
+constexpr const char* kEncryptionTag = "brink-xchacha20-key";
+
+std::string EncryptionKey::id() const {
+  const Sha256 h = sha256(bytes.data(), bytes.size());
+  return to_hex(h.data(), 8);
+}
+
+EncryptionKey generate_encryption_key() {
+  ensure_sodium();
+  EncryptionKey k;
+  crypto_aead_xchacha20poly1305_ietf_keygen(k.bytes.data());
+  return k;
+}
+
+Status save_encryption_key(const EncryptionKey& key, const std::string& path) {
+  return write_text(path, std::string(kEncryptionTag) + " " + to_hex(key.bytes.data(), 32) + "\n",
+                    0600);
+}
+
+Result<EncryptionKey> load_encryption_key(const std::string& path) {
+  BRINK_ASSIGN_OR_RETURN(auto words, read_key_words(path, kEncryptionTag));
+  EncryptionKey key;
+  if (words.size() != 2 || !from_hex(words[1], key.bytes.data(), key.bytes.size()))
+    return Status(StatusCode::kInvalidArgument,
+                  path + ": expected '" + kEncryptionTag + "' and 64 hex digits");
+  return key;
+}
+
+std::vector<uint8_t> encrypt_chunk(const EncryptionKey& key, const uint8_t* plain, size_t size,
+                                   const uint8_t* ad, size_t ad_size,
+                                   std::array<uint8_t, 24>* nonce) {
+  ensure_sodium();
+  randombytes_buf(nonce->data(), nonce->size());
+  std::vector<uint8_t> out(size + kEncryptionTagBytes);
+  unsigned long long written = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &written, plain, size, ad, ad_size,
+                                             nullptr, nonce->data(), key.bytes.data());
+  out.resize(static_cast<size_t>(written));
+  return out;
+}
+
+bool decrypt_chunk(const EncryptionKey& key, const uint8_t* cipher, size_t size,
+                   const uint8_t* nonce, const uint8_t* ad, size_t ad_size, uint8_t* plain) {
+  ensure_sodium();
+  if (size < kEncryptionTagBytes) return false;
+  unsigned long long written = 0;
+  return crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &written, nullptr, cipher, size, ad,
+                                                    ad_size, nonce, key.bytes.data()) == 0;
+}
+
 std::array<uint8_t, 64> sign(const SecretKey& key, const void* message, size_t size) {
   ensure_sodium();
   std::array<uint8_t, 64> sig{};

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "brink/status.h"
 
@@ -52,6 +53,28 @@ Status save_secret_key(const SecretKey& key, const std::string& path);  // mode 
 Status save_public_key(const PublicKey& key, const std::string& path);
 Result<SecretKey> load_secret_key(const std::string& path);
 Result<PublicKey> load_public_key(const std::string& path);
+
+// A symmetric key for XChaCha20-Poly1305 package encryption, in a file of one line:
+//   brink-xchacha20-key <64 hex digits>
+struct EncryptionKey {
+  std::array<uint8_t, 32> bytes{};
+  // First 8 bytes of SHA-256(key) in hex: names the key without revealing it.
+  std::string id() const;
+};
+EncryptionKey generate_encryption_key();
+Status save_encryption_key(const EncryptionKey& key, const std::string& path);  // mode 0600
+Result<EncryptionKey> load_encryption_key(const std::string& path);
+
+// XChaCha20-Poly1305: ciphertext (size + 16 bytes of tag) of `plain` with a fresh random
+// nonce written to `nonce`, and `ad` as associated data.
+std::vector<uint8_t> encrypt_chunk(const EncryptionKey& key, const uint8_t* plain, size_t size,
+                                   const uint8_t* ad, size_t ad_size,
+                                   std::array<uint8_t, 24>* nonce);
+// Decrypts into `plain` (size - 16 bytes); false when the tag does not verify (wrong key or
+// modified bytes).
+bool decrypt_chunk(const EncryptionKey& key, const uint8_t* cipher, size_t size,
+                   const uint8_t* nonce, const uint8_t* ad, size_t ad_size, uint8_t* plain);
+inline constexpr size_t kEncryptionTagBytes = 16;
 
 // Detached Ed25519 signature of `message`.
 std::array<uint8_t, 64> sign(const SecretKey& key, const void* message, size_t size);

@@ -142,3 +142,24 @@ def test_max_memory(brink, package, tmp_path):
         outs[tag] = np.load(tmp_path / tag / "logits.npy")
     np.testing.assert_array_equal(outs["full"], outs["bounded"])
     check_clean_failure(brink("run", package, "--random", "--max-memory", "0"))
+
+
+def test_encryption(brink, keys, tmp_path):
+    assert brink("keygen", "--encryption", "-o", tmp_path / "k").returncode == 0
+    assert brink("keygen", "--encryption", "-o", tmp_path / "other").returncode == 0
+    out = tmp_path / "enc.brink"
+    proc = brink("pack", DIGITS, "-o", out, "--encrypt", tmp_path / "k.enckey", "--sign", keys / "dev.key")
+    assert proc.returncode == 0, Brink.describe(proc)
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(2).random((2, 1, 8, 8), dtype=np.float32))
+    runs = {}
+    for tag, model, extra in (("plain", DIGITS, []), ("enc", out, ["--key", tmp_path / "k.enckey"])):
+        proc = brink("run", model, "--input", f"image={x}", "--output-dir", tmp_path / tag, *extra)
+        assert proc.returncode == 0, Brink.describe(proc)
+        runs[tag] = np.load(tmp_path / tag / "logits.npy")
+    np.testing.assert_array_equal(runs["plain"], runs["enc"])
+    proc = brink("run", out, "--random")
+    check_clean_failure(proc)
+    assert "is encrypted" in proc.stderr
+    check_clean_failure(brink("run", out, "--random", "--key", tmp_path / "other.enckey"))
+    check_clean_failure(brink("pack", DIGITS, "-o", tmp_path / "x.brink", "--encrypt", keys / "dev.pub"))

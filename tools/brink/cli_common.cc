@@ -104,6 +104,16 @@ nlohmann::json tensor_info_json(const TensorInfo& info) {
 }
 
 int64_t peak_rss_bytes() {
+  // VmHWM, not getrusage's ru_maxrss: after fork + exec Linux reports the parent's peak in
+  // ru_maxrss when that was higher (a benchmark script holding models would hide ours).
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long long kib = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    std::fclose(f);
+    if (kib >= 0) return kib * 1024;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;

@@ -31,6 +31,7 @@ struct BenchOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
   std::string pubkey;         // .brink: the key the package must be signed by
+  std::string key;            // .brink: the encryption key of an encrypted package
   int64_t max_memory_mb = 0;  // .brink: bound on weights + arena
 };
 
@@ -114,6 +115,7 @@ int bench_command(BenchOptions o) {
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
   so.package_public_key = o.pubkey;
+  so.package_key = o.key;
   so.max_memory_bytes = o.max_memory_mb << 20;
   const auto t0 = Clock::now();
   auto session = Session::load(o.model, so);
@@ -252,6 +254,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-memory", o->max_memory_mb,
                   "For a .brink package: MiB for weights + activations (layer by layer if needed)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--key", o->key, "For an encrypted .brink package: its key file");
   cmd->add_option("--pubkey", o->pubkey,
                   "For a .brink package: the public key it must be signed by");
   cmd->add_option("--opt-level,-O", o->opt_level,

@@ -22,6 +22,7 @@ struct InfoOptions {
   bool json = false;
   std::vector<std::string> dims;
   int opt_level = 2;
+  std::string key;  // .brink: the encryption key of an encrypted package
 };
 
 // Ranges of opsets per op, e.g. "Add [7-12, 13-13, 14-21]".
@@ -54,7 +55,7 @@ int info_command(const InfoOptions& o) {
     if (o.ops) return print_ops(o.json);
     return report_error(invalid_argument("brink info needs a MODEL (or --ops)"));
   }
-  if (package::is_package_file(o.model)) return package_info_command(o.model, o.json);
+  if (package::is_package_file(o.model)) return package_info_command(o.model, o.json, o.key);
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
   auto model = onnx_io::load_onnx_file(o.model);
@@ -238,6 +239,7 @@ void add_info_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));
+  cmd->add_option("--key", o->key, "For an encrypted .brink package: its key file");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o, exit_code] { *exit_code = info_command(*o); });
 }

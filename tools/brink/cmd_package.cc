@@ -23,9 +23,20 @@ namespace {
 struct KeygenOptions {
   std::string out;
   std::string expires;
+  bool encryption = false;
 };
 
 int keygen_command(const KeygenOptions& o) {
+  if (o.encryption) {
+    const std::string path = o.out + ".enckey";
+    if (std::filesystem::exists(path))
+      return report_error(invalid_argument(path + " exists; refusing to overwrite a key"));
+    const package::EncryptionKey key = package::generate_encryption_key();
+    if (Status s = package::save_encryption_key(key, path); !s.is_ok()) return report_error(s);
+    std::printf("encryption key %s: %s (keep private; devices that run the package need it)\n",
+                key.id().c_str(), path.c_str());
+    return 0;
+  }
   package::KeyPair kp = package::generate_keypair();
   if (!o.expires.empty()) {
     auto when = package::parse_expiry_date(o.expires);
@@ -46,7 +57,7 @@ int keygen_command(const KeygenOptions& o) {
 }
 
 struct PackOptions {
-  std::string model, out, target, sign, name, version = "0.0.0", meta, labels;
+  std::string model, out, target, sign, encrypt, name, version = "0.0.0", meta, labels;
   size_t chunk_kib = 4096;
   std::vector<std::string> dims;
   int opt_level = 2;
@@ -97,6 +108,11 @@ int pack_command(const PackOptions& o) {
     if (!key) return report_error(key.status());
     po.signing_key = *key;
   }
+  if (!o.encrypt.empty()) {
+    auto key = package::load_encryption_key(o.encrypt);
+    if (!key) return report_error(key.status());
+    po.encryption_key = *key;
+  }
   if (package::is_package_file(o.model))
     return report_error(invalid_argument(o.model + " is already a package; pack takes a .onnx"));
   auto model = onnx_io::load_onnx_file(o.model);
@@ -130,12 +146,22 @@ int pack_command(const PackOptions& o) {
 }
 
 struct VerifyOptions {
-  std::string package, pubkey;
+  std::string package, pubkey, key;
   bool json = false;
 };
 
+// --key for an encrypted package.
+Status add_decryption_key(const std::string& key_file, package::VerifyOptions* vo) {
+  if (key_file.empty()) return Status::ok();
+  auto key = package::load_encryption_key(key_file);
+  if (!key) return key.status();
+  vo->decryption_key = *key;
+  return Status::ok();
+}
+
 int verify_command(const VerifyOptions& o) {
   package::VerifyOptions vo;
+  if (Status s = add_decryption_key(o.key, &vo); !s.is_ok()) return report_error(s);
   if (!o.pubkey.empty()) {
     auto key = package::load_public_key(o.pubkey);
     if (!key) return report_error(key.status());
@@ -206,9 +232,10 @@ int patch_command(const DeltaOptions& o) {
 
 }  // namespace
 
-int package_info_command(const std::string& path, bool json) {
+int package_info_command(const std::string& path, bool json, const std::string& key_file) {
   package::VerifyOptions vo;
   vo.check_target = false;
+  if (Status s = add_decryption_key(key_file, &vo); !s.is_ok()) return report_error(s);
   auto pkg = package::open_package(path, vo);
   if (!pkg) return report_error(pkg.status());
   const package::PackageInfo& info = (*pkg)->info();
@@ -225,6 +252,8 @@ int package_info_command(const std::string& path, bool json) {
     j["arena_bytes"] =
         info.arena_bytes ? nlohmann::json(*info.arena_bytes) : nlohmann::json(nullptr);
     j["signer"] = info.signer_key_id;
+    j["encrypted"] = info.encrypted;
+    j["encryption_key"] = info.encryption_key_id;
     j["inputs"] = nlohmann::json::array();
     for (const auto& t : info.inputs) j["inputs"].push_back(tensor_info_json(t));
     j["outputs"] = nlohmann::json::array();
@@ -266,6 +295,8 @@ int package_info_command(const std::string& path, bool json) {
     std::printf("arena:      dynamic (symbolic shapes)\n");
   std::printf("signer:     %s\n",
               info.signer_key_id.empty() ? "unsigned" : info.signer_key_id.c_str());
+  if (info.encrypted)
+    std::printf("encrypted:  XChaCha20-Poly1305, key %s\n", info.encryption_key_id.c_str());
   if (!info.labels.empty()) std::printf("labels:     %zu\n", info.labels.size());
   if (!info.meta_json.empty()) std::printf("meta:       %s\n", info.meta_json.c_str());
   return 0;
@@ -278,6 +309,8 @@ void add_package_commands(CLI::App& app, int* exit_code) {
       ->required();
   keygen->add_option("--expires", k->expires,
                      "Last day (YYYY-MM-DD, UTC) the public key is trusted");
+  keygen->add_flag("--encryption", k->encryption,
+                   "Make a symmetric key for --encrypt instead (writes OUT.enckey)");
   keygen->callback([k, exit_code] { *exit_code = keygen_command(*k); });
 
   auto p = std::make_shared<PackOptions>();
@@ -288,6 +321,8 @@ void add_package_commands(CLI::App& app, int* exit_code) {
   pack->add_option("--target", p->target,
                    "x86-64-v4, x86-64-v3, aarch64 or portable (default: this machine's)");
   pack->add_option("--sign", p->sign, "Secret key file (brink keygen) to sign with");
+  pack->add_option("--encrypt", p->encrypt,
+                   "Encryption key file (brink keygen --encryption): XChaCha20-Poly1305");
   pack->add_option("--chunk-size", p->chunk_kib, "Weight chunk size in KiB (default 4096)")
       ->check(CLI::Range(1, 1 << 20));
   pack->add_option("--name", p->name, "Model name (default: the file's stem)");
@@ -307,6 +342,7 @@ void add_package_commands(CLI::App& app, int* exit_code) {
       "verify", "Check a package: layout, seal, every chunk's hash, signature and signer");
   verify->add_option("package", v->package, "Package (.brink)")->required();
   verify->add_option("--pubkey", v->pubkey, "Public key the package must be signed by");
+  verify->add_option("--key", v->key, "Encryption key of an encrypted package");
   verify->add_flag("--json", v->json, "Print JSON");
   verify->callback([v, exit_code] { *exit_code = verify_command(*v); });
 

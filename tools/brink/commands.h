@@ -15,6 +15,6 @@ void add_bench_command(CLI::App& app, int* exit_code);
 void add_package_commands(CLI::App& app, int* exit_code);
 
 // `brink info` for a .brink package.
-int package_info_command(const std::string& path, bool json);
+int package_info_command(const std::string& path, bool json, const std::string& key_file);
 
 }  // namespace brink::cli
