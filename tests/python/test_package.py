@@ -163,3 +163,24 @@ def test_encryption(brink, keys, tmp_path):
     assert "is encrypted" in proc.stderr
     check_clean_failure(brink("run", out, "--random", "--key", tmp_path / "other.enckey"))
     check_clean_failure(brink("pack", DIGITS, "-o", tmp_path / "x.brink", "--encrypt", keys / "dev.pub"))
+
+
+def test_device_runner(brink, keys, package, tmp_path):
+    """brink-run (the device-side runner, no protobuf/ONNX) runs a signed package like brink run."""
+    runner = os.path.join(os.path.dirname(brink.path), "brink-run")
+    if not os.access(runner, os.X_OK):
+        pytest.skip(f"{runner} not built")
+    import subprocess
+    libs = subprocess.run(["ldd", runner], capture_output=True, text=True).stdout
+    assert "protobuf" not in libs and "onnx" not in libs
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(4).random((1, 1, 8, 8), dtype=np.float32))
+    proc = subprocess.run([runner, str(package), "--pubkey", str(keys / "dev.pub"), "--input", f"image={x}",
+                           "--output-dir", str(tmp_path), "--repeat", "3"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ref = brink("run", DIGITS, "--input", f"image={x}", "--output-dir", tmp_path / "ref")
+    assert ref.returncode == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "logits.npy"), np.load(tmp_path / "ref" / "logits.npy"))
+    bad = subprocess.run([runner, str(package), "--pubkey", str(keys / "other.pub")], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
+    assert subprocess.run([runner], capture_output=True).returncode == 2
