@@ -1,12 +1,11 @@
 #include "package/delta.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 
+#include "package/atomic_file.h"
 #include "package/package.h"
 #include "package/signing.h"
 
@@ -24,23 +23,9 @@ Result<std::vector<uint8_t>> read_all(const std::string& path) {
 }
 
 Status write_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status(StatusCode::kIoError, path + ": cannot write");
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) {
-      out.close();
-      std::remove(tmp.c_str());
-      return Status(StatusCode::kIoError, path + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status(StatusCode::kIoError, path + ": cannot move the finished file into place");
-  }
-  return Status::ok();
+  return write_file_atomically(path, [&](std::FILE* f) {
+    return std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  });
 }
 
 void put_u64(std::vector<uint8_t>& out, uint64_t v) {

@@ -1,17 +1,16 @@
 // write_package: optimize, compile (to prove the model runs and to learn its arena size),
 // lay the constants out in chunks by first use, serialize graph and manifest, seal, sign,
 // and rename the finished file into place.
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "core/cpu_features.h"
+#include "package/atomic_file.h"
 #include "package/package.h"
 #include "package/package_generated.h"
 #include "passes/optimize.h"
@@ -397,39 +396,26 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   std::memcpy(signed_part.data() + kHeaderBytes, mb.GetBufferPointer(), mb.GetSize());
   const Sha256 seal = sha256(signed_part.data(), signed_part.size());
 
-  // Written to a temporary file beside the target and renamed: all or nothing.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status(StatusCode::kIoError, path + ": cannot write");
+  auto write_all = [&](std::FILE* f) {
     static const char zeros[kAlignment] = {};
-    out.write(reinterpret_cast<const char*>(&h), kHeaderBytes);
+    auto put = [&](const void* p, size_t n) { return std::fwrite(p, 1, n, f) == n; };
+    bool ok = put(&h, kHeaderBytes);
     uint64_t at = kHeaderBytes;
     for (const auto& [kind, bytes] : chunks) {
-      out.write(reinterpret_cast<const char*>(bytes.first),
-                static_cast<std::streamsize>(bytes.second));
+      ok = ok && put(bytes.first, bytes.second);
       at += bytes.second;
-      out.write(zeros, static_cast<std::streamsize>(align_up(at) - at));
+      ok = ok && put(zeros, align_up(at) - at);
       at = align_up(at);
     }
-    out.write(reinterpret_cast<const char*>(mb.GetBufferPointer()), mb.GetSize());
-    out.write(reinterpret_cast<const char*>(seal.data()), seal.size());
+    ok = ok && put(mb.GetBufferPointer(), mb.GetSize()) && put(seal.data(), seal.size());
     if (options.signing_key) {
       const auto pk = options.signing_key->public_key();
       const auto sig = sign(*options.signing_key, signed_part.data(), signed_part.size());
-      out.write(reinterpret_cast<const char*>(pk.bytes.data()), pk.bytes.size());
-      out.write(reinterpret_cast<const char*>(sig.data()), sig.size());
+      ok = ok && put(pk.bytes.data(), pk.bytes.size()) && put(sig.data(), sig.size());
     }
-    if (!out.flush()) {
-      out.close();
-      std::remove(tmp.c_str());
-      return Status(StatusCode::kIoError, path + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status(StatusCode::kIoError, path + ": cannot move the finished package into place");
-  }
+    return ok;
+  };
+  BRINK_RETURN_IF_ERROR(write_file_atomically(path, write_all));
 
   PackSummary s;
   s.file_bytes = static_cast<int64_t>(h.file_size);

@@ -1,8 +1,9 @@
 #include "package/signing.h"
 
+#include "package/atomic_file.h"
+
 #include <openssl/evp.h>
 #include <sodium.h>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <ctime>
@@ -56,19 +57,10 @@ Result<std::vector<std::string>> read_key_words(const std::string& path, const c
 }
 
 Status write_text(const std::string& path, const std::string& text, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return Status(StatusCode::kIoError, path + ": cannot write");
-    out << text;
-    if (!out.flush()) return Status(StatusCode::kIoError, path + ": write failed");
-  }
-  ::chmod(tmp.c_str(), mode);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status(StatusCode::kIoError, path + ": cannot write");
-  }
-  return Status::ok();
+  return write_file_atomically(
+      path,
+      [&](std::FILE* f) { return std::fwrite(text.data(), 1, text.size(), f) == text.size(); },
+      mode);
 }
 
 }  // namespace

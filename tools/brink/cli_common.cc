@@ -103,6 +103,15 @@ nlohmann::json tensor_info_json(const TensorInfo& info) {
           {"shape", info.rank_known ? shape : nlohmann::json(nullptr)}};
 }
 
+void add_package_load_options(CLI::App* cmd, PackageLoadOptions* o) {
+  cmd->add_option("--pubkey", o->pubkey,
+                  "For a .brink package: the public key it must be signed by");
+  cmd->add_option("--key", o->key, "For an encrypted .brink package: its key file");
+  cmd->add_option("--max-memory", o->max_memory_mb,
+                  "For a .brink package: MiB for weights + activations (layer by layer if needed)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+}
+
 int64_t peak_rss_bytes() {
   // VmHWM, not getrusage's ru_maxrss: after fork + exec Linux reports the parent's peak in
   // ru_maxrss when that was higher (a benchmark script holding models would hide ours).

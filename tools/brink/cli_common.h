@@ -1,6 +1,7 @@
 // Pieces shared by the brink subcommands: loading inputs, printing errors, JSON output.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -31,6 +32,19 @@ Result<std::vector<NamedTensor>> load_feeds(const Session& session, const FeedOp
 
 // Seeded data for one input: floats uniform in [0, 1), integers in [0, 2), bools random.
 Tensor random_tensor(const TensorInfo& info, uint64_t seed);
+
+// The options that load a .brink package (run, bench): --pubkey, --key, --max-memory.
+struct PackageLoadOptions {
+  std::string pubkey;         // the public key the package must be signed by
+  std::string key;            // the encryption key of an encrypted package
+  int64_t max_memory_mb = 0;  // bound on weights + arena, 0 = none
+  void apply(SessionOptions* so) const {
+    so->package_public_key = pubkey;
+    so->package_key = key;
+    so->max_memory_bytes = max_memory_mb << 20;
+  }
+};
+void add_package_load_options(CLI::App* cmd, PackageLoadOptions* o);
 
 // "NAME=V" pairs for symbolic dims.
 Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(

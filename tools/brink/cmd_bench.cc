@@ -30,9 +30,7 @@ struct BenchOptions {
   bool profile = false;
   std::vector<std::string> dims;
   int opt_level = 2;
-  std::string pubkey;         // .brink: the key the package must be signed by
-  std::string key;            // .brink: the encryption key of an encrypted package
-  int64_t max_memory_mb = 0;  // .brink: bound on weights + arena
+  PackageLoadOptions package;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -114,9 +112,7 @@ int bench_command(BenchOptions o) {
   if (!dims) return report_error(dims.status());
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
-  so.package_public_key = o.pubkey;
-  so.package_key = o.key;
-  so.max_memory_bytes = o.max_memory_mb << 20;
+  o.package.apply(&so);
   const auto t0 = Clock::now();
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
@@ -251,12 +247,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_option("--seed", o->feeds.seed, "Seed for the random inputs");
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others become 1)");
-  cmd->add_option("--max-memory", o->max_memory_mb,
-                  "For a .brink package: MiB for weights + activations (layer by layer if needed)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  cmd->add_option("--key", o->key, "For an encrypted .brink package: its key file");
-  cmd->add_option("--pubkey", o->pubkey,
-                  "For a .brink package: the public key it must be signed by");
+  add_package_load_options(cmd, &o->package);
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));

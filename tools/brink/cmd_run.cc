@@ -21,9 +21,7 @@ struct RunOptions {
   bool json = false;
   std::vector<std::string> dims;
   int opt_level = 2;
-  std::string pubkey;         // .brink: the key the package must be signed by
-  std::string key;            // .brink: the encryption key of an encrypted package
-  int64_t max_memory_mb = 0;  // .brink: bound on weights + arena
+  PackageLoadOptions package;
 };
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
@@ -49,9 +47,7 @@ int run_command(const RunOptions& o) {
   if (!dims) return report_error(dims.status());
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
-  so.package_public_key = o.pubkey;
-  so.package_key = o.key;
-  so.max_memory_bytes = o.max_memory_mb << 20;
+  o.package.apply(&so);
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
   auto feeds = load_feeds(**session, o.feeds);
@@ -113,12 +109,7 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (repeatable)");
-  cmd->add_option("--max-memory", o->max_memory_mb,
-                  "For a .brink package: MiB for weights + activations (layer by layer if needed)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  cmd->add_option("--key", o->key, "For an encrypted .brink package: its key file");
-  cmd->add_option("--pubkey", o->pubkey,
-                  "For a .brink package: the public key it must be signed by");
+  add_package_load_options(cmd, &o->package);
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));
