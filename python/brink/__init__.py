@@ -34,7 +34,7 @@ __version__: str = _brink.__version__
 __all__ = [
     "BrinkError", "InvalidArgument", "InvalidModel", "Unsupported", "NotFound", "IoError", "Internal",
     "InferenceSession", "NodeArg", "available_isas", "cpu_info", "get_available_providers", "__version__",
-    "bench",
+    "bench", "pack", "verify",
 ]
 
 _PROVIDERS = ["CPUExecutionProvider"]
@@ -299,3 +299,57 @@ def bench(model: Union[str, "os.PathLike[str]", bytes], threads: int = 0, warmup
         "gflops": flops / (p50 * 1e6) if p50 > 0 else 0.0,
         "isa": cpu_info()["best_isa"],
     }
+
+
+def _path_or_empty(value: Optional[Union[str, "os.PathLike[str]"]]) -> str:
+    return "" if value is None else os.fspath(value)
+
+
+def pack(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str]"], *,
+         target: Optional[str] = None, sign: Optional[Union[str, "os.PathLike[str]"]] = None,
+         encrypt: Optional[Union[str, "os.PathLike[str]"]] = None, name: Optional[str] = None,
+         version: str = "0.0.0", meta: Optional[Mapping[str, Any]] = None,
+         labels: Optional[Sequence[str]] = None, chunk_size: int = 4 << 20, prepack: bool = True,
+         dim_values: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+    """Compiles an ONNX model into a ``.brink`` package, as ``brink pack`` does (docs/FORMAT.md).
+
+    Args:
+        model: the ``.onnx`` file.
+        out: the package to write (written all or nothing).
+        target: ``"x86-64-v4"``, ``"x86-64-v3"``, ``"aarch64"`` or ``"portable"``; ``None`` is
+            this machine's.
+        sign: a secret key file (``brink keygen``) to sign with.
+        encrypt: an encryption key file (``brink keygen --encryption``).
+        name, version: the model card's name (default: the file's stem) and semver.
+        meta: JSON-serializable metadata stored with the model (preprocessing and the like).
+        labels: class labels.
+        chunk_size: weight bytes per chunk.
+        prepack: store weights packed for the target's kernels (loading then maps them).
+        dim_values: fixed sizes for symbolic input dims.
+
+    Returns the same fields as ``brink pack --json``: ``file_bytes``, ``chunks``,
+    ``arena_bytes``, ``signer``, ``prepacked_nodes``, ...
+    """
+    import json
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 64:
+        raise InvalidArgument(f"pack: chunk_size must be an int >= 64, got {chunk_size!r}")
+    dims = [(k, v) for k, v in (dim_values or {}).items()]
+    model_path = os.fspath(model)
+    stem = os.path.splitext(os.path.basename(model_path))[0]
+    try:
+        meta_json = "" if meta is None else json.dumps(meta)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"pack: meta must be JSON-serializable: {e}") from None
+    return _brink.pack(model_path, os.fspath(out), target or "", _path_or_empty(sign), _path_or_empty(encrypt),
+                       name if name is not None else stem, version, meta_json, list(labels or []), chunk_size,
+                       bool(prepack), dims)
+
+
+def verify(package: Union[str, "os.PathLike[str]"], *, pubkey: Optional[Union[str, "os.PathLike[str]"]] = None,
+           key: Optional[Union[str, "os.PathLike[str]"]] = None) -> Dict[str, Any]:
+    """Checks a ``.brink`` package as the loader does (layout, seal, every chunk's SHA-256, the
+    signature, and with ``pubkey`` that this key signed it) and returns its card: ``name``,
+    ``version``, ``target``, ``runs_here``, ``signer``, ``signer_trusted``, ``encrypted``,
+    ``chunks``, ``labels``, ... Raises :class:`InvalidModel` naming what failed.
+    """
+    return _brink.verify(os.fspath(package), _path_or_empty(pubkey), _path_or_empty(key))

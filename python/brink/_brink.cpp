@@ -38,6 +38,7 @@
 #include "core/thread_pool.h"
 #include "ir/graph.h"
 #include "onnx/onnx_io.h"
+#include "package/package.h"
 #include "runtime/compiled_model.h"
 
 #ifndef BRINK_VERSION
@@ -462,6 +463,96 @@ py::tuple feed_address(const py::object& value) {
   return py::make_tuple(addr, same);
 }
 
+// brink.pack: what `brink pack` does (src/package/package.h); the arguments were checked in
+// __init__.py.
+py::dict pack_model(const std::string& model_path, const std::string& out,
+                    const std::string& target, const std::string& sign, const std::string& encrypt,
+                    const std::string& name, const std::string& version,
+                    const std::string& meta_json, const std::vector<std::string>& labels,
+                    int64_t chunk_bytes, bool prepack,
+                    const std::vector<std::pair<std::string, int64_t>>& dims) {
+  package::PackOptions po;
+  po.target = target;
+  po.chunk_size = static_cast<size_t>(chunk_bytes);
+  po.name = name;
+  po.version = version;
+  po.meta_json = meta_json;
+  po.labels = labels;
+  po.prepack = prepack;
+  po.session.dim_values = dims;
+  po.created_by = "brink (python)";
+  Result<package::PackSummary> summary = internal_error("not packed");
+  {
+    py::gil_scoped_release release;
+    if (!sign.empty()) {
+      auto key = package::load_secret_key(sign);
+      if (!key) throw_status(key.status());
+      po.signing_key = *key;
+    }
+    if (!encrypt.empty()) {
+      auto key = package::load_encryption_key(encrypt);
+      if (!key) throw_status(key.status());
+      po.encryption_key = *key;
+    }
+    auto model = onnx_io::load_onnx_file(model_path);
+    summary = model ? package::write_package(std::move(model).value(), po, out) : model.status();
+  }
+  if (!summary) throw_status(summary.status().with_context(model_path));
+  py::dict d;
+  d["file_bytes"] = summary->file_bytes;
+  d["graph_bytes"] = summary->graph_bytes;
+  d["weight_bytes"] = summary->weight_bytes;
+  d["chunks"] = summary->chunks;
+  d["arena_bytes"] =
+      summary->arena_bytes ? py::object(py::int_(*summary->arena_bytes)) : py::none();
+  d["signer"] = summary->signer_key_id;
+  d["prepacked_nodes"] = summary->prepacked_nodes;
+  d["elided_bytes"] = summary->elided_bytes;
+  return d;
+}
+
+// brink.verify: every check the loader makes (target aside); the package's card.
+py::dict verify_package(const std::string& path, const std::string& pubkey,
+                        const std::string& key) {
+  package::VerifyOptions vo;
+  vo.check_target = false;
+  Result<std::unique_ptr<package::Package>> pkg = internal_error("not opened");
+  {
+    py::gil_scoped_release release;
+    if (!pubkey.empty()) {
+      auto k = package::load_public_key(pubkey);
+      if (!k) throw_status(k.status());
+      vo.trusted_key = *k;
+    }
+    if (!key.empty()) {
+      auto k = package::load_encryption_key(key);
+      if (!k) throw_status(k.status());
+      vo.decryption_key = *k;
+    }
+    pkg = package::open_package(path, vo);
+  }
+  if (!pkg) throw_status(pkg.status());
+  const package::PackageInfo& info = (*pkg)->info();
+  py::dict d;
+  d["format"] = std::to_string(info.format_major) + "." + std::to_string(info.format_minor);
+  d["name"] = info.name;
+  d["version"] = info.version;
+  d["target"] = info.target;
+  d["runs_here"] = package::check_target_runs_here(info.target).is_ok();
+  d["created_by"] = info.created_by;
+  d["file_bytes"] = info.file_bytes;
+  d["parameter_bytes"] = info.parameter_bytes;
+  d["arena_bytes"] = info.arena_bytes ? py::object(py::int_(*info.arena_bytes)) : py::none();
+  d["signer"] = info.signer_key_id;
+  d["signer_trusted"] = info.signer_trusted;
+  d["encrypted"] = info.encrypted;
+  d["prepacked_nodes"] = info.prepacked_nodes;
+  d["chunks"] = info.chunks.size();
+  d["labels"] = info.labels;
+  d["meta_json"] = info.meta_json;
+  return d;
+}
+
 py::dict cpu_info() {
   const CpuFeatures& f = cpu_features();
   py::dict d;
@@ -518,6 +609,8 @@ PYBIND11_MODULE(_brink, m) {
       .def_property_readonly("num_threads", &PySession::num_threads)
       .def("run", &PySession::run, py::arg("output_names"), py::arg("feeds"));
   m.def("cpu_info", &cpu_info);
+  m.def("pack", &pack_model);
+  m.def("verify", &verify_package);
   m.def("available_isas", &available_isas);
   m.def("_feed_address", &feed_address);
 }

@@ -184,3 +184,33 @@ def test_device_runner(brink, keys, package, tmp_path):
     bad = subprocess.run([runner, str(package), "--pubkey", str(keys / "other.pub")], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
     assert subprocess.run([runner], capture_output=True).returncode == 2
+
+
+def test_module_pack_and_verify(keys, tmp_path):
+    if os.environ.get("BRINK_REQUIRE_PYTHON_MODULE") == "1":
+        import brink as brink_module
+    else:
+        brink_module = pytest.importorskip("brink")
+    out = tmp_path / "m.brink"
+    summary = brink_module.pack(DIGITS, out, sign=keys / "dev.key", version="2.0.0", labels=["a", "b"],
+                                meta={"std": 16.0}, chunk_size=4096)
+    assert summary["file_bytes"] == out.stat().st_size and summary["prepacked_nodes"] > 0
+    card = brink_module.verify(out, pubkey=keys / "dev.pub")
+    assert card["name"] == "digits_cnn" and card["version"] == "2.0.0" and card["signer_trusted"]
+    assert card["labels"] == ["a", "b"] and json.loads(card["meta_json"]) == {"std": 16.0}
+    x = np.random.default_rng(6).random((1, 1, 8, 8), dtype=np.float32)
+    (a,) = brink_module.InferenceSession(DIGITS).run(None, {"image": x})
+    (b,) = brink_module.InferenceSession(out, pubkey=keys / "dev.pub").run(None, {"image": x})
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(brink_module.InvalidModel, match="not by the trusted key"):
+        brink_module.verify(out, pubkey=keys / "other.pub")
+    data = bytearray(out.read_bytes())
+    data[200] ^= 1
+    (tmp_path / "bad.brink").write_bytes(bytes(data))
+    with pytest.raises(brink_module.InvalidModel, match="SHA-256"):
+        brink_module.verify(tmp_path / "bad.brink")
+    with pytest.raises(brink_module.InvalidArgument):
+        brink_module.pack(DIGITS, tmp_path / "x.brink", target="sparc")
+    with pytest.raises(brink_module.InvalidArgument):
+        brink_module.pack(DIGITS, tmp_path / "x.brink", meta={"bad": object()})
+    assert not (tmp_path / "x.brink").exists()
