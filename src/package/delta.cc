@@ -1,10 +1,12 @@
 #include "package/delta.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 
+#include "core/memory.h"
 #include "package/atomic_file.h"
 #include "package/package.h"
 #include "package/signing.h"
@@ -43,23 +45,25 @@ struct Op {
   uint64_t offset, size;  // copy: range of OLD; literal: range of NEW
 };
 
-Result<std::unique_ptr<Package>> open_checked(const std::string& path) {
+// Verifies exactly the bytes the delta is made from (read once; the reader wants them
+// 64-byte aligned, as a mapping is).
+Result<std::unique_ptr<Package>> open_checked(const std::vector<uint8_t>& bytes,
+                                              const std::string& path) {
+  std::shared_ptr<void> aligned = shared_aligned(std::max<size_t>(bytes.size(), 1));
+  if (!bytes.empty()) std::memcpy(aligned.get(), bytes.data(), bytes.size());
   VerifyOptions v;
   v.check_target = false;
-  return open_package(path, v);
+  return open_package_memory(std::move(aligned), bytes.size(), path, v);
 }
 
 }  // namespace
 
 Result<DeltaSummary> make_delta(const std::string& old_path, const std::string& new_path,
                                 const std::string& delta_path) {
-  BRINK_ASSIGN_OR_RETURN(auto old_pkg, open_checked(old_path));
-  BRINK_ASSIGN_OR_RETURN(auto new_pkg, open_checked(new_path));
   BRINK_ASSIGN_OR_RETURN(auto old_bytes, read_all(old_path));
   BRINK_ASSIGN_OR_RETURN(auto new_bytes, read_all(new_path));
-  if (static_cast<int64_t>(old_bytes.size()) != old_pkg->info().file_bytes ||
-      static_cast<int64_t>(new_bytes.size()) != new_pkg->info().file_bytes)
-    return Status(StatusCode::kIoError, "a package changed while the delta was being made");
+  BRINK_ASSIGN_OR_RETURN(auto old_pkg, open_checked(old_bytes, old_path));
+  BRINK_ASSIGN_OR_RETURN(auto new_pkg, open_checked(new_bytes, new_path));
 
   std::map<std::pair<std::string, uint64_t>, uint64_t> old_chunks;  // (hash, size) -> offset
   for (const ChunkInfo& c : old_pkg->info().chunks) old_chunks[{c.sha256_hex, c.size}] = c.offset;
