@@ -13,6 +13,9 @@
 #include <cpuid.h>
 #define BRINK_X86 1
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace brink {
 namespace {
@@ -88,6 +91,9 @@ CpuFeatures detect() {
   f.neon = true;
 #if defined(__ARM_FEATURE_DOTPROD)
   f.neon_dotprod = true;
+#elif defined(__linux__)
+  // SDOT/UDOT (Armv8.2 dotprod): HWCAP_ASIMDDP, bit 20 of AT_HWCAP.
+  f.neon_dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
 #endif
 #endif
   return f;
