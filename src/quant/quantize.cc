@@ -361,6 +361,7 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
         // ORT's removable activation: the producer writes y; the Q/DQ on y clamps.
         for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
           if (o == x) o = y;
+        g_.value(y).producer = producer;
         unmark(x);
         removed_.insert(static_cast<int>(i));
         g_.value_infos.erase(std::remove(g_.value_infos.begin(), g_.value_infos.end(), x),
@@ -457,6 +458,16 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
   std::vector<ir::Node> prefix;                              // weight / bias DQs, graph-input Q/DQs
   std::vector<std::vector<ir::Node>> after(original_nodes);  // Q/DQ after each node
   std::map<int, int> replace;  // tensor -> its DequantizeLinear output
+  // Each layer's output before any renaming (a graph output moves to the DequantizeLinear).
+  std::map<int, int> layer_output;
+  for (const auto& [node, layer] : layers_)
+    layer_output[node] = g_.nodes[static_cast<size_t>(node)].outputs[0];
+  // Producers as the plan left them (a removed Relu's output is now written by its producer).
+  std::map<int, int> producer_of;
+  for (size_t i = 0; i < original_nodes; ++i)
+    if (!removed_.count(static_cast<int>(i)))
+      for (int o : g_.nodes[i].outputs)
+        if (o >= 0) producer_of[o] = static_cast<int>(i);
   // Which node's outputs each tensor follows (-1: a graph input or an initializer).
   auto add_dq = [&](int q_input, int v, const std::string& base, int out_value,
                     std::vector<ir::Node>* where, int axis) {
@@ -484,7 +495,8 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
       replace[v] = out;
       continue;
     }
-    const int producer = g_.value(v).producer;
+    const auto found = producer_of.find(v);
+    const int producer = found != producer_of.end() ? found->second : -1;
     std::vector<ir::Node>* where = producer >= 0 ? &after[static_cast<size_t>(producer)] : &prefix;
     const int q_out =
         passes::add_value(g_, name + "_QuantizeLinear_Output", ir::TensorType(act, type.dims));
@@ -546,7 +558,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
                                   tensor_bytes(g_, scale_value(w)) +
                                   tensor_bytes(g_, zero_point_value(w));
     }
-    const int y = n.outputs[0];
+    const int y = layer_output.at(node);
     layer.fp32_tensor = g_.value(y).name;
     auto r = replace.find(y);
     layer.quant_tensor = r != replace.end() ? g_.value(r->second).name : layer.fp32_tensor;
