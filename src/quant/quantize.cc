@@ -305,6 +305,11 @@ class StaticQuantizer {
 Status StaticQuantizer::plan(QuantizeReport* report) {
   const int64_t opset = model_.opset("");
   int weighted = 0;
+  // Producers from the node list (Value::producer may be stale in hand-built graphs).
+  std::vector<int> producer_of(g_.values.size(), -1);
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (int o : g_.nodes[i].outputs)
+      if (o >= 0) producer_of[static_cast<size_t>(o)] = static_cast<int>(i);
   for (size_t i = 0; i < g_.nodes.size(); ++i) {
     ir::Node& n = g_.nodes[i];
     if (!n.domain.empty()) continue;
@@ -355,13 +360,13 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
     } else if (op == "Relu" || op == "Clip") {
       const int x = in(0), y = out0;
       if (!marked(x) || !is_float(y)) continue;
-      const int producer = g_.value(x).producer;
+      const int producer = producer_of[static_cast<size_t>(x)];
       if (!options_.signed_activations && producer >= 0 && !removed_.count(producer) &&
           consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x)) {
         // ORT's removable activation: the producer writes y; the Q/DQ on y clamps.
         for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
           if (o == x) o = y;
-        g_.value(y).producer = producer;
+        producer_of[static_cast<size_t>(y)] = producer;
         unmark(x);
         removed_.insert(static_cast<int>(i));
         g_.value_infos.erase(std::remove(g_.value_infos.begin(), g_.value_infos.end(), x),
@@ -840,8 +845,7 @@ Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_s
   const size_t n =
       std::min<size_t>(data.samples.size(), static_cast<size_t>(std::max<int64_t>(0, num_samples)));
   if (n == 0) return Status::ok();
-  std::vector<std::vector<NamedTensor>> samples(
-      data.samples.begin(), data.samples.begin() + static_cast<std::ptrdiff_t>(n));
+  const auto& samples = data.samples;
   std::vector<std::string> ref_names, q_names;
   for (const LayerReport& l : report.layers) {
     ref_names.push_back(l.fp32_tensor);
@@ -851,21 +855,17 @@ Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_s
     ref_names.push_back(result.prepared.graph.value(v).name);
     q_names.push_back(result.prepared.graph.value(v).name);
   }
-  std::vector<std::vector<Tensor>> refs(n);
-  BRINK_RETURN_IF_ERROR(run_observing(result.prepared, ref_names, samples, num_threads,
-                                      [&](size_t s, const std::vector<Tensor>& obs) {
-                                        for (const Tensor& t : obs) refs[s].push_back(t.clone());
-                                        return Status::ok();
-                                      }));
+  // Both models run side by side, one sample at a time, so only one sample's tensors are held.
+  BRINK_ASSIGN_OR_RETURN(auto reference, Observer::create(result.prepared, ref_names, num_threads));
+  auto quantized = Observer::create(result.quantized, q_names, num_threads);
+  if (!quantized.is_ok()) return quantized.status().with_context("loading the quantized model");
   std::vector<Agreement> agree(ref_names.size());
-  Status st = run_observing(result.quantized, q_names, samples, num_threads,
-                            [&](size_t s, const std::vector<Tensor>& obs) {
-                              for (size_t k = 0; k < obs.size(); ++k)
-                                agree[k].add(refs[s][k], obs[k]);
-                              refs[s].clear();
-                              return Status::ok();
-                            });
-  if (!st.is_ok()) return st.with_context("running the quantized model");
+  for (size_t s = 0; s < n; ++s) {
+    BRINK_ASSIGN_OR_RETURN(auto refs, reference->observe(samples[s]));
+    auto obs = (*quantized)->observe(samples[s]);
+    if (!obs.is_ok()) return obs.status().with_context("running the quantized model");
+    for (size_t k = 0; k < obs->size(); ++k) agree[k].add(refs[k], (*obs)[k]);
+  }
   for (size_t k = 0; k < report.layers.size(); ++k) {
     report.layers[k].compared = true;
     report.layers[k].sqnr_db = agree[k].sqnr_db();
@@ -884,7 +884,7 @@ std::string format_report_table(const QuantizeReport& r) {
   std::snprintf(line, sizeof line, "mode %s, calibration %s, weights %s, activations %s\n",
                 r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
   out += line;
-  std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12s %12s\n", "layer", "op",
+  std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12s %12s\n", "layer", "op",
                 "precision", "SQNR dB", "cosine", "weights", "quantized");
   out += line;
   for (const LayerReport& l : r.layers) {
@@ -894,7 +894,7 @@ std::string format_report_table(const QuantizeReport& r) {
       std::snprintf(sq, sizeof sq, "%.1f", l.sqnr_db);
       std::snprintf(cs, sizeof cs, "%.5f", l.cosine);
     }
-    std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
+    std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
                   l.op.c_str(), l.precision.c_str(), sq, cs,
                   static_cast<long long>(l.weight_bytes_before),
                   static_cast<long long>(l.weight_bytes_after));
