@@ -60,6 +60,23 @@ ir::Node make_node(const std::string& op, const std::string& name, std::vector<i
   return n;
 }
 
+// Names for new nodes that no node of the graph (old or new) has.
+class NodeNames {
+ public:
+  explicit NodeNames(const ir::Graph& g) {
+    for (const ir::Node& n : g.nodes) used_.insert(n.name);
+  }
+  std::string operator()(const std::string& base) {
+    std::string name = base;
+    for (int k = 1; used_.count(name); ++k) name = base + "_" + std::to_string(k);
+    used_.insert(name);
+    return name;
+  }
+
+ private:
+  std::set<std::string> used_;
+};
+
 bool is_initializer(const ir::Graph& g, int v) {
   return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
          std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
@@ -232,7 +249,11 @@ struct BiasUse {
 class StaticQuantizer {
  public:
   StaticQuantizer(ir::Model& model, const QuantizeOptions& options)
-      : model_(model), g_(model.graph), options_(options), info_(GraphInfo::analyze(model)) {}
+      : model_(model),
+        g_(model.graph),
+        options_(options),
+        info_(GraphInfo::analyze(model)),
+        node_name_(model.graph) {}
 
   // Decides what to quantize (ORT's QDQ rules); may remove Relu / Clip nodes.
   Status plan(QuantizeReport* report);
@@ -291,6 +312,7 @@ class StaticQuantizer {
   ir::Graph& g_;
   const QuantizeOptions& options_;
   GraphInfo info_;
+  NodeNames node_name_;
   std::vector<Entry> entries_;
   std::map<int, size_t> index_;
   std::vector<BiasUse> biases_;
@@ -476,7 +498,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
   // Which node's outputs each tensor follows (-1: a graph input or an initializer).
   auto add_dq = [&](int q_input, int v, const std::string& base, int out_value,
                     std::vector<ir::Node>* where, int axis) {
-    ir::Node dq = make_node("DequantizeLinear", base + "_DequantizeLinear",
+    ir::Node dq = make_node("DequantizeLinear", node_name_(base + "_DequantizeLinear"),
                             {q_input, scale_value(v), zero_point_value(v)}, {out_value});
     if (axis >= 0) dq.attributes.push_back(int_attr("axis", axis));
     where->push_back(std::move(dq));
@@ -517,7 +539,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
       dq_out = passes::add_value(g_, name + "_DequantizeLinear_Output", type);
       replace[v] = dq_out;
     }
-    where->push_back(make_node("QuantizeLinear", name + "_QuantizeLinear",
+    where->push_back(make_node("QuantizeLinear", node_name_(name + "_QuantizeLinear"),
                                {q_in, scale_value(v), zero_point_value(v)}, {q_out}));
     ++report->quantize_nodes;
     add_dq(q_out, v, name, dq_out, where, -1);
@@ -544,7 +566,8 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
     const int out = passes::add_value(
         g_, name + "_DequantizeLinear_Output",
         ir::TensorType::of(DataType::kFloat32, g_.value(b.bias).constant->shape()));
-    ir::Node dq = make_node("DequantizeLinear", name + "_DequantizeLinear", {qv, sv, zv}, {out});
+    ir::Node dq =
+        make_node("DequantizeLinear", node_name_(name + "_DequantizeLinear"), {qv, sv, zv}, {out});
     if (bp.axis >= 0) dq.attributes.push_back(int_attr("axis", 0));
     prefix.push_back(std::move(dq));
     ++report->dequantize_nodes;
@@ -603,6 +626,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
 Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, QuantizeReport* report) {
   ir::Graph& g = model.graph;
   const GraphInfo info = GraphInfo::analyze(model);
+  NodeNames node_name(g);
   std::vector<ir::Node> nodes;
   std::map<int, std::array<int, 3>> dynamic_q;  // A -> (A_quantized, A_scale, A_zero_point)
   int converted = 0;
@@ -654,7 +678,7 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
       const int az =
           passes::add_value(g, an + "_zero_point", ir::TensorType::of(DataType::kUInt8, {}));
       nodes.push_back(
-          make_node("DynamicQuantizeLinear", an + "_QuantizeLinear", {a}, {aq, as, az}));
+          make_node("DynamicQuantizeLinear", node_name(an + "_QuantizeLinear"), {a}, {aq, as, az}));
       dq = dynamic_q.emplace(a, std::array<int, 3>{aq, as, az}).first;
     }
     const auto [aq, as, az] = dq->second;
@@ -664,27 +688,29 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
     const std::string base = n.name.empty() ? yn : n.name;
     const int mm =
         passes::add_value(g, yn + "_output_quantized", ir::TensorType(DataType::kInt32, yt.dims));
-    nodes.push_back(make_node("MatMulInteger", base + "_quant", {aq, wq_v, az, wz_v}, {mm}));
+    nodes.push_back(
+        make_node("MatMulInteger", node_name(base + "_quant"), {aq, wq_v, az, wz_v}, {mm}));
     const int cast = passes::add_value(g, yn + "_output_quantized_cast_output", yt);
-    ir::Node cn = make_node("Cast", base + "_output_quantized_cast", {mm}, {cast});
+    ir::Node cn = make_node("Cast", node_name(base + "_output_quantized_cast"), {mm}, {cast});
     cn.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
     nodes.push_back(std::move(cn));
     const Shape scales_shape = options.per_channel ? Shape{w.dim(1)} : Shape{};
     const int scales = passes::add_value(g, base + "_scales_mul_output",
                                          ir::TensorType::of(DataType::kFloat32, scales_shape));
-    nodes.push_back(make_node("Mul", base + "_scales_mul", {as, ws_v}, {scales}));
+    nodes.push_back(make_node("Mul", node_name(base + "_scales_mul"), {as, ws_v}, {scales}));
     if (c < 0) {
-      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {y}));
+      nodes.push_back(make_node("Mul", node_name(base + "_output_scale_mul"), {cast, scales}, {y}));
     } else {
       const int prod = passes::add_value(g, yn + "_output_scale_mul_output", yt);
-      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {prod}));
+      nodes.push_back(
+          make_node("Mul", node_name(base + "_output_scale_mul"), {cast, scales}, {prod}));
       int cv = c;
       if (beta != 1.0f) {
         Tensor cb = g.value(c).constant->clone();
         for (int64_t k = 0; k < cb.numel(); ++k) cb.data<float>()[k] *= beta;
         cv = passes::add_initializer(g, g.value(c).name + "_beta", cb);
       }
-      nodes.push_back(make_node("Add", base + "_bias_add", {prod, cv}, {y}));
+      nodes.push_back(make_node("Add", node_name(base + "_bias_add"), {prod, cv}, {y}));
     }
     layer.fp32_tensor = layer.quant_tensor = yn;
     report->layers.push_back(layer);
@@ -709,6 +735,7 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
 Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
   ir::Graph& g = model.graph;
   std::set<int> keep(g.initializer_inputs.begin(), g.initializer_inputs.end());
+  NodeNames node_name(g);
   std::vector<ir::Node> casts;
   std::map<int, int64_t> converted;  // value -> bytes after
   std::vector<int> initializers;
@@ -730,7 +757,7 @@ Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
     g.value(hv).constant = h;
     initializers.push_back(hv);
     g.value(v).constant.reset();
-    ir::Node cast = make_node("Cast", name + "_cast", {hv}, {v});
+    ir::Node cast = make_node("Cast", node_name(name + "_cast"), {hv}, {v});
     cast.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
     casts.push_back(std::move(cast));
     converted[v] = static_cast<int64_t>(h.nbytes());
