@@ -54,6 +54,35 @@ def small_cnn() -> onnx.ModelProto:
     return model
 
 
+def mixed_cnn() -> onnx.ModelProto:
+    """Conv without bias, Relu read twice, Mul of two activations, Concat, Clip, Mul by a
+    constant, AveragePool, Transpose, Reshape, MatMul: ORT's generic, removable-activation and
+    shared-parameter rules all show up."""
+    inits = [_init("w1", 8, 3, 3, 3), _init("b1", 8), _init("w2", 8, 3, 1, 1), _init("w3", 16, 16, 3, 3, scale=0.1),
+             _init("k", 1, 16, 1, 1), _init("wm", 64, 10), numpy_helper.from_array(np.array([1, -1], np.int64), "shape")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2"], ["c2"], "conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], "relu2"),
+        helper.make_node("Mul", ["c1", "r2"], ["m"], "mul"),
+        helper.make_node("Concat", ["m", "r2"], ["cc"], "concat", axis=1),
+        helper.make_node("Conv", ["cc", "w3"], ["c3"], "conv3", pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c3"], ["r3"], "clip"),
+        helper.make_node("Mul", ["r3", "k"], ["mk"], "scale"),
+        helper.make_node("AveragePool", ["mk"], ["ap"], "pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Transpose", ["ap"], ["t"], "nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["flat"], "flatten"),
+        helper.make_node("MatMul", ["flat", "wm"], ["y"], "fc"),
+    ]
+    graph = helper.make_graph(nodes, "mixed_cnn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def small_mlp() -> onnx.ModelProto:
     """x[4,32] -> MatMul(32x64) -> Add -> Relu -> Gemm(transB, 16) -> y: int8-dynamic targets."""
     inits = [_init("w1", 32, 64, scale=0.2), _init("c1", 64, scale=0.1), _init("w2", 16, 64, scale=0.2),
@@ -157,6 +186,34 @@ def test_int8_layout_matches_ort_quantize_static(cnn, quantized, tmp_path):
     ort_out = ort_run(ref, {"x": calib_images(1, seed=3)[0]})
     our_out = ort_run(quantized, {"x": calib_images(1, seed=3)[0]})
     assert cosine(ort_out, our_out) > 0.995
+
+
+def test_mixed_ops_layout_matches_ort_quantize_static(brink, tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    onnx.save(mixed_cnn(), tmp_path / "mixed.onnx")
+    x = np.random.default_rng(3).uniform(-1, 1, (8, 1, 3, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    proc = brink("quantize", tmp_path / "mixed.onnx", "-o", tmp_path / "ours.onnx", "--calib", tmp_path / "calib.npz")
+    assert proc.returncode == 0, Brink.describe(proc)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": s} for s in x])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(tmp_path / "mixed.onnx"), str(tmp_path / "ort.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    ours, theirs = onnx.load(tmp_path / "ours.onnx"), onnx.load(tmp_path / "ort.onnx")
+    ops = lambda m: sorted(n.op_type for n in m.graph.node)
+    assert ops(ours) == ops(theirs)
+    quantized = lambda m: {t.name for t in m.graph.initializer
+                           if t.data_type in (TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32)
+                           and "zero_point" not in t.name}
+    assert quantized(ours) == quantized(theirs)
+    assert cosine(ort_run(tmp_path / "ours.onnx", {"x": x[0]}), ort_run(tmp_path / "ort.onnx", {"x": x[0]})) > 0.995
 
 
 def test_report_fields(cnn, quantized):
