@@ -384,7 +384,7 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
       if (!marked(x) || !is_float(y)) continue;
       const int producer = producer_of[static_cast<size_t>(x)];
       if (!options_.signed_activations && producer >= 0 && !removed_.count(producer) &&
-          consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x)) {
+          consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x) && !info_.pinned(x)) {
         // ORT's removable activation: the producer writes y; the Q/DQ on y clamps.
         for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
           if (o == x) o = y;
