@@ -480,6 +480,23 @@ int StaticQuantizer::zero_point_value(int v) {
 Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
                                 QuantizeReport* report) {
   ranges_ = ranges;
+  // Like ORT, raise a weight channel's scale where its int32 bias would not fit: a channel
+  // with tiny weights and a large bias (x_scale * w_scale * 2^31 must exceed |bias|).
+  for (const BiasUse& b : biases_) {
+    if (!marked(b.input) || !marked(b.weight)) continue;
+    const float x_scale = params_of(b.input).scale[0];
+    params_of(b.weight);
+    QParams& wp = params_.at(b.weight);
+    const Tensor& bias = *g_.value(b.bias).constant;
+    for (size_t c = 0; c < wp.scale.size(); ++c) {
+      float absmax = 0;
+      for (int64_t i = 0; i < bias.numel(); ++i)
+        if (wp.scale.size() == 1 || static_cast<size_t>(i) == c)
+          absmax = std::max(absmax, std::fabs(bias.data<float>()[i]));
+      const double needed = absmax / (static_cast<double>(x_scale) * (1u << 30));
+      if (wp.scale[c] < needed) wp.scale[c] = static_cast<float>(needed);
+    }
+  }
   const DataType act = options_.signed_activations ? DataType::kInt8 : DataType::kUInt8;
   const size_t original_nodes = g_.nodes.size();
   std::vector<ir::Node> prefix;                              // weight / bias DQs, graph-input Q/DQs

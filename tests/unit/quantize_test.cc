@@ -293,6 +293,29 @@ TEST(Quantize, StaticInt8EmitsOrtQdqLayout) {
   EXPECT_NE(format_report_table(r->report).find("Conv"), std::string::npos);
 }
 
+TEST(Quantize, RaisesAWeightScaleWhoseBiasWouldOverflowInt32) {
+  // Channel 1 has weights of 1e-9 and a bias of 5: x_scale * w_scale * 2^31 would be far below 5.
+  std::vector<float> w(2 * 3 * 1 * 1, 0.5f);
+  for (int i = 3; i < 6; ++i) w[static_cast<size_t>(i)] = 1e-9f;
+  const ir::Model m = ModelBuilder()
+                          .input("x", {1, 3, 2, 2})
+                          .init("w", Tensor::from_vector<float>({2, 3, 1, 1}, w))
+                          .init("b", Tensor::from_vector<float>({2}, {0.25f, 5.0f}))
+                          .node("Conv", {"x", "w", "b"}, {"y"})
+                          .output("y")
+                          .build();
+  const Dataset d = random_data(2, {1, 3, 2, 2});
+  auto r = quantize_model(m, &d, {});
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const ir::Graph& g = r->quantized.graph;
+  const Tensor& bq = *g.value(g.find_value("b_quantized")).constant;
+  const Tensor& bs = *g.value(g.find_value("b_quantized_scale")).constant;
+  EXPECT_NEAR(bq.data<int32_t>()[1] * static_cast<double>(bs.data<float>()[1]), 5.0, 1e-3);
+  EXPECT_NEAR(bq.data<int32_t>()[0] * static_cast<double>(bs.data<float>()[0]), 0.25, 1e-3);
+  ASSERT_TRUE(compare_models(*r, d, 2, 1).is_ok());
+  EXPECT_GT(r->report.outputs[0].cosine, 0.999);
+}
+
 TEST(Quantize, PerTensorAndSignedActivations) {
   const ir::Model m = small_cnn();
   const Dataset d = random_data(4, {1, 3, 8, 8});
