@@ -512,7 +512,6 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
     if (!removed_.count(static_cast<int>(i)))
       for (int o : g_.nodes[i].outputs)
         if (o >= 0) producer_of[o] = static_cast<int>(i);
-  // Which node's outputs each tensor follows (-1: a graph input or an initializer).
   auto add_dq = [&](int q_input, int v, const std::string& base, int out_value,
                     std::vector<ir::Node>* where, int axis) {
     ir::Node dq = make_node("DequantizeLinear", node_name_(base + "_DequantizeLinear"),
