@@ -1,0 +1,48 @@
+// Datasets for calibration (brink quantize) and evaluation (brink eval): NumPy files turned into
+// complete feeds, checked against the model's inputs before anything runs.
+//
+// A dataset is a list of samples; each sample is one feed: every model input, by name. The data
+// comes from NumPy files (loader/npy.h):
+//   - an .npz with one array per model input, named like the input (for a single-input model
+//     any single array is accepted, whatever its name);
+//   - an .npy (single-input models only);
+//   - a folder of .npy / .npz files, read in name order, each holding one sample or a batch.
+// How an array splits into samples, for an input of rank r:
+//   - array rank r + 1: the first dim is the sample count N; each sample is array[i];
+//   - array rank r and the input's first (batch) dim is 1 or symbolic: N = the array's first
+//     dim, each sample is array[i : i + 1] (a batch of 1);
+//   - array rank r otherwise (a fixed batch > 1, or a rank-0 input): the array is one sample.
+// Every check (dtype, shape against the known dims, the same N for every input of a file,
+// NaN / Inf in float data, an empty folder) fails with one line naming the file, the array and
+// what was expected. Samples are copies, so the files' buffers are released as reading goes on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "brink/session.h"
+#include "brink/status.h"
+#include "brink/tensor.h"
+#include "ir/graph.h"
+
+namespace brink::quant {
+
+// Samples for calibration and evaluation: each sample is one complete feed (every model input,
+// by name, in model_inputs order).
+struct Dataset {
+  std::vector<std::vector<NamedTensor>> samples;
+  std::string description;  // "64 samples from 3 files in 'calib/'"
+};
+
+// path: an .npz with one array per model input named like the input (a single array of any
+// name is accepted for a single-input model), an .npy (single-input models), or a folder of
+// .npy / .npz files (one sample or batch each, sorted by name). See the file comment for how
+// arrays split into samples. max_samples < 0: all; otherwise reading stops after that many.
+Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorInfo>& model_inputs,
+                             int64_t max_samples = -1);
+
+// The inputs of an imported model as load_dataset wants them (symbolic dims -1, with names).
+std::vector<TensorInfo> model_input_infos(const ir::Model& model);
+
+}  // namespace brink::quant
