@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -153,7 +154,12 @@ TEST(QGemm, IsaListStartsPortableAndNamesAreDistinct) {
   ASSERT_FALSE(isas.empty());
   EXPECT_EQ(isas.front(), QIsa::kPortable);
   EXPECT_TRUE(qisa_supported(best_qisa()));
-  for (QIsa isa : isas) EXPECT_NE(std::string(qisa_name(isa)), "unknown");
+  std::string names;
+  for (QIsa isa : isas) {
+    EXPECT_NE(std::string(qisa_name(isa)), "unknown");
+    names += std::string(" ") + qisa_name(isa);
+  }
+  std::printf("int8 ISAs tested here:%s\n", names.c_str());
 }
 
 TEST(QGemm, AllShapesEveryIsa) {

@@ -1,0 +1,293 @@
+// QConvNhwcU8: weight packing, indirection tables and the tile schedule over the thread pool,
+// on the INT8 micro-kernels of qgemm_ukernel.h (see qconv.h for the design).
+#include "kernels/qconv.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "core/memory.h"
+#include "kernels/qgemm_ukernel.h"
+
+namespace brink::kernels {
+
+using qgemm_detail::QTileArgs;
+using qgemm_detail::QUkernel;
+
+namespace {
+
+constexpr size_t kMaxCachedPlans = 8;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+}  // namespace
+
+struct QConvNhwcU8::Plan {
+  Conv2dSpatial s;
+  int64_t pixels = 0;  // out_h * out_w
+  int64_t tiles = 0;   // ceil(pixels / mr)
+  // 1x1 stride-1 unpadded: tile t's rows are input pixels t*mr.., no table needed.
+  bool direct = false;
+  std::vector<int32_t> offsets;  // [tile][tap][mr]; -1: the x_zero row
+};
+
+QConvNhwcU8::~QConvNhwcU8() = default;
+
+Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, const int8_t* w,
+                                                         const int32_t* bias, uint8_t x_zero,
+                                                         QIsa isa) {
+  if (p.group < 1 || p.in_channels < 1 || p.out_channels < 1 || p.in_channels % p.group != 0 ||
+      p.out_channels % p.group != 0)
+    return invalid_argument("qconv: channels " + std::to_string(p.in_channels) + " -> " +
+                            std::to_string(p.out_channels) + " do not split into " +
+                            std::to_string(p.group) + " groups");
+  if (p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 ||
+      p.dilation_w < 1)
+    return invalid_argument("qconv: kernel, strides and dilations must be positive");
+  if (!qisa_supported(isa))
+    return unsupported(std::string("qconv: no kernels for int8 ISA ") + qisa_name(isa) + " here");
+  if (w == nullptr) return invalid_argument("qconv: no weights");
+
+  std::unique_ptr<QConvNhwcU8> k(new QConvNhwcU8());
+  k->p_ = p;
+  k->isa_ = isa;
+  k->uk_ = qgemm_detail::qukernel_for(isa);
+  k->x_zero_ = x_zero;
+  k->cg_ = p.in_channels / p.group;
+  k->cg4_ = (k->cg_ + 3) / 4 * 4;
+  k->mg_ = p.out_channels / p.group;
+  k->ks_ = p.kernel_h * p.kernel_w;
+  if (k->ks_ * k->cg4_ > INT32_MAX / 64) return unsupported("qconv: the reduction is too long");
+  const int nr = k->uk_->nr;
+  k->nblocks_ = ceil_div(k->mg_, nr);
+  k->block_bytes_ = static_cast<size_t>(k->ks_ * k->cg4_ * nr);
+  const size_t total = k->block_bytes_ * static_cast<size_t>(k->nblocks_ * p.group);
+  const size_t bytes = std::max<size_t>(64, (total + 63) / 64 * 64);
+  int8_t* data = static_cast<int8_t*>(allocate_aligned(bytes));
+  if (data == nullptr) return internal_error("qconv: out of memory");
+  std::memset(data, 0, bytes);
+  k->packed_ = std::shared_ptr<int8_t>(data, [bytes](int8_t* q) { free_aligned(q, bytes); });
+  k->offset_.assign(static_cast<size_t>(p.group * k->nblocks_ * nr), 0);
+
+  // Weight (m, c, tap) of group g is w[((g * mg + m) * cg + c) * ks + tap].
+  const int64_t ks = k->ks_, cg = k->cg_, cg4 = k->cg4_, mg = k->mg_;
+  const uint32_t zero_diff = static_cast<uint32_t>(static_cast<int32_t>(x_zero) - k->uk_->a_bias);
+  bool exact = false;
+  for (int64_t g = 0; g < p.group; ++g) {
+    for (int64_t bi = 0; bi < k->nblocks_; ++bi) {
+      int8_t* dst = data + static_cast<size_t>(g * k->nblocks_ + bi) * k->block_bytes_;
+      int32_t* off = k->offset_.data() + (g * k->nblocks_ + bi) * nr;
+      for (int64_t j = 0; j < nr; ++j) {
+        const int64_t m = bi * nr + j;
+        if (m >= mg) break;
+        const int8_t* wm = w + (g * mg + m) * cg * ks;
+        int32_t sum = 0;
+        for (int64_t t = 0; t < ks; ++t) {
+          for (int64_t c = 0; c < cg; ++c) {
+            const int8_t v = wm[c * ks + t];
+            dst[t * cg4 * nr + (c / 4) * nr * 4 + j * 4 + c % 4] = v;
+            sum += v;
+            if (c % 2 == 1 && qgemm_detail::pair_could_saturate(wm[(c - 1) * ks + t], v))
+              exact = true;
+          }
+        }
+        const uint32_t b = bias != nullptr ? static_cast<uint32_t>(bias[g * mg + m]) : 0;
+        off[j] = static_cast<int32_t>(b - zero_diff * static_cast<uint32_t>(sum));
+      }
+    }
+  }
+  k->exact_ = exact;
+  k->zero_row_.assign(static_cast<size_t>(cg4 + 64), x_zero);
+  return k;
+}
+
+Result<std::shared_ptr<const QConvNhwcU8::Plan>> QConvNhwcU8::make_plan(
+    const Conv2dSpatial& s) const {
+  if (s.in_h < 1 || s.in_w < 1 || s.out_h < 1 || s.out_w < 1)
+    return invalid_argument("qconv: empty spatial size");
+  if (s.in_h * s.in_w * p_.in_channels > INT32_MAX)
+    return unsupported("qconv: an image of " + std::to_string(s.in_h) + "x" +
+                       std::to_string(s.in_w) + "x" + std::to_string(p_.in_channels) +
+                       " is too large for 32-bit offsets");
+  auto plan = std::make_shared<Plan>();
+  plan->s = s;
+  const int64_t mr = uk_->mr;
+  plan->pixels = s.out_h * s.out_w;
+  plan->tiles = ceil_div(plan->pixels, mr);
+  plan->direct = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 &&
+                 s.pad_top == 0 && s.pad_left == 0 && s.out_h == s.in_h && s.out_w == s.in_w;
+  if (plan->direct) return std::shared_ptr<const Plan>(std::move(plan));
+
+  const int64_t c = p_.in_channels;
+  plan->offsets.resize(static_cast<size_t>(plan->tiles * ks_ * mr));
+  int32_t* o = plan->offsets.data();
+  for (int64_t t = 0; t < plan->tiles; ++t) {
+    for (int64_t ky = 0; ky < p_.kernel_h; ++ky) {
+      for (int64_t kx = 0; kx < p_.kernel_w; ++kx) {
+        for (int64_t i = 0; i < mr; ++i) {
+          // Past the last pixel (rows no kernel reads) repeat it, to keep the table defined.
+          const int64_t pix = std::min(t * mr + i, plan->pixels - 1);
+          const int64_t oy = pix / s.out_w, ox = pix % s.out_w;
+          const int64_t iy = oy * p_.stride_h - s.pad_top + ky * p_.dilation_h;
+          const int64_t ix = ox * p_.stride_w - s.pad_left + kx * p_.dilation_w;
+          const bool inside = iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w;
+          *o++ = inside ? static_cast<int32_t>((iy * s.in_w + ix) * c) : -1;
+        }
+      }
+    }
+  }
+  return std::shared_ptr<const Plan>(std::move(plan));
+}
+
+Status QConvNhwcU8::prepare(const Conv2dSpatial& s) {
+  BRINK_ASSIGN_OR_RETURN(prepared_, make_plan(s));
+  return Status::ok();
+}
+
+Result<std::shared_ptr<const QConvNhwcU8::Plan>> QConvNhwcU8::plan_for(
+    const Conv2dSpatial& s) const {
+  if (prepared_ != nullptr && prepared_->s == s) return prepared_;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& plan : cache_)
+    if (plan->s == s) return plan;
+  BRINK_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, make_plan(s));
+  if (cache_.size() >= kMaxCachedPlans) cache_.erase(cache_.begin());
+  cache_.push_back(plan);
+  return plan;
+}
+
+size_t QConvNhwcU8::memory_bytes() const {
+  size_t bytes = block_bytes_ * static_cast<size_t>(nblocks_ * p_.group) +
+                 offset_.size() * sizeof(int32_t) + zero_row_.size();
+  if (prepared_ != nullptr) bytes += prepared_->offsets.size() * sizeof(int32_t);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& plan : cache_) bytes += plan->offsets.size() * sizeof(int32_t);
+  return bytes;
+}
+
+Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool f32, int64_t batch,
+                        const Conv2dSpatial& s, ThreadPool* pool) const {
+  if (batch < 1) return Status::ok();
+  if (out.scale == nullptr) return invalid_argument("qconv: the output stage has no scale");
+  BRINK_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(s));
+  const Plan& pl = *plan;
+  const int64_t mr = uk_->mr, nr = uk_->nr;
+  const int64_t c_in = p_.in_channels, m_out = p_.out_channels;
+  const int64_t out_image = pl.pixels * m_out;
+  const int64_t in_image = s.in_h * s.in_w * c_in;
+  const int64_t outer = batch * p_.group;
+  const size_t elem = f32 ? sizeof(float) : sizeof(uint8_t);
+  const qgemm_detail::QTileFn* fns = exact_ ? uk_->exact : uk_->tile;
+
+  // Tasks: (image, group) x ranges of pixel tiles x ranges of channel blocks, so that every
+  // thread gets about the same work also when the pixels are few (7x7: split the channels).
+  int64_t pixel_splits = 1, block_splits = 1;
+  const int threads = pool == nullptr ? 1 : pool->num_threads();
+  if (threads > 1) {
+    const double unit = static_cast<double>(mr * nr * ks_ * cg4_);
+    constexpr double kTaskCost = 20000.0;
+    double best = -1.0;
+    const int64_t limit = 8 * static_cast<int64_t>(threads);
+    for (int64_t ps = 1; ps <= std::min(pl.tiles, limit); ++ps)
+      for (int64_t bs = 1; bs <= std::min(nblocks_, limit); ++bs) {
+        const double t = static_cast<double>(ceil_div(pl.tiles, ps));
+        const double b = static_cast<double>(ceil_div(nblocks_, bs));
+        const double task = t * b * unit +
+                            2.0 * static_cast<double>(ks_ * cg4_) *
+                                (b * static_cast<double>(nr) + t * static_cast<double>(mr)) +
+                            kTaskCost;
+        const double cost = static_cast<double>(ceil_div(outer * ps * bs, threads)) * task;
+        if (best < 0.0 || cost < best * 0.999) {
+          best = cost;
+          pixel_splits = ps;
+          block_splits = bs;
+        }
+      }
+  }
+  const int64_t tiles_per_task = ceil_div(pl.tiles, pixel_splits);
+  pixel_splits = ceil_div(pl.tiles, tiles_per_task);
+  const int64_t blocks_per_task = ceil_div(nblocks_, block_splits);
+  block_splits = ceil_div(nblocks_, blocks_per_task);
+  const int64_t num_tasks = outer * pixel_splits * block_splits;
+  const int8_t* packed = packed_.get();
+  const uint8_t* zero = zero_row_.data();
+
+  auto task = [&](int64_t index) {
+    const int64_t bsi = index % block_splits;
+    const int64_t psi = (index / block_splits) % pixel_splits;
+    const int64_t og = index / (block_splits * pixel_splits);
+    const int64_t n = og / p_.group, g = og % p_.group;
+    const int64_t t_begin = psi * tiles_per_task;
+    const int64_t t_end = std::min(pl.tiles, t_begin + tiles_per_task);
+    const int64_t b_begin = bsi * blocks_per_task;
+    const int64_t b_end = std::min(nblocks_, b_begin + blocks_per_task);
+    const uint8_t* xg = x + n * in_image + g * cg_;
+    char* yg = static_cast<char*>(y) + static_cast<size_t>(n * out_image + g * mg_) * elem;
+
+    // This task's scales, [block][NR] (0 past the group's channels), and the tile's row
+    // pointers, [tap][rows]. Both grow to the largest a thread has seen, then stay.
+    thread_local std::vector<float> scale_buffer;
+    thread_local std::vector<const uint8_t*> rows_buffer;
+    const size_t nscale = static_cast<size_t>((b_end - b_begin) * nr);
+    if (scale_buffer.size() < nscale) scale_buffer.resize(nscale);
+    if (rows_buffer.size() < static_cast<size_t>(ks_ * mr))
+      rows_buffer.resize(static_cast<size_t>(ks_ * mr));
+    float* scale = scale_buffer.data();
+    for (int64_t bi = b_begin; bi < b_end; ++bi)
+      for (int64_t j = 0; j < nr; ++j) {
+        const int64_t m = bi * nr + j;
+        scale[(bi - b_begin) * nr + j] =
+            m < mg_ ? out.scale[out.per_channel ? g * mg_ + m : 0] : 0.0f;
+      }
+    const uint8_t** a = rows_buffer.data();
+
+    QTileArgs args;
+    args.a = a;
+    args.ks = pl.direct ? 1 : static_cast<size_t>(ks_);
+    args.kc = static_cast<size_t>(cg_);
+    args.y_stride = static_cast<size_t>(m_out);
+    args.f32 = f32;
+    args.zp = out.zero_point;
+    args.min = out.min;
+    args.max = out.max;
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      const int64_t p0 = t * mr;
+      const int64_t rows = std::min(mr, pl.pixels - p0);
+      if (pl.direct) {
+        for (int64_t i = 0; i < rows; ++i) a[i] = xg + (p0 + i) * c_in;
+      } else {
+        const int32_t* o = pl.offsets.data() + t * ks_ * mr;
+        for (int64_t tap = 0; tap < ks_; ++tap, o += mr)
+          for (int64_t i = 0; i < rows; ++i) a[tap * rows + i] = o[i] >= 0 ? xg + o[i] : zero;
+      }
+      for (int64_t bi = b_begin; bi < b_end; ++bi) {
+        const int64_t n0 = bi * nr;
+        args.w = packed + static_cast<size_t>(g * nblocks_ + bi) * block_bytes_;
+        args.offset = offset_.data() + (g * nblocks_ + bi) * nr;
+        args.scale = scale + (bi - b_begin) * nr;
+        args.n = static_cast<int>(std::min(nr, mg_ - n0));
+        args.y = yg + static_cast<size_t>(p0 * m_out + n0) * elem;
+        fns[rows](args);
+      }
+    }
+  };
+  parallel_for(pool, num_tasks, task);
+  return Status::ok();
+}
+
+Status QConvNhwcU8::run_u8(const uint8_t* x, const QuantOutput& out, uint8_t* y, int64_t batch,
+                           const Conv2dSpatial& s, ThreadPool* pool) const {
+  return run(x, out, y, /*f32=*/false, batch, s, pool);
+}
+
+Status QConvNhwcU8::run_f32(const uint8_t* x, const QuantOutput& out, float* y, int64_t batch,
+                            const Conv2dSpatial& s, ThreadPool* pool) const {
+  return run(x, out, y, /*f32=*/true, batch, s, pool);
+}
+
+}  // namespace brink::kernels
