@@ -250,4 +250,22 @@ Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorIn
   return dataset;
 }
 
+std::vector<TensorInfo> model_input_infos(const ir::Model& model) {
+  std::vector<TensorInfo> infos;
+  for (int v : model.graph.inputs) {
+    const ir::Value& value = model.graph.value(v);
+    TensorInfo info;
+    info.name = value.name;
+    info.dtype = value.type.dtype;
+    info.rank_known = value.type.dims.has_value();
+    if (value.type.dims)
+      for (const ir::Dim& d : *value.type.dims) {
+        info.shape.push_back(d.known() ? d.value : -1);
+        info.dim_names.push_back(d.known() ? "" : d.param);
+      }
+    infos.push_back(std::move(info));
+  }
+  return infos;
+}
+
 }  // namespace brink::quant

@@ -24,6 +24,7 @@
 #include "brink/session.h"
 #include "brink/status.h"
 #include "brink/tensor.h"
+#include "ir/graph.h"
 
 namespace brink::quant {
 
@@ -40,5 +41,8 @@ struct Dataset {
 // arrays split into samples. max_samples < 0: all; otherwise reading stops after that many.
 Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorInfo>& model_inputs,
                              int64_t max_samples = -1);
+
+// The inputs of an imported model as load_dataset wants them (symbolic dims -1, with names).
+std::vector<TensorInfo> model_input_infos(const ir::Model& model);
 
 }  // namespace brink::quant

@@ -15,6 +15,8 @@ void add_bench_command(CLI::App& app, int* exit_code);
 void add_eval_command(CLI::App& app, int* exit_code);
 // keygen, pack, verify (cmd_package.cc).
 void add_package_commands(CLI::App& app, int* exit_code);
+// brink quantize (cmd_quantize.cc).
+void add_quantize_command(CLI::App& app, int* exit_code);
 
 // `brink info` for a .brink package.
 int package_info_command(const std::string& path, bool json, const std::string& key_file);

@@ -1,0 +1,946 @@
+#include "quant/quantize.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "passes/pass_util.h"
+#include "passes/passes.h"
+
+namespace brink::quant {
+
+Result<QuantMode> parse_quant_mode(const std::string& name) {
+  if (name == "int8") return QuantMode::kInt8;
+  if (name == "int8-dynamic") return QuantMode::kInt8Dynamic;
+  if (name == "fp16") return QuantMode::kFp16;
+  return invalid_argument("unknown quantization mode '" + name +
+                          "' (expected int8, int8-dynamic or fp16)");
+}
+
+const char* quant_mode_name(QuantMode mode) {
+  switch (mode) {
+    case QuantMode::kInt8:
+      return "int8";
+    case QuantMode::kInt8Dynamic:
+      return "int8-dynamic";
+    case QuantMode::kFp16:
+      return "fp16";
+  }
+  return "?";
+}
+
+namespace {
+
+using passes::GraphInfo;
+
+// ---- small IR helpers ---------------------------------------------------------------------
+
+ir::Attribute int_attr(const std::string& name, int64_t v) {
+  ir::Attribute a;
+  a.name = name;
+  a.type = ir::AttrType::kInt;
+  a.i = v;
+  return a;
+}
+
+ir::Node make_node(const std::string& op, const std::string& name, std::vector<int> inputs,
+                   std::vector<int> outputs) {
+  ir::Node n;
+  n.op_type = op;
+  n.name = name;
+  n.inputs = std::move(inputs);
+  n.outputs = std::move(outputs);
+  return n;
+}
+
+bool is_initializer(const ir::Graph& g, int v) {
+  return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
+         std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
+}
+
+const Tensor* f32_initializer(const ir::Graph& g, int v) {
+  if (!is_initializer(g, v)) return nullptr;
+  const Tensor& t = *g.value(v).constant;
+  return t.dtype() == DataType::kFloat32 ? &t : nullptr;
+}
+
+int64_t tensor_bytes(const ir::Graph& g, int v) {
+  return v >= 0 && g.value(v).constant ? static_cast<int64_t>(g.value(v).constant->nbytes()) : 0;
+}
+
+std::string node_label(const ir::Graph& g, const ir::Node& n) {
+  if (!n.name.empty()) return n.name;
+  return n.outputs.empty() || n.outputs[0] < 0 ? n.op_type : g.value(n.outputs[0]).name;
+}
+
+// ---- quantization parameters ------------------------------------------------------------
+
+struct QParams {
+  std::vector<float> scale;  // one per channel, or one
+  std::vector<int32_t> zero_point;
+  int axis = -1;  // -1: per tensor
+};
+
+// Activation parameters from a clip range (which contains 0). ORT's compute_scale_zp.
+QParams activation_params(Range r, bool is_signed) {
+  QParams p;
+  double lo = std::min(0.0f, r.lo), hi = std::max(0.0f, r.hi);
+  double scale;
+  int32_t zp;
+  if (is_signed) {
+    const double a = std::max(-lo, hi);
+    scale = a / 127.0;
+    zp = 0;
+  } else {
+    scale = (hi - lo) / 255.0;
+    zp = scale > 0 ? static_cast<int32_t>(std::clamp(std::rint(-lo / scale), 0.0, 255.0)) : 0;
+  }
+  if (!(static_cast<float>(scale) >= std::numeric_limits<float>::min())) {
+    scale = 1.0;
+    zp = 0;
+  }
+  p.scale = {static_cast<float>(scale)};
+  p.zero_point = {zp};
+  return p;
+}
+
+// Symmetric int8 weight parameters per channel along `axis` (-1: per tensor), [-127, 127].
+QParams weight_params(const Tensor& w, int axis) {
+  QParams p;
+  p.axis = axis;
+  const int64_t channels = axis < 0 ? 1 : w.dim(axis);
+  int64_t inner = 1;
+  if (axis >= 0)
+    for (int64_t d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  std::vector<float> absmax(static_cast<size_t>(channels), 0.0f);
+  const float* x = w.data<float>();
+  for (int64_t i = 0, n = w.numel(); i < n; ++i) {
+    const int64_t c = axis < 0 ? 0 : (i / inner) % channels;
+    absmax[static_cast<size_t>(c)] = std::max(absmax[static_cast<size_t>(c)], std::fabs(x[i]));
+  }
+  for (float a : absmax) {
+    const float s = a / 127.0f;
+    p.scale.push_back(s >= std::numeric_limits<float>::min() ? s : 1.0f);
+    p.zero_point.push_back(0);
+  }
+  return p;
+}
+
+// Quantizes a float tensor with `p` to `dtype` (int8 / uint8 / int32).
+Tensor quantize_tensor(const Tensor& w, const QParams& p, DataType dtype) {
+  Tensor q = Tensor::empty(dtype, w.shape());
+  const int axis = p.axis;
+  const int64_t channels = axis < 0 ? 1 : w.dim(axis);
+  int64_t inner = 1;
+  if (axis >= 0)
+    for (int64_t d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  double qmin, qmax;
+  if (dtype == DataType::kInt8) {
+    qmin = -128, qmax = 127;
+  } else if (dtype == DataType::kUInt8) {
+    qmin = 0, qmax = 255;
+  } else {
+    qmin = std::numeric_limits<int32_t>::min(), qmax = std::numeric_limits<int32_t>::max();
+  }
+  const float* x = w.data<float>();
+  for (int64_t i = 0, n = w.numel(); i < n; ++i) {
+    const size_t c = static_cast<size_t>(axis < 0 ? 0 : (i / inner) % channels);
+    const double v =
+        std::clamp(std::rint(static_cast<double>(x[i]) / p.scale[c]) + p.zero_point[c], qmin, qmax);
+    if (dtype == DataType::kInt8) {
+      q.data<int8_t>()[i] = static_cast<int8_t>(v);
+    } else if (dtype == DataType::kUInt8) {
+      q.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+    } else {
+      q.data<int32_t>()[i] = static_cast<int32_t>(v);
+    }
+  }
+  return q;
+}
+
+Tensor scale_tensor(const QParams& p) {
+  if (p.axis < 0) return Tensor::scalar<float>(p.scale[0]);
+  return Tensor::from_vector<float>({static_cast<int64_t>(p.scale.size())}, p.scale);
+}
+
+Tensor zero_point_tensor(const QParams& p, DataType dtype) {
+  const Shape shape = p.axis < 0 ? Shape{} : Shape{static_cast<int64_t>(p.zero_point.size())};
+  Tensor t = Tensor::empty(dtype, shape);
+  for (size_t i = 0; i < p.zero_point.size(); ++i) {
+    if (dtype == DataType::kInt8) {
+      t.data<int8_t>()[i] = static_cast<int8_t>(p.zero_point[i]);
+    } else if (dtype == DataType::kUInt8) {
+      t.data<uint8_t>()[i] = static_cast<uint8_t>(p.zero_point[i]);
+    } else {
+      t.data<int32_t>()[i] = p.zero_point[i];
+    }
+  }
+  return t;
+}
+
+Tensor transpose_2d(const Tensor& w) {
+  const int64_t r = w.dim(0), c = w.dim(1);
+  Tensor t = Tensor::empty(DataType::kFloat32, {c, r});
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) t.data<float>()[j * r + i] = w.data<float>()[i * c + j];
+  return t;
+}
+
+// ---- preparation ------------------------------------------------------------------------
+
+Result<ir::Model> prepare(const ir::Model& model) {
+  ir::Model m = model;
+  passes::OptimizeReport r;
+  passes::OptimizeOptions o;
+  o.level = 1;
+  BRINK_RETURN_IF_ERROR(passes::fold_constants(m, r, o));
+  BRINK_RETURN_IF_ERROR(passes::remove_identities(m, r, o));
+  BRINK_RETURN_IF_ERROR(passes::fold_batchnorms(m, r, o));
+  BRINK_RETURN_IF_ERROR(passes::eliminate_dead_code(m, r, o));
+  return m;
+}
+
+void recompute_producers(ir::Graph& g) {
+  for (ir::Value& v : g.values) v.producer = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int out : g.nodes[i].outputs)
+      if (out >= 0) g.value(out).producer = static_cast<int>(i);
+}
+
+// ---- int8 static (QDQ) ------------------------------------------------------------------
+
+enum class Kind { kActivation, kWeight, kShared };
+
+struct Entry {
+  int value = -1;
+  Kind kind = Kind::kActivation;
+  int axis = -1;      // weights: the channel axis (-1 per tensor)
+  int provider = -1;  // shared: the tensor whose parameters it takes
+};
+
+struct BiasUse {
+  int node = -1, bias = -1, input = -1, weight = -1;
+};
+
+class StaticQuantizer {
+ public:
+  StaticQuantizer(ir::Model& model, const QuantizeOptions& options)
+      : model_(model), g_(model.graph), options_(options), info_(GraphInfo::analyze(model)) {}
+
+  // Decides what to quantize (ORT's QDQ rules); may remove Relu / Clip nodes.
+  Status plan(QuantizeReport* report);
+  // The activations that need a calibrated range.
+  std::vector<std::string> tensors_to_calibrate() const;
+  // Rewrites the graph with the ranges.
+  Status rewrite(const std::map<std::string, Range>& ranges, QuantizeReport* report);
+
+ private:
+  bool is_float(int v) const {
+    if (v < 0) return false;
+    if (g_.value(v).constant) return g_.value(v).constant->dtype() == DataType::kFloat32;
+    return info_.dtype(v) == DataType::kFloat32;
+  }
+  bool marked(int v) const { return index_.count(v) != 0; }
+  void mark(int v, Kind kind, int axis = -1, int provider = -1) {
+    if (!is_float(v)) return;
+    auto it = index_.find(v);
+    if (it != index_.end()) {
+      if (kind == Kind::kActivation) return;  // never downgrades a weight or a shared entry
+      entries_[it->second] = {v, kind, axis, provider};
+      return;
+    }
+    index_[v] = entries_.size();
+    entries_.push_back({v, kind, axis, provider});
+  }
+  void unmark(int v) {
+    auto it = index_.find(v);
+    if (it == index_.end()) return;
+    entries_[it->second].value = -1;
+    index_.erase(it);
+  }
+  int consumers(int v) const {
+    int n = 0;
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (removed_.count(static_cast<int>(i))) continue;
+      for (int in : g_.nodes[i].inputs)
+        if (in == v) {
+          ++n;
+          break;
+        }
+    }
+    return n;
+  }
+  bool is_graph_output(int v) const {
+    return std::find(g_.outputs.begin(), g_.outputs.end(), v) != g_.outputs.end();
+  }
+  bool is_graph_input(int v) const {
+    return std::find(g_.inputs.begin(), g_.inputs.end(), v) != g_.inputs.end();
+  }
+  const QParams& params_of(int v);
+  int scale_value(int v);
+  int zero_point_value(int v);
+
+  ir::Model& model_;
+  ir::Graph& g_;
+  const QuantizeOptions& options_;
+  GraphInfo info_;
+  std::vector<Entry> entries_;
+  std::map<int, size_t> index_;
+  std::vector<BiasUse> biases_;
+  std::set<int> removed_;
+  std::map<int, LayerReport> layers_;  // by node index
+  // Parameters and their initializers, by tensor.
+  std::map<int, QParams> params_;
+  std::map<int, int> scale_init_, zp_init_;
+  std::map<std::string, Range> ranges_;
+};
+
+Status StaticQuantizer::plan(QuantizeReport* report) {
+  const int64_t opset = model_.opset("");
+  int weighted = 0;
+  for (size_t i = 0; i < g_.nodes.size(); ++i) {
+    ir::Node& n = g_.nodes[i];
+    if (!n.domain.empty()) continue;
+    const std::string& op = n.op_type;
+    auto in = [&](size_t k) { return k < n.inputs.size() ? n.inputs[k] : ir::kNoValue; };
+    auto out0 = n.outputs.empty() ? ir::kNoValue : n.outputs[0];
+    LayerReport layer;
+    layer.name = node_label(g_, n);
+    layer.op = op;
+    if (op == "Conv" || op == "Gemm" || op == "MatMul") {
+      const int x = in(0), w = in(1);
+      const Tensor* wt = f32_initializer(g_, w);
+      if (!wt || !is_float(x) || is_initializer(g_, x)) continue;
+      int axis = 0;
+      if (op == "Conv") {
+        if (wt->rank() < 3) continue;
+        axis = 0;
+      } else {
+        if (wt->rank() != 2) continue;
+        axis = op == "Gemm" && n.attr_int("transB", 0) != 0 ? 0 : 1;
+      }
+      mark(x, Kind::kActivation);
+      mark(out0, Kind::kActivation);
+      mark(w, Kind::kWeight, options_.per_channel ? axis : -1);
+      layer.weight_bytes_before = tensor_bytes(g_, w);
+      const int b = in(2);
+      if (op != "MatMul" && b >= 0 && f32_initializer(g_, b)) {
+        const Tensor& bt = *g_.value(b).constant;
+        const int64_t channels = wt->dim(axis);
+        const bool gemm_ok = op != "Gemm" || (n.attr_float("alpha", 1.0f) == 1.0f &&
+                                              n.attr_float("beta", 1.0f) == 1.0f);
+        if (gemm_ok && bt.rank() == 1 && bt.dim(0) == channels) {
+          biases_.push_back({static_cast<int>(i), b, x, w});
+          layer.weight_bytes_before += tensor_bytes(g_, b);
+        }
+      }
+      layer.precision = "w8a8";
+      layers_[static_cast<int>(i)] = layer;
+      ++weighted;
+    } else if (op == "Add" || op == "Mul" || op == "Concat" || op == "GlobalAveragePool") {
+      bool all_float = !n.inputs.empty();
+      for (int v : n.inputs) all_float = all_float && is_float(v);
+      if (!all_float || !is_float(out0)) continue;
+      for (int v : n.inputs) mark(v, Kind::kActivation);
+      mark(out0, Kind::kActivation);
+      layer.precision = "a8";
+      layers_[static_cast<int>(i)] = layer;
+    } else if (op == "Relu" || op == "Clip") {
+      const int x = in(0), y = out0;
+      if (!marked(x) || !is_float(y)) continue;
+      const int producer = g_.value(x).producer;
+      if (!options_.signed_activations && producer >= 0 && !removed_.count(producer) &&
+          consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x)) {
+        // ORT's removable activation: the producer writes y; the Q/DQ on y clamps.
+        for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
+          if (o == x) o = y;
+        unmark(x);
+        removed_.insert(static_cast<int>(i));
+        g_.value_infos.erase(std::remove(g_.value_infos.begin(), g_.value_infos.end(), x),
+                             g_.value_infos.end());
+        auto it = layers_.find(producer);
+        if (it != layers_.end()) it->second.op += "+" + op;
+      } else {
+        mark(x, Kind::kActivation);
+      }
+      mark(y, Kind::kActivation);
+    } else if (op == "Reshape" || op == "Flatten" || op == "Transpose" || op == "Squeeze" ||
+               op == "Unsqueeze" || op == "Slice" || op == "MaxPool" || op == "AveragePool") {
+      if (op == "MaxPool" && (opset < 12 || n.outputs.size() > 1)) continue;
+      const int x = in(0);
+      if (!marked(x) || !is_float(out0)) continue;
+      mark(out0, Kind::kShared, -1, x);
+    }
+  }
+  if (weighted == 0)
+    return invalid_argument(
+        "no Conv/MatMul/Gemm with constant weights to quantize; the model is unchanged and no "
+        "output was written");
+  if (opset < 10)
+    return unsupported("the model imports opset " + std::to_string(opset) +
+                       "; QuantizeLinear needs opset >= 10 (convert the model first)");
+  if (options_.per_channel && opset < 13)
+    return unsupported("the model imports opset " + std::to_string(opset) +
+                       "; per-channel DequantizeLinear needs opset >= 13 (use --per-tensor or "
+                       "convert the model)");
+  report->weights = options_.per_channel ? "per-channel" : "per-tensor";
+  report->activations = options_.signed_activations ? "s8" : "u8";
+  return Status::ok();
+}
+
+std::vector<std::string> StaticQuantizer::tensors_to_calibrate() const {
+  std::vector<std::string> names;
+  for (const Entry& e : entries_)
+    if (e.value >= 0 && e.kind == Kind::kActivation && !is_initializer(g_, e.value))
+      names.push_back(g_.value(e.value).name);
+  return names;
+}
+
+const QParams& StaticQuantizer::params_of(int v) {
+  auto it = params_.find(v);
+  if (it != params_.end()) return it->second;
+  const Entry& e = entries_[index_.at(v)];
+  QParams p;
+  if (e.kind == Kind::kShared) {
+    p = params_of(e.provider);
+  } else if (e.kind == Kind::kWeight) {
+    p = weight_params(*g_.value(v).constant, e.axis);
+  } else if (is_initializer(g_, v)) {
+    const Tensor& t = *g_.value(v).constant;
+    Range r;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      r.lo = std::min(r.lo, t.data<float>()[i]);
+      r.hi = std::max(r.hi, t.data<float>()[i]);
+    }
+    p = activation_params(r, options_.signed_activations);
+  } else {
+    auto r = ranges_.find(g_.value(v).name);
+    p = activation_params(r != ranges_.end() ? r->second : Range{}, options_.signed_activations);
+  }
+  return params_[v] = p;
+}
+
+int StaticQuantizer::scale_value(int v) {
+  const Entry& e = entries_[index_.at(v)];
+  if (e.kind == Kind::kShared) return scale_value(e.provider);
+  auto it = scale_init_.find(v);
+  if (it != scale_init_.end()) return it->second;
+  const int s =
+      passes::add_initializer(g_, g_.value(v).name + "_scale", scale_tensor(params_of(v)));
+  return scale_init_[v] = s;
+}
+
+int StaticQuantizer::zero_point_value(int v) {
+  const Entry& e = entries_[index_.at(v)];
+  if (e.kind == Kind::kShared) return zero_point_value(e.provider);
+  auto it = zp_init_.find(v);
+  if (it != zp_init_.end()) return it->second;
+  const DataType dt =
+      e.kind == Kind::kWeight || options_.signed_activations ? DataType::kInt8 : DataType::kUInt8;
+  const int z = passes::add_initializer(g_, g_.value(v).name + "_zero_point",
+                                        zero_point_tensor(params_of(v), dt));
+  return zp_init_[v] = z;
+}
+
+Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
+                                QuantizeReport* report) {
+  ranges_ = ranges;
+  const DataType act = options_.signed_activations ? DataType::kInt8 : DataType::kUInt8;
+  const size_t original_nodes = g_.nodes.size();
+  std::vector<ir::Node> prefix;                              // weight / bias DQs, graph-input Q/DQs
+  std::vector<std::vector<ir::Node>> after(original_nodes);  // Q/DQ after each node
+  std::map<int, int> replace;  // tensor -> its DequantizeLinear output
+  // Which node's outputs each tensor follows (-1: a graph input or an initializer).
+  auto add_dq = [&](int q_input, int v, const std::string& base, int out_value,
+                    std::vector<ir::Node>* where, int axis) {
+    ir::Node dq = make_node("DequantizeLinear", base + "_DequantizeLinear",
+                            {q_input, scale_value(v), zero_point_value(v)}, {out_value});
+    if (axis >= 0) dq.attributes.push_back(int_attr("axis", axis));
+    where->push_back(std::move(dq));
+    ++report->dequantize_nodes;
+  };
+  for (const Entry& e : entries_) {
+    const int v = e.value;
+    if (v < 0) continue;
+    const std::string name = g_.value(v).name;
+    const ir::TensorType type =
+        g_.value(v).constant ? ir::TensorType::of(DataType::kFloat32, g_.value(v).constant->shape())
+                             : info_.type(v);
+    if (is_initializer(g_, v)) {
+      // A constant: stored quantized, read through a DequantizeLinear.
+      const bool weight = e.kind == Kind::kWeight;
+      const QParams& p = params_of(v);
+      const Tensor q = quantize_tensor(*g_.value(v).constant, p, weight ? DataType::kInt8 : act);
+      const int qv = passes::add_initializer(g_, name + "_quantized", q);
+      const int out = passes::add_value(g_, name + "_DequantizeLinear_Output", type);
+      add_dq(qv, v, name, out, &prefix, weight ? e.axis : -1);
+      replace[v] = out;
+      continue;
+    }
+    const int producer = g_.value(v).producer;
+    std::vector<ir::Node>* where = producer >= 0 ? &after[static_cast<size_t>(producer)] : &prefix;
+    const int q_out =
+        passes::add_value(g_, name + "_QuantizeLinear_Output", ir::TensorType(act, type.dims));
+    int q_in = v;
+    int dq_out;
+    if (is_graph_output(v) && producer >= 0) {
+      // The graph output keeps its name on the DequantizeLinear's output.
+      q_in = passes::add_value(g_, name + "_QuantizeLinear_Input", type);
+      for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
+        if (o == v) o = q_in;
+      dq_out = v;
+    } else {
+      dq_out = passes::add_value(g_, name + "_DequantizeLinear_Output", type);
+      replace[v] = dq_out;
+    }
+    where->push_back(make_node("QuantizeLinear", name + "_QuantizeLinear",
+                               {q_in, scale_value(v), zero_point_value(v)}, {q_out}));
+    ++report->quantize_nodes;
+    add_dq(q_out, v, name, dq_out, where, -1);
+  }
+  // Biases: int32 with scale x_scale * w_scale[c], zero point 0.
+  for (const BiasUse& b : biases_) {
+    if (!marked(b.input) || !marked(b.weight)) continue;
+    const QParams& xp = params_of(b.input);
+    const QParams& wp = params_of(b.weight);
+    QParams bp;
+    bp.axis = wp.axis < 0 ? -1 : 0;
+    for (float ws : wp.scale) {
+      float s = xp.scale[0] * ws;
+      if (!(s >= std::numeric_limits<float>::min())) s = 1.0f;
+      bp.scale.push_back(s);
+      bp.zero_point.push_back(0);
+    }
+    const std::string name = g_.value(b.bias).name;
+    const Tensor q = quantize_tensor(*g_.value(b.bias).constant, bp, DataType::kInt32);
+    const int qv = passes::add_initializer(g_, name + "_quantized", q);
+    const int sv = passes::add_initializer(g_, name + "_quantized_scale", scale_tensor(bp));
+    const int zv = passes::add_initializer(g_, name + "_quantized_zero_point",
+                                           zero_point_tensor(bp, DataType::kInt32));
+    const int out = passes::add_value(
+        g_, name + "_DequantizeLinear_Output",
+        ir::TensorType::of(DataType::kFloat32, g_.value(b.bias).constant->shape()));
+    ir::Node dq = make_node("DequantizeLinear", name + "_DequantizeLinear", {qv, sv, zv}, {out});
+    if (bp.axis >= 0) dq.attributes.push_back(int_attr("axis", 0));
+    prefix.push_back(std::move(dq));
+    ++report->dequantize_nodes;
+    g_.nodes[static_cast<size_t>(b.node)].inputs[2] = out;
+    auto it = layers_.find(b.node);
+    if (it != layers_.end())
+      it->second.weight_bytes_after +=
+          static_cast<int64_t>(q.nbytes()) + tensor_bytes(g_, sv) + tensor_bytes(g_, zv);
+  }
+  // Weight sizes after, and the tensors the report compares.
+  for (auto& [node, layer] : layers_) {
+    const ir::Node& n = g_.nodes[static_cast<size_t>(node)];
+    if (layer.precision == "w8a8") {
+      const int w = n.inputs[1];
+      layer.weight_bytes_after += static_cast<int64_t>(g_.value(w).constant->numel()) +
+                                  tensor_bytes(g_, scale_value(w)) +
+                                  tensor_bytes(g_, zero_point_value(w));
+    }
+    const int y = n.outputs[0];
+    layer.fp32_tensor = g_.value(y).name;
+    auto r = replace.find(y);
+    layer.quant_tensor = r != replace.end() ? g_.value(r->second).name : layer.fp32_tensor;
+  }
+  // Float bias kept (not quantized) counts the same before and after.
+  for (auto& [node, layer] : layers_) {
+    bool has_qbias = false;
+    for (const BiasUse& b : biases_) has_qbias = has_qbias || b.node == node;
+    const ir::Node& n = g_.nodes[static_cast<size_t>(node)];
+    if (layer.precision == "w8a8" && !has_qbias && n.inputs.size() > 2 && n.inputs[2] >= 0 &&
+        is_initializer(g_, n.inputs[2])) {
+      layer.weight_bytes_before += tensor_bytes(g_, n.inputs[2]);
+      layer.weight_bytes_after += tensor_bytes(g_, n.inputs[2]);
+    }
+  }
+  // Rebuild the node list: prefix, then each kept node (inputs redirected) and its Q/DQs.
+  std::vector<ir::Node> nodes = std::move(prefix);
+  for (size_t i = 0; i < original_nodes; ++i) {
+    if (removed_.count(static_cast<int>(i))) continue;
+    ir::Node n = g_.nodes[i];
+    for (int& in : n.inputs) {
+      auto r = replace.find(in);
+      if (in >= 0 && r != replace.end()) in = r->second;
+    }
+    nodes.push_back(std::move(n));
+    for (ir::Node& extra : after[i]) nodes.push_back(std::move(extra));
+  }
+  // DequantizeLinear nodes read their own Q output, never a replaced tensor; fix the rest.
+  g_.nodes = std::move(nodes);
+  recompute_producers(g_);
+  for (auto& [node, layer] : layers_) report->layers.push_back(layer);
+  return Status::ok();
+}
+
+// ---- int8 dynamic -----------------------------------------------------------------------
+
+Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, QuantizeReport* report) {
+  ir::Graph& g = model.graph;
+  const GraphInfo info = GraphInfo::analyze(model);
+  std::vector<ir::Node> nodes;
+  std::map<int, std::array<int, 3>> dynamic_q;  // A -> (A_quantized, A_scale, A_zero_point)
+  int converted = 0;
+  const size_t count = g.nodes.size();
+  for (size_t i = 0; i < count; ++i) {
+    const ir::Node n = g.nodes[i];
+    const bool gemm = n.op_type == "Gemm";
+    const bool candidate =
+        n.domain.empty() && (n.op_type == "MatMul" || gemm) && n.inputs.size() >= 2;
+    const Tensor* wt = candidate ? f32_initializer(g, n.inputs[1]) : nullptr;
+    const int a = candidate ? n.inputs[0] : -1;
+    if (!wt || wt->rank() != 2 || info.dtype(a) != DataType::kFloat32 || is_initializer(g, a) ||
+        (gemm && n.attr_int("transA", 0) != 0)) {
+      nodes.push_back(n);
+      continue;
+    }
+    const float alpha = gemm ? n.attr_float("alpha", 1.0f) : 1.0f;
+    const float beta = gemm ? n.attr_float("beta", 1.0f) : 1.0f;
+    const int c = gemm && n.inputs.size() > 2 ? n.inputs[2] : ir::kNoValue;
+    if (c >= 0 && beta != 1.0f && !f32_initializer(g, c)) {
+      nodes.push_back(n);
+      continue;
+    }
+    LayerReport layer;
+    layer.name = node_label(g, n);
+    layer.op = n.op_type;
+    layer.precision = "w8-dynamic";
+    layer.weight_bytes_before = static_cast<int64_t>(wt->nbytes());
+    const std::string wname = g.value(n.inputs[1]).name;
+    const Tensor w = gemm && n.attr_int("transB", 0) != 0 ? transpose_2d(*wt) : *wt;  // [K, N]
+    const QParams wp = weight_params(w, options.per_channel ? 1 : -1);
+    const Tensor wq = quantize_tensor(w, wp, DataType::kInt8);
+    const int wq_v = passes::add_initializer(g, wname + "_quantized", wq);
+    QParams scaled = wp;
+    for (float& s : scaled.scale) s *= alpha;
+    const int ws_v = passes::add_initializer(g, wname + "_scale", scale_tensor(scaled));
+    const int wz_v =
+        passes::add_initializer(g, wname + "_zero_point", zero_point_tensor(wp, DataType::kInt8));
+    layer.weight_bytes_after =
+        static_cast<int64_t>(wq.nbytes()) + tensor_bytes(g, ws_v) + tensor_bytes(g, wz_v);
+    auto dq = dynamic_q.find(a);
+    if (dq == dynamic_q.end()) {
+      const std::string an = g.value(a).name;
+      const ir::TensorType at = info.type(a);
+      const int aq =
+          passes::add_value(g, an + "_quantized", ir::TensorType(DataType::kUInt8, at.dims));
+      const int as =
+          passes::add_value(g, an + "_scale", ir::TensorType::of(DataType::kFloat32, {}));
+      const int az =
+          passes::add_value(g, an + "_zero_point", ir::TensorType::of(DataType::kUInt8, {}));
+      nodes.push_back(
+          make_node("DynamicQuantizeLinear", an + "_QuantizeLinear", {a}, {aq, as, az}));
+      dq = dynamic_q.emplace(a, std::array<int, 3>{aq, as, az}).first;
+    }
+    const auto [aq, as, az] = dq->second;
+    const int y = n.outputs[0];
+    const std::string yn = g.value(y).name;
+    const ir::TensorType yt = info.type(y);
+    const std::string base = n.name.empty() ? yn : n.name;
+    const int mm =
+        passes::add_value(g, yn + "_output_quantized", ir::TensorType(DataType::kInt32, yt.dims));
+    nodes.push_back(make_node("MatMulInteger", base + "_quant", {aq, wq_v, az, wz_v}, {mm}));
+    const int cast = passes::add_value(g, yn + "_output_quantized_cast_output", yt);
+    ir::Node cn = make_node("Cast", base + "_output_quantized_cast", {mm}, {cast});
+    cn.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
+    nodes.push_back(std::move(cn));
+    const Shape scales_shape = options.per_channel ? Shape{w.dim(1)} : Shape{};
+    const int scales = passes::add_value(g, base + "_scales_mul_output",
+                                         ir::TensorType::of(DataType::kFloat32, scales_shape));
+    nodes.push_back(make_node("Mul", base + "_scales_mul", {as, ws_v}, {scales}));
+    if (c < 0) {
+      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {y}));
+    } else {
+      const int prod = passes::add_value(g, yn + "_output_scale_mul_output", yt);
+      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {prod}));
+      int cv = c;
+      if (beta != 1.0f) {
+        Tensor cb = g.value(c).constant->clone();
+        for (int64_t k = 0; k < cb.numel(); ++k) cb.data<float>()[k] *= beta;
+        cv = passes::add_initializer(g, g.value(c).name + "_beta", cb);
+      }
+      nodes.push_back(make_node("Add", base + "_bias_add", {prod, cv}, {y}));
+    }
+    layer.fp32_tensor = layer.quant_tensor = yn;
+    report->layers.push_back(layer);
+    ++converted;
+  }
+  if (converted == 0)
+    return invalid_argument(
+        "no MatMul/Gemm with constant weights to quantize dynamically (int8-dynamic leaves Conv "
+        "float); no output was written");
+  if (model.opset("") < 11)
+    return unsupported("the model imports opset " + std::to_string(model.opset("")) +
+                       "; DynamicQuantizeLinear needs opset >= 11 (convert the model first)");
+  g.nodes = std::move(nodes);
+  recompute_producers(g);
+  report->weights = options.per_channel ? "per-channel" : "per-tensor";
+  report->activations = "u8 (dynamic)";
+  return Status::ok();
+}
+
+// ---- fp16 -------------------------------------------------------------------------------
+
+Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
+  ir::Graph& g = model.graph;
+  std::set<int> keep(g.initializer_inputs.begin(), g.initializer_inputs.end());
+  std::vector<ir::Node> casts;
+  std::map<int, int64_t> converted;  // value -> bytes after
+  std::vector<int> initializers;
+  for (int v : g.initializers) {
+    const Tensor* t = f32_initializer(g, v);
+    bool ok = t && t->numel() >= 16 && !keep.count(v);
+    if (ok)
+      for (int64_t i = 0; i < t->numel() && ok; ++i)
+        ok = std::fabs(t->data<float>()[i]) <= 65504.0f;
+    if (!ok) {
+      initializers.push_back(v);
+      continue;
+    }
+    Tensor h = Tensor::empty(DataType::kFloat16, t->shape());
+    for (int64_t i = 0; i < t->numel(); ++i) h.data<Float16>()[i] = Float16(t->data<float>()[i]);
+    const std::string name = g.value(v).name;
+    const int hv = g.add_value(passes::unique_value_name(g, name + "_fp16"),
+                               ir::TensorType::of(DataType::kFloat16, t->shape()));
+    g.value(hv).constant = h;
+    initializers.push_back(hv);
+    g.value(v).constant.reset();
+    ir::Node cast = make_node("Cast", name + "_cast", {hv}, {v});
+    cast.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
+    casts.push_back(std::move(cast));
+    converted[v] = static_cast<int64_t>(h.nbytes());
+  }
+  if (converted.empty())
+    return invalid_argument(
+        "no float32 initializers (16+ elements, within float16 range) to store "
+        "as float16; no output was written");
+  g.initializers = std::move(initializers);
+  for (const ir::Node& n : g.nodes) {
+    LayerReport layer;
+    for (int in : n.inputs) {
+      auto it = converted.find(in);
+      if (it == converted.end()) continue;
+      layer.weight_bytes_before += it->second * 2;
+      layer.weight_bytes_after += it->second;
+    }
+    if (layer.weight_bytes_before == 0 || n.outputs.empty() || n.outputs[0] < 0) continue;
+    layer.name = node_label(g, n);
+    layer.op = n.op_type;
+    layer.precision = "fp16";
+    layer.fp32_tensor = layer.quant_tensor = g.value(n.outputs[0]).name;
+    report->layers.push_back(layer);
+  }
+  casts.insert(casts.end(), g.nodes.begin(), g.nodes.end());
+  g.nodes = std::move(casts);
+  recompute_producers(g);
+  report->weights = "fp16";
+  report->activations = "fp32";
+  return Status::ok();
+}
+
+// Sum of the bytes of all initializers.
+int64_t initializer_bytes(const ir::Graph& g) {
+  int64_t total = 0;
+  for (int v : g.initializers) total += tensor_bytes(g, v);
+  return total;
+}
+
+struct Agreement {
+  double signal = 0, noise = 0, dot = 0, ref_sq = 0, q_sq = 0;
+  void add(const Tensor& ref, const Tensor& q) {
+    if (ref.dtype() != DataType::kFloat32 || q.dtype() != DataType::kFloat32 ||
+        ref.numel() != q.numel())
+      return;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      const double r = ref.data<float>()[i], x = q.data<float>()[i];
+      signal += r * r;
+      noise += (r - x) * (r - x);
+      dot += r * x;
+      ref_sq += r * r;
+      q_sq += x * x;
+    }
+  }
+  double sqnr_db() const {
+    if (noise <= 0) return 200.0;
+    if (signal <= 0) return 0.0;
+    return std::min(200.0, 10.0 * std::log10(signal / noise));
+  }
+  double cosine() const {
+    if (ref_sq <= 0 && q_sq <= 0) return 1.0;
+    if (ref_sq <= 0 || q_sq <= 0) return 0.0;
+    return dot / std::sqrt(ref_sq * q_sq);
+  }
+};
+
+}  // namespace
+
+Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* calibration,
+                                      const QuantizeOptions& options) {
+  QuantizeResult result;
+  BRINK_ASSIGN_OR_RETURN(result.prepared, prepare(model));
+  result.quantized = result.prepared;
+  QuantizeReport& report = result.report;
+  report.mode = quant_mode_name(options.mode);
+  report.method = options.mode == QuantMode::kInt8
+                      ? calibration_method_name(options.calibration.method)
+                      : "none";
+  switch (options.mode) {
+    case QuantMode::kInt8: {
+      if (!calibration || calibration->samples.empty())
+        return invalid_argument("--mode int8 needs calibration data (--calib DATA)");
+      StaticQuantizer q(result.quantized, options);
+      BRINK_RETURN_IF_ERROR(q.plan(&report));
+      CalibrationOptions co = options.calibration;
+      co.symmetric = options.signed_activations;
+      BRINK_ASSIGN_OR_RETURN(
+          auto ranges, calibrate(result.prepared, q.tensors_to_calibrate(), *calibration, co));
+      report.calibration_samples = static_cast<int64_t>(calibration->samples.size());
+      BRINK_RETURN_IF_ERROR(q.rewrite(ranges, &report));
+      break;
+    }
+    case QuantMode::kInt8Dynamic:
+      BRINK_RETURN_IF_ERROR(quantize_dynamic(result.quantized, options, &report));
+      break;
+    case QuantMode::kFp16:
+      BRINK_RETURN_IF_ERROR(quantize_fp16(result.quantized, &report));
+      break;
+  }
+  // Drop the float weights nothing reads any more.
+  passes::OptimizeReport r;
+  BRINK_RETURN_IF_ERROR(passes::eliminate_dead_code(result.quantized, r, {}));
+  BRINK_RETURN_IF_ERROR(ir::verify(result.quantized));
+  report.weight_bytes_before = initializer_bytes(result.prepared.graph);
+  report.weight_bytes_after = initializer_bytes(result.quantized.graph);
+  return result;
+}
+
+Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_samples,
+                      int num_threads) {
+  QuantizeReport& report = result.report;
+  const size_t n =
+      std::min<size_t>(data.samples.size(), static_cast<size_t>(std::max<int64_t>(0, num_samples)));
+  if (n == 0) return Status::ok();
+  std::vector<std::vector<NamedTensor>> samples(
+      data.samples.begin(), data.samples.begin() + static_cast<std::ptrdiff_t>(n));
+  std::vector<std::string> ref_names, q_names;
+  for (const LayerReport& l : report.layers) {
+    ref_names.push_back(l.fp32_tensor);
+    q_names.push_back(l.quant_tensor);
+  }
+  for (int v : result.prepared.graph.outputs) {
+    ref_names.push_back(result.prepared.graph.value(v).name);
+    q_names.push_back(result.prepared.graph.value(v).name);
+  }
+  std::vector<std::vector<Tensor>> refs(n);
+  BRINK_RETURN_IF_ERROR(run_observing(result.prepared, ref_names, samples, num_threads,
+                                      [&](size_t s, const std::vector<Tensor>& obs) {
+                                        for (const Tensor& t : obs) refs[s].push_back(t.clone());
+                                        return Status::ok();
+                                      }));
+  std::vector<Agreement> agree(ref_names.size());
+  Status st = run_observing(result.quantized, q_names, samples, num_threads,
+                            [&](size_t s, const std::vector<Tensor>& obs) {
+                              for (size_t k = 0; k < obs.size(); ++k)
+                                agree[k].add(refs[s][k], obs[k]);
+                              refs[s].clear();
+                              return Status::ok();
+                            });
+  if (!st.is_ok()) return st.with_context("running the quantized model");
+  for (size_t k = 0; k < report.layers.size(); ++k) {
+    report.layers[k].compared = true;
+    report.layers[k].sqnr_db = agree[k].sqnr_db();
+    report.layers[k].cosine = agree[k].cosine();
+  }
+  report.outputs.clear();
+  for (size_t k = report.layers.size(); k < ref_names.size(); ++k)
+    report.outputs.push_back({ref_names[k], agree[k].sqnr_db(), agree[k].cosine()});
+  report.compared_samples = static_cast<int64_t>(n);
+  return Status::ok();
+}
+
+std::string format_report_table(const QuantizeReport& r) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "mode %s, calibration %s, weights %s, activations %s\n",
+                r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
+  out += line;
+  std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12s %12s\n", "layer", "op",
+                "precision", "SQNR dB", "cosine", "weights", "quantized");
+  out += line;
+  for (const LayerReport& l : r.layers) {
+    std::string name = l.name.size() > 32 ? l.name.substr(0, 29) + "..." : l.name;
+    char sq[32] = "-", cs[32] = "-";
+    if (l.compared) {
+      std::snprintf(sq, sizeof sq, "%.1f", l.sqnr_db);
+      std::snprintf(cs, sizeof cs, "%.5f", l.cosine);
+    }
+    std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
+                  l.op.c_str(), l.precision.c_str(), sq, cs,
+                  static_cast<long long>(l.weight_bytes_before),
+                  static_cast<long long>(l.weight_bytes_after));
+    out += line;
+  }
+  for (const OutputReport& o : r.outputs) {
+    std::snprintf(line, sizeof line, "model output %s: SQNR %.1f dB, cosine %.5f (%lld samples)\n",
+                  o.name.c_str(), o.sqnr_db, o.cosine, static_cast<long long>(r.compared_samples));
+    out += line;
+  }
+  std::snprintf(line, sizeof line,
+                "%zu layers quantized, %lld QuantizeLinear, %lld DequantizeLinear; weights %lld -> "
+                "%lld bytes",
+                r.layers.size(), static_cast<long long>(r.quantize_nodes),
+                static_cast<long long>(r.dequantize_nodes),
+                static_cast<long long>(r.weight_bytes_before),
+                static_cast<long long>(r.weight_bytes_after));
+  out += line;
+  if (r.file_bytes_before > 0) {
+    std::snprintf(line, sizeof line, "; file %lld -> %lld bytes",
+                  static_cast<long long>(r.file_bytes_before),
+                  static_cast<long long>(r.file_bytes_after));
+    out += line;
+  }
+  return out + "\n";
+}
+
+std::string report_json(const QuantizeReport& r) {
+  nlohmann::json j;
+  j["mode"] = r.mode;
+  j["method"] = r.method;
+  j["weights"] = r.weights;
+  j["activations"] = r.activations;
+  j["calibration_samples"] = r.calibration_samples;
+  j["compared_samples"] = r.compared_samples;
+  j["quantize_nodes"] = r.quantize_nodes;
+  j["dequantize_nodes"] = r.dequantize_nodes;
+  j["layers"] = nlohmann::json::array();
+  for (const LayerReport& l : r.layers) {
+    nlohmann::json e;
+    e["name"] = l.name;
+    e["op"] = l.op;
+    e["precision"] = l.precision;
+    e["tensor"] = l.fp32_tensor;
+    e["sqnr_db"] = l.compared ? nlohmann::json(l.sqnr_db) : nlohmann::json();
+    e["cosine"] = l.compared ? nlohmann::json(l.cosine) : nlohmann::json();
+    e["weight_bytes_before"] = l.weight_bytes_before;
+    e["weight_bytes_after"] = l.weight_bytes_after;
+    j["layers"].push_back(e);
+  }
+  j["outputs"] = nlohmann::json::array();
+  for (const OutputReport& o : r.outputs)
+    j["outputs"].push_back({{"name", o.name}, {"sqnr_db", o.sqnr_db}, {"cosine", o.cosine}});
+  j["totals"] = {{"weight_bytes_before", r.weight_bytes_before},
+                 {"weight_bytes_after", r.weight_bytes_after},
+                 {"file_bytes_before", r.file_bytes_before},
+                 {"file_bytes_after", r.file_bytes_after}};
+  return j.dump(2) + "\n";
+}
+
+}  // namespace brink::quant

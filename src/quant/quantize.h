@@ -1,0 +1,107 @@
+// The quantizer behind `brink quantize`: FP32 ONNX model in, standard ONNX model out.
+//
+// Every mode first prepares the model with ONNX-standard rewrites only (passes/passes.h:
+// fold_constants, remove_identities, fold_batchnorms, eliminate_dead_code; never the brink-
+// domain fusions), so the output stays a model any ONNX runtime runs. Then:
+//
+// int8 (static, QDQ) emits the layout of ONNX Runtime's
+//   quantize_static(quant_format=QDQ, per_channel=True, activation_type=QUInt8, weight_type=QInt8)
+// so that runtimes fusing that pattern (Brink's, ORT's) treat both tools' models alike:
+//   - Conv / Gemm / MatMul with a constant weight: the weight becomes an int8 initializer
+//     ("W_quantized", symmetric, [-127, 127], per output channel: axis 0 for Conv [M, C, kh, kw]
+//     and Gemm with transB = 1, axis 1 for MatMul / Gemm B [K, N]) read through a
+//     DequantizeLinear; a constant bias becomes int32 with scale x_scale * w_scale[c], zero
+//     point 0, through a DequantizeLinear (Gemm: only with alpha = beta = 1);
+//   - every activation that feeds or leaves a quantized op gets one QuantizeLinear ->
+//     DequantizeLinear pair (u8 asymmetric from calibration, or s8 symmetric), shared by all
+//     consumers; a quantized graph output keeps its name on the DequantizeLinear's output;
+//   - Add, Mul, Concat, GlobalAveragePool: inputs and output quantized (constant inputs become
+//     u8 / s8 initializers through a DequantizeLinear, as ORT does);
+//   - Relu / Clip after a quantized tensor read by nothing else: removed with u8 activations,
+//     the producer writing the activation's output directly (the Q/DQ range clamps as the
+//     activation did), as ORT does; kept with s8 activations;
+//   - Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, MaxPool, AveragePool: when their
+//     input is quantized, their output is too, with the input's scale and zero point;
+//   - everything else (Sigmoid, Softmax, Resize, ...) stays float (ORT quantizes some of those;
+//     Brink leaves them to the float kernels), as do MatMuls without a constant operand.
+// int8-dynamic emits ORT's quantize_dynamic layout for MatMul / Gemm with a constant weight:
+//   A -> DynamicQuantizeLinear -> MatMulInteger(A_q, W_q, A_zp, W_zp) -> Cast(float)
+//     -> Mul(a_scale * w_scale) [-> Add(beta * C) for Gemm]; Conv stays float.
+// fp16 stores each float32 initializer of 16+ elements (within float16's range) as a float16
+//   initializer followed by a Cast to float (Brink folds the Cast at load).
+//
+// The input model is never modified. Errors (no quantizable layer, a model whose opset is too
+// old for per-channel DequantizeLinear, missing calibration data) are one line each.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "brink/status.h"
+#include "ir/graph.h"
+#include "quant/calibration.h"
+#include "quant/dataset.h"
+
+namespace brink::quant {
+
+enum class QuantMode { kInt8, kInt8Dynamic, kFp16 };
+
+// "int8", "int8-dynamic", "fp16"; anything else is an error naming the choices.
+Result<QuantMode> parse_quant_mode(const std::string& name);
+const char* quant_mode_name(QuantMode mode);
+
+struct QuantizeOptions {
+  QuantMode mode = QuantMode::kInt8;
+  CalibrationOptions calibration;   // method, percentile, progress, threads (int8 only)
+  bool per_channel = true;          // weights: one scale per output channel
+  bool signed_activations = false;  // int8: s8 symmetric activations instead of u8
+};
+
+// One quantized layer (a node whose weights or activations were quantized).
+struct LayerReport {
+  std::string name;                       // node name (its first output's name when it has none)
+  std::string op;                         // op type in the input model
+  std::string precision;                  // "w8a8", "a8", "w8-dynamic", "fp16"
+  std::string fp32_tensor, quant_tensor;  // the output compared (in each model)
+  bool compared = false;                  // sqnr_db / cosine measured
+  double sqnr_db = 0, cosine = 0;
+  int64_t weight_bytes_before = 0, weight_bytes_after = 0;
+};
+
+struct OutputReport {
+  std::string name;
+  double sqnr_db = 0, cosine = 0;
+};
+
+struct QuantizeReport {
+  std::string mode, method, weights, activations;  // "int8", "minmax", "per-channel", "u8"
+  int64_t calibration_samples = 0, compared_samples = 0;
+  int64_t quantize_nodes = 0, dequantize_nodes = 0;
+  int64_t weight_bytes_before = 0, weight_bytes_after = 0;
+  int64_t file_bytes_before = 0, file_bytes_after = 0;  // set by the caller that writes files
+  std::vector<LayerReport> layers;
+  std::vector<OutputReport> outputs;  // filled by compare_models
+};
+
+struct QuantizeResult {
+  ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference)
+  ir::Model quantized;  // the output model
+  QuantizeReport report;
+};
+
+// Quantizes `model` (left unchanged). `calibration` is required for kInt8 and unused otherwise.
+Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* calibration,
+                                      const QuantizeOptions& options);
+
+// Measures each layer's output and each model output of the quantized model against the
+// prepared FP32 model on the first `num_samples` samples of `data` (both run by Brink):
+// SQNR = 10 log10(sum ref^2 / sum (ref - q)^2) in dB (200 when identical), and the cosine.
+Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_samples,
+                      int num_threads);
+
+// The report as a readable table (stdout) and as JSON (docs/QUANTIZATION.md).
+std::string format_report_table(const QuantizeReport& report);
+std::string report_json(const QuantizeReport& report);
+
+}  // namespace brink::quant
