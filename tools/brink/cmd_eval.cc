@@ -369,7 +369,7 @@ int eval_command(const EvalOptions& o) {
     return 0;
   }
 
-  std::printf("reference: %s\ncandidate: %s\ndata:      %s (%zu samples; %.2f s)\n\n",
+  std::printf("reference: %s\ncandidate: %s\ndata:      %s (%zu evaluated in %.2f s)\n\n",
               o.reference.c_str(), o.candidate.c_str(), data->description.c_str(),
               data->samples.size(), seconds);
   std::printf("%-24s %-16s %10s %10s %10s %12s\n", "output", "shape", "cos mean", "cos min",
