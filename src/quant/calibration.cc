@@ -67,8 +67,13 @@ double quantile(const Histogram& h, double fraction) {
 // TensorRT's entropy calibration on a histogram of |x|: the number of bins i (>= levels) whose
 // clipped distribution P (outliers folded into the last bin) is closest in KL divergence to
 // its quantization Q into `levels` levels. Returns the threshold (upper edge of bin i - 1).
-double entropy_threshold(const Histogram& h, int levels) {
+double entropy_threshold(const Histogram& hist, int levels) {
   const int n = Histogram::kBins;
+  // The first bin holds the exact zeros a ReLU makes; like NVIDIA's pytorch-quantization, give
+  // it its neighbour's count, or thresholds of `levels` bins (where Q copies P bin for bin)
+  // would always win.
+  Histogram h = hist;
+  h.counts[0] = h.counts[1];
   std::vector<double> suffix(static_cast<size_t>(n) + 1, 0.0);
   for (int b = n - 1; b >= 0; --b)
     suffix[static_cast<size_t>(b)] =
@@ -209,56 +214,74 @@ Range choose_range(CalibrationMethod method, double percentile, bool symmetric, 
   return {static_cast<float>(lo), static_cast<float>(hi)};
 }
 
-Status run_observing(const ir::Model& model, const std::vector<std::string>& tensors,
-                     const std::vector<std::vector<NamedTensor>>& samples, int num_threads,
-                     const std::function<Status(size_t, const std::vector<Tensor>&)>& visit,
-                     const std::string& progress_label) {
+Observer::~Observer() = default;
+
+Result<std::unique_ptr<Observer>> Observer::create(const ir::Model& model,
+                                                   const std::vector<std::string>& tensors,
+                                                   int num_threads) {
   ir::Model copy = model;
   ir::Graph& g = copy.graph;
   // Each tensor becomes a graph output, except graph inputs (read from the feed).
-  for (size_t k = 0; k < tensors.size(); ++k) {
-    const int v = g.find_value(tensors[k]);
-    if (v == ir::kNoValue) return not_found("tensor '" + tensors[k] + "' is not in the model");
+  for (const std::string& name : tensors) {
+    const int v = g.find_value(name);
+    if (v == ir::kNoValue) return not_found("tensor '" + name + "' is not in the model");
     if (std::find(g.inputs.begin(), g.inputs.end(), v) != g.inputs.end()) continue;
     if (std::find(g.outputs.begin(), g.outputs.end(), v) == g.outputs.end()) g.outputs.push_back(v);
   }
   SessionOptions so;
   so.num_threads = num_threads;
-  so.optimization_level = 1;
-  BRINK_ASSIGN_OR_RETURN(auto session, Session::from_model(std::move(copy), so));
-  std::vector<int> out_index(tensors.size(), -1);
-  for (size_t k = 0; k < tensors.size(); ++k) {
-    const auto& outs = session->outputs();
-    for (size_t o = 0; o < outs.size(); ++o)
-      if (outs[o].name == tensors[k]) out_index[k] = static_cast<int>(o);
+  so.optimization_level = 1;  // the passes keep graph outputs as they are
+  std::unique_ptr<Observer> o(new Observer());
+  BRINK_ASSIGN_OR_RETURN(o->session_, Session::from_model(std::move(copy), so));
+  o->tensors_ = tensors;
+  o->output_index_.assign(tensors.size(), -1);
+  const auto& outs = o->session_->outputs();
+  for (size_t k = 0; k < tensors.size(); ++k)
+    for (size_t i = 0; i < outs.size(); ++i)
+      if (outs[i].name == tensors[k]) o->output_index_[k] = static_cast<int>(i);
+  return o;
+}
+
+Result<std::vector<Tensor>> Observer::observe(const std::vector<NamedTensor>& feed) const {
+  BRINK_ASSIGN_OR_RETURN(auto outputs, session_->run(feed));
+  std::vector<Tensor> observed(tensors_.size());
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    if (output_index_[k] >= 0) {
+      observed[k] = outputs[static_cast<size_t>(output_index_[k])];
+    } else {
+      for (const auto& [name, t] : feed)
+        if (name == tensors_[k]) observed[k] = t;
+    }
   }
+  return observed;
+}
+
+Status run_observing(const ir::Model& model, const std::vector<std::string>& tensors,
+                     const std::vector<std::vector<NamedTensor>>& samples, int num_threads,
+                     const std::function<Status(size_t, const std::vector<Tensor>&)>& visit,
+                     const std::string& progress_label) {
+  BRINK_ASSIGN_OR_RETURN(auto observer, Observer::create(model, tensors, num_threads));
   const bool progress = !progress_label.empty();
+  auto end_line = [&] {
+    if (progress) std::fprintf(stderr, "\n");
+  };
   for (size_t s = 0; s < samples.size(); ++s) {
     if (progress) {
       std::fprintf(stderr, "\r%s: %zu/%zu", progress_label.c_str(), s + 1, samples.size());
       std::fflush(stderr);
     }
-    auto outputs = session->run(samples[s]);
-    if (!outputs.is_ok()) {
-      if (progress) std::fprintf(stderr, "\n");
-      return outputs.status().with_context("sample " + std::to_string(s));
+    auto observed = observer->observe(samples[s]);
+    if (!observed.is_ok()) {
+      end_line();
+      return observed.status().with_context("sample " + std::to_string(s));
     }
-    std::vector<Tensor> observed(tensors.size());
-    for (size_t k = 0; k < tensors.size(); ++k) {
-      if (out_index[k] >= 0) {
-        observed[k] = (*outputs)[static_cast<size_t>(out_index[k])];
-      } else {
-        for (const auto& [name, t] : samples[s])
-          if (name == tensors[k]) observed[k] = t;
-      }
-    }
-    Status st = visit(s, observed);
+    Status st = visit(s, *observed);
     if (!st.is_ok()) {
-      if (progress) std::fprintf(stderr, "\n");
+      end_line();
       return st;
     }
   }
-  if (progress) std::fprintf(stderr, "\n");
+  end_line();
   return Status::ok();
 }
 

@@ -19,9 +19,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "brink/session.h"
 #include "brink/status.h"
 #include "brink/tensor.h"
 #include "ir/graph.h"
@@ -69,10 +71,26 @@ Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
                                                const Dataset& data,
                                                const CalibrationOptions& options);
 
-// Runs `model` with `tensors` added as graph outputs over `samples` and hands each sample's
-// values of those tensors (in `tensors` order; graph inputs come from the feed) to `visit`.
-// A non-empty `progress_label` prints a `\r` progress line on stderr. Used for calibration and
-// for the report's layer comparisons.
+// A Brink session over `model` with `tensors` (value names of the main graph) added as graph
+// outputs, which hands back those tensors for a feed, in `tensors` order (graph inputs come
+// from the feed). Used for calibration and for the report's layer comparisons.
+class Observer {
+ public:
+  static Result<std::unique_ptr<Observer>> create(const ir::Model& model,
+                                                  const std::vector<std::string>& tensors,
+                                                  int num_threads);
+  ~Observer();
+  Result<std::vector<Tensor>> observe(const std::vector<NamedTensor>& feed) const;
+
+ private:
+  Observer() = default;
+  std::unique_ptr<Session> session_;
+  std::vector<std::string> tensors_;
+  std::vector<int> output_index_;  // -1: read from the feed
+};
+
+// Runs an Observer over `samples`, handing each sample's tensors to `visit`. A non-empty
+// `progress_label` prints a `\r` progress line on stderr.
 Status run_observing(const ir::Model& model, const std::vector<std::string>& tensors,
                      const std::vector<std::vector<NamedTensor>>& samples, int num_threads,
                      const std::function<Status(size_t, const std::vector<Tensor>&)>& visit,

@@ -60,6 +60,23 @@ ir::Node make_node(const std::string& op, const std::string& name, std::vector<i
   return n;
 }
 
+// Names for new nodes that no node of the graph (old or new) has.
+class NodeNames {
+ public:
+  explicit NodeNames(const ir::Graph& g) {
+    for (const ir::Node& n : g.nodes) used_.insert(n.name);
+  }
+  std::string operator()(const std::string& base) {
+    std::string name = base;
+    for (int k = 1; used_.count(name); ++k) name = base + "_" + std::to_string(k);
+    used_.insert(name);
+    return name;
+  }
+
+ private:
+  std::set<std::string> used_;
+};
+
 bool is_initializer(const ir::Graph& g, int v) {
   return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
          std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
@@ -232,7 +249,11 @@ struct BiasUse {
 class StaticQuantizer {
  public:
   StaticQuantizer(ir::Model& model, const QuantizeOptions& options)
-      : model_(model), g_(model.graph), options_(options), info_(GraphInfo::analyze(model)) {}
+      : model_(model),
+        g_(model.graph),
+        options_(options),
+        info_(GraphInfo::analyze(model)),
+        node_name_(model.graph) {}
 
   // Decides what to quantize (ORT's QDQ rules); may remove Relu / Clip nodes.
   Status plan(QuantizeReport* report);
@@ -291,6 +312,7 @@ class StaticQuantizer {
   ir::Graph& g_;
   const QuantizeOptions& options_;
   GraphInfo info_;
+  NodeNames node_name_;
   std::vector<Entry> entries_;
   std::map<int, size_t> index_;
   std::vector<BiasUse> biases_;
@@ -305,6 +327,11 @@ class StaticQuantizer {
 Status StaticQuantizer::plan(QuantizeReport* report) {
   const int64_t opset = model_.opset("");
   int weighted = 0;
+  // Producers from the node list (Value::producer may be stale in hand-built graphs).
+  std::vector<int> producer_of(g_.values.size(), -1);
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (int o : g_.nodes[i].outputs)
+      if (o >= 0) producer_of[static_cast<size_t>(o)] = static_cast<int>(i);
   for (size_t i = 0; i < g_.nodes.size(); ++i) {
     ir::Node& n = g_.nodes[i];
     if (!n.domain.empty()) continue;
@@ -355,12 +382,13 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
     } else if (op == "Relu" || op == "Clip") {
       const int x = in(0), y = out0;
       if (!marked(x) || !is_float(y)) continue;
-      const int producer = g_.value(x).producer;
+      const int producer = producer_of[static_cast<size_t>(x)];
       if (!options_.signed_activations && producer >= 0 && !removed_.count(producer) &&
-          consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x)) {
+          consumers(x) == 1 && !is_graph_output(x) && !is_graph_input(x) && !info_.pinned(x)) {
         // ORT's removable activation: the producer writes y; the Q/DQ on y clamps.
         for (int& o : g_.nodes[static_cast<size_t>(producer)].outputs)
           if (o == x) o = y;
+        producer_of[static_cast<size_t>(y)] = producer;
         unmark(x);
         removed_.insert(static_cast<int>(i));
         g_.value_infos.erase(std::remove(g_.value_infos.begin(), g_.value_infos.end(), x),
@@ -452,15 +480,41 @@ int StaticQuantizer::zero_point_value(int v) {
 Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
                                 QuantizeReport* report) {
   ranges_ = ranges;
+  // Like ORT, raise a weight channel's scale where its int32 bias would not fit: a channel
+  // with tiny weights and a large bias (x_scale * w_scale * 2^31 must exceed |bias|).
+  for (const BiasUse& b : biases_) {
+    if (!marked(b.input) || !marked(b.weight)) continue;
+    const float x_scale = params_of(b.input).scale[0];
+    params_of(b.weight);
+    QParams& wp = params_.at(b.weight);
+    const Tensor& bias = *g_.value(b.bias).constant;
+    for (size_t c = 0; c < wp.scale.size(); ++c) {
+      float absmax = 0;
+      for (int64_t i = 0; i < bias.numel(); ++i)
+        if (wp.scale.size() == 1 || static_cast<size_t>(i) == c)
+          absmax = std::max(absmax, std::fabs(bias.data<float>()[i]));
+      const double needed = absmax / (static_cast<double>(x_scale) * (1u << 30));
+      if (wp.scale[c] < needed) wp.scale[c] = static_cast<float>(needed);
+    }
+  }
   const DataType act = options_.signed_activations ? DataType::kInt8 : DataType::kUInt8;
   const size_t original_nodes = g_.nodes.size();
   std::vector<ir::Node> prefix;                              // weight / bias DQs, graph-input Q/DQs
   std::vector<std::vector<ir::Node>> after(original_nodes);  // Q/DQ after each node
   std::map<int, int> replace;  // tensor -> its DequantizeLinear output
-  // Which node's outputs each tensor follows (-1: a graph input or an initializer).
+  // Each layer's output before any renaming (a graph output moves to the DequantizeLinear).
+  std::map<int, int> layer_output;
+  for (const auto& [node, layer] : layers_)
+    layer_output[node] = g_.nodes[static_cast<size_t>(node)].outputs[0];
+  // Producers as the plan left them (a removed Relu's output is now written by its producer).
+  std::map<int, int> producer_of;
+  for (size_t i = 0; i < original_nodes; ++i)
+    if (!removed_.count(static_cast<int>(i)))
+      for (int o : g_.nodes[i].outputs)
+        if (o >= 0) producer_of[o] = static_cast<int>(i);
   auto add_dq = [&](int q_input, int v, const std::string& base, int out_value,
                     std::vector<ir::Node>* where, int axis) {
-    ir::Node dq = make_node("DequantizeLinear", base + "_DequantizeLinear",
+    ir::Node dq = make_node("DequantizeLinear", node_name_(base + "_DequantizeLinear"),
                             {q_input, scale_value(v), zero_point_value(v)}, {out_value});
     if (axis >= 0) dq.attributes.push_back(int_attr("axis", axis));
     where->push_back(std::move(dq));
@@ -484,7 +538,8 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
       replace[v] = out;
       continue;
     }
-    const int producer = g_.value(v).producer;
+    const auto found = producer_of.find(v);
+    const int producer = found != producer_of.end() ? found->second : -1;
     std::vector<ir::Node>* where = producer >= 0 ? &after[static_cast<size_t>(producer)] : &prefix;
     const int q_out =
         passes::add_value(g_, name + "_QuantizeLinear_Output", ir::TensorType(act, type.dims));
@@ -500,7 +555,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
       dq_out = passes::add_value(g_, name + "_DequantizeLinear_Output", type);
       replace[v] = dq_out;
     }
-    where->push_back(make_node("QuantizeLinear", name + "_QuantizeLinear",
+    where->push_back(make_node("QuantizeLinear", node_name_(name + "_QuantizeLinear"),
                                {q_in, scale_value(v), zero_point_value(v)}, {q_out}));
     ++report->quantize_nodes;
     add_dq(q_out, v, name, dq_out, where, -1);
@@ -527,7 +582,8 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
     const int out = passes::add_value(
         g_, name + "_DequantizeLinear_Output",
         ir::TensorType::of(DataType::kFloat32, g_.value(b.bias).constant->shape()));
-    ir::Node dq = make_node("DequantizeLinear", name + "_DequantizeLinear", {qv, sv, zv}, {out});
+    ir::Node dq =
+        make_node("DequantizeLinear", node_name_(name + "_DequantizeLinear"), {qv, sv, zv}, {out});
     if (bp.axis >= 0) dq.attributes.push_back(int_attr("axis", 0));
     prefix.push_back(std::move(dq));
     ++report->dequantize_nodes;
@@ -546,7 +602,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
                                   tensor_bytes(g_, scale_value(w)) +
                                   tensor_bytes(g_, zero_point_value(w));
     }
-    const int y = n.outputs[0];
+    const int y = layer_output.at(node);
     layer.fp32_tensor = g_.value(y).name;
     auto r = replace.find(y);
     layer.quant_tensor = r != replace.end() ? g_.value(r->second).name : layer.fp32_tensor;
@@ -586,6 +642,7 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
 Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, QuantizeReport* report) {
   ir::Graph& g = model.graph;
   const GraphInfo info = GraphInfo::analyze(model);
+  NodeNames node_name(g);
   std::vector<ir::Node> nodes;
   std::map<int, std::array<int, 3>> dynamic_q;  // A -> (A_quantized, A_scale, A_zero_point)
   int converted = 0;
@@ -637,7 +694,7 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
       const int az =
           passes::add_value(g, an + "_zero_point", ir::TensorType::of(DataType::kUInt8, {}));
       nodes.push_back(
-          make_node("DynamicQuantizeLinear", an + "_QuantizeLinear", {a}, {aq, as, az}));
+          make_node("DynamicQuantizeLinear", node_name(an + "_QuantizeLinear"), {a}, {aq, as, az}));
       dq = dynamic_q.emplace(a, std::array<int, 3>{aq, as, az}).first;
     }
     const auto [aq, as, az] = dq->second;
@@ -647,27 +704,29 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
     const std::string base = n.name.empty() ? yn : n.name;
     const int mm =
         passes::add_value(g, yn + "_output_quantized", ir::TensorType(DataType::kInt32, yt.dims));
-    nodes.push_back(make_node("MatMulInteger", base + "_quant", {aq, wq_v, az, wz_v}, {mm}));
+    nodes.push_back(
+        make_node("MatMulInteger", node_name(base + "_quant"), {aq, wq_v, az, wz_v}, {mm}));
     const int cast = passes::add_value(g, yn + "_output_quantized_cast_output", yt);
-    ir::Node cn = make_node("Cast", base + "_output_quantized_cast", {mm}, {cast});
+    ir::Node cn = make_node("Cast", node_name(base + "_output_quantized_cast"), {mm}, {cast});
     cn.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
     nodes.push_back(std::move(cn));
     const Shape scales_shape = options.per_channel ? Shape{w.dim(1)} : Shape{};
     const int scales = passes::add_value(g, base + "_scales_mul_output",
                                          ir::TensorType::of(DataType::kFloat32, scales_shape));
-    nodes.push_back(make_node("Mul", base + "_scales_mul", {as, ws_v}, {scales}));
+    nodes.push_back(make_node("Mul", node_name(base + "_scales_mul"), {as, ws_v}, {scales}));
     if (c < 0) {
-      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {y}));
+      nodes.push_back(make_node("Mul", node_name(base + "_output_scale_mul"), {cast, scales}, {y}));
     } else {
       const int prod = passes::add_value(g, yn + "_output_scale_mul_output", yt);
-      nodes.push_back(make_node("Mul", base + "_output_scale_mul", {cast, scales}, {prod}));
+      nodes.push_back(
+          make_node("Mul", node_name(base + "_output_scale_mul"), {cast, scales}, {prod}));
       int cv = c;
       if (beta != 1.0f) {
         Tensor cb = g.value(c).constant->clone();
         for (int64_t k = 0; k < cb.numel(); ++k) cb.data<float>()[k] *= beta;
         cv = passes::add_initializer(g, g.value(c).name + "_beta", cb);
       }
-      nodes.push_back(make_node("Add", base + "_bias_add", {prod, cv}, {y}));
+      nodes.push_back(make_node("Add", node_name(base + "_bias_add"), {prod, cv}, {y}));
     }
     layer.fp32_tensor = layer.quant_tensor = yn;
     report->layers.push_back(layer);
@@ -692,6 +751,7 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
 Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
   ir::Graph& g = model.graph;
   std::set<int> keep(g.initializer_inputs.begin(), g.initializer_inputs.end());
+  NodeNames node_name(g);
   std::vector<ir::Node> casts;
   std::map<int, int64_t> converted;  // value -> bytes after
   std::vector<int> initializers;
@@ -713,7 +773,7 @@ Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
     g.value(hv).constant = h;
     initializers.push_back(hv);
     g.value(v).constant.reset();
-    ir::Node cast = make_node("Cast", name + "_cast", {hv}, {v});
+    ir::Node cast = make_node("Cast", node_name(name + "_cast"), {hv}, {v});
     cast.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
     casts.push_back(std::move(cast));
     converted[v] = static_cast<int64_t>(h.nbytes());
@@ -828,8 +888,7 @@ Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_s
   const size_t n =
       std::min<size_t>(data.samples.size(), static_cast<size_t>(std::max<int64_t>(0, num_samples)));
   if (n == 0) return Status::ok();
-  std::vector<std::vector<NamedTensor>> samples(
-      data.samples.begin(), data.samples.begin() + static_cast<std::ptrdiff_t>(n));
+  const auto& samples = data.samples;
   std::vector<std::string> ref_names, q_names;
   for (const LayerReport& l : report.layers) {
     ref_names.push_back(l.fp32_tensor);
@@ -839,21 +898,17 @@ Status compare_models(QuantizeResult& result, const Dataset& data, int64_t num_s
     ref_names.push_back(result.prepared.graph.value(v).name);
     q_names.push_back(result.prepared.graph.value(v).name);
   }
-  std::vector<std::vector<Tensor>> refs(n);
-  BRINK_RETURN_IF_ERROR(run_observing(result.prepared, ref_names, samples, num_threads,
-                                      [&](size_t s, const std::vector<Tensor>& obs) {
-                                        for (const Tensor& t : obs) refs[s].push_back(t.clone());
-                                        return Status::ok();
-                                      }));
+  // Both models run side by side, one sample at a time, so only one sample's tensors are held.
+  BRINK_ASSIGN_OR_RETURN(auto reference, Observer::create(result.prepared, ref_names, num_threads));
+  auto quantized = Observer::create(result.quantized, q_names, num_threads);
+  if (!quantized.is_ok()) return quantized.status().with_context("loading the quantized model");
   std::vector<Agreement> agree(ref_names.size());
-  Status st = run_observing(result.quantized, q_names, samples, num_threads,
-                            [&](size_t s, const std::vector<Tensor>& obs) {
-                              for (size_t k = 0; k < obs.size(); ++k)
-                                agree[k].add(refs[s][k], obs[k]);
-                              refs[s].clear();
-                              return Status::ok();
-                            });
-  if (!st.is_ok()) return st.with_context("running the quantized model");
+  for (size_t s = 0; s < n; ++s) {
+    BRINK_ASSIGN_OR_RETURN(auto refs, reference->observe(samples[s]));
+    auto obs = (*quantized)->observe(samples[s]);
+    if (!obs.is_ok()) return obs.status().with_context("running the quantized model");
+    for (size_t k = 0; k < obs->size(); ++k) agree[k].add(refs[k], (*obs)[k]);
+  }
   for (size_t k = 0; k < report.layers.size(); ++k) {
     report.layers[k].compared = true;
     report.layers[k].sqnr_db = agree[k].sqnr_db();
@@ -872,7 +927,7 @@ std::string format_report_table(const QuantizeReport& r) {
   std::snprintf(line, sizeof line, "mode %s, calibration %s, weights %s, activations %s\n",
                 r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
   out += line;
-  std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12s %12s\n", "layer", "op",
+  std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12s %12s\n", "layer", "op",
                 "precision", "SQNR dB", "cosine", "weights", "quantized");
   out += line;
   for (const LayerReport& l : r.layers) {
@@ -882,7 +937,7 @@ std::string format_report_table(const QuantizeReport& r) {
       std::snprintf(sq, sizeof sq, "%.1f", l.sqnr_db);
       std::snprintf(cs, sizeof cs, "%.5f", l.cosine);
     }
-    std::snprintf(line, sizeof line, "%-32s %-14s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
+    std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
                   l.op.c_str(), l.precision.c_str(), sq, cs,
                   static_cast<long long>(l.weight_bytes_before),
                   static_cast<long long>(l.weight_bytes_after));
