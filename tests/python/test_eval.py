@@ -95,6 +95,18 @@ def test_self_is_identical(brink, setup):
     assert c["top1_agreement"] == 100.0
 
 
+
+def test_brink_package_candidate(brink, setup):
+    pkg = str(setup["dir"] / "cand.brink")
+    proc = brink("pack", setup["cand"], "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    j = brink.json("eval", setup["cand"], pkg, "--data", setup["data"], "--json")
+    assert j["outputs"][0]["max_abs_error"] == pytest.approx(0, abs=1e-6)
+    assert j["classification"]["top1_agreement"] == 100.0
+    x, off = setup["x"], setup["offset"]
+    j = brink.json("eval", setup["ref"], pkg, "--data", setup["data"], "--json")
+    assert j["outputs"][0]["cosine_mean"] == pytest.approx(_expected(x, x + off)["cosine_mean"], rel=1e-5)
+
 def test_perturbed_matches_numpy(brink, setup):
     x, off = setup["x"], setup["offset"]
     j = brink.json("eval", setup["ref"], setup["cand"], "--data", setup["data"], "--json")
