@@ -314,7 +314,8 @@ def main() -> int:
         return 1
     print(f"{os.path.abspath(args.out_dir)}: {meta['sentences']} sentences x {meta['seq_len']} tokens; "
           f"ONNX Runtime vs PyTorch min cosine {meta['ort_vs_torch_min_cosine']:.6f}; paraphrase margins "
-          f"{meta['paraphrase_margins']}; generated in {meta['seconds']:.1f} s (export {meta['export_seconds']:.1f} s); "
+          f"{meta['paraphrase_margins']}; generated in {meta['seconds']:.1f} s "
+          f"(export {meta['export_seconds']:.1f} s); "
           f"this call {time.time() - t0:.1f} s")
     return 0
 
