@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "core/memory.h"
@@ -20,6 +21,8 @@ using qgemm_detail::QUkernel;
 namespace {
 
 constexpr size_t kMaxCachedPlans = 8;
+// Input channels per group up to which a tile's taps are copied into one row (im2col).
+constexpr int64_t kIm2colChannels = 8;  // the gather below has cases 1..8
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -62,10 +65,14 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
   k->cg4_ = (k->cg_ + 3) / 4 * 4;
   k->mg_ = p.out_channels / p.group;
   k->ks_ = p.kernel_h * p.kernel_w;
+  k->kdim_ = k->ks_ * k->cg_;
   if (k->ks_ * k->cg4_ > INT32_MAX / 64) return unsupported("qconv: the reduction is too long");
+  k->im2col_ = k->ks_ > 1 && k->cg_ <= kIm2colChannels;
   const int nr = k->uk_->nr;
   k->nblocks_ = ceil_div(k->mg_, nr);
-  k->block_bytes_ = static_cast<size_t>(k->ks_ * k->cg4_ * nr);
+  // K of the packing: per tap cg rounded up to 4, or (im2col) all taps' channels in a row.
+  const int64_t kpacked = k->im2col_ ? (k->kdim_ + 3) / 4 * 4 : k->ks_ * k->cg4_;
+  k->block_bytes_ = static_cast<size_t>(kpacked * nr);
   const size_t total = k->block_bytes_ * static_cast<size_t>(k->nblocks_ * p.group);
   const size_t bytes = std::max<size_t>(64, (total + 63) / 64 * 64);
   int8_t* data = static_cast<int8_t*>(allocate_aligned(bytes));
@@ -87,13 +94,18 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
         if (m >= mg) break;
         const int8_t* wm = w + (g * mg + m) * cg * ks;
         int32_t sum = 0;
+        int32_t prev = 0;
         for (int64_t t = 0; t < ks; ++t) {
           for (int64_t c = 0; c < cg; ++c) {
             const int8_t v = wm[c * ks + t];
-            dst[t * cg4 * nr + (c / 4) * nr * 4 + j * 4 + c % 4] = v;
+            // Position along the packed K: per tap padded to 4, or im2col's t * cg + c.
+            const int64_t kk = k->im2col_ ? t * cg + c : t * cg4 + c;
+            dst[(kk / 4) * nr * 4 + j * 4 + kk % 4] = v;
             sum += v;
-            if (c % 2 == 1 && qgemm_detail::pair_could_saturate(wm[(c - 1) * ks + t], v))
-              exact = true;
+            // vpmaddubsw pairs K positions (2i, 2i + 1): an odd position's partner is the
+            // weight just before it (padding only follows an odd count, at even positions).
+            if (kk % 2 == 1 && qgemm_detail::pair_could_saturate(prev, v)) exact = true;
+            prev = v;
           }
         }
         const uint32_t b = bias != nullptr ? static_cast<uint32_t>(bias[g * mg + m]) : 0;
@@ -233,6 +245,10 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
     // pointers, [tap][rows]. Both grow to the largest a thread has seen, then stay.
     thread_local std::vector<float> scale_buffer;
     thread_local std::vector<const uint8_t*> rows_buffer;
+    thread_local std::vector<uint8_t> im2col_buffer;
+    const int64_t row_bytes = (kdim_ + 3) / 4 * 4;
+    if (im2col_ && im2col_buffer.size() < static_cast<size_t>(mr * row_bytes))
+      im2col_buffer.resize(static_cast<size_t>(mr * row_bytes));
     const size_t nscale = static_cast<size_t>((b_end - b_begin) * nr);
     if (scale_buffer.size() < nscale) scale_buffer.resize(nscale);
     if (rows_buffer.size() < static_cast<size_t>(ks_ * mr))
@@ -248,8 +264,8 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
 
     QTileArgs args;
     args.a = a;
-    args.ks = pl.direct ? 1 : static_cast<size_t>(ks_);
-    args.kc = static_cast<size_t>(cg_);
+    args.ks = pl.direct || im2col_ ? 1 : static_cast<size_t>(ks_);
+    args.kc = static_cast<size_t>(im2col_ ? kdim_ : cg_);
     args.y_stride = static_cast<size_t>(m_out);
     args.f32 = f32;
     args.zp = out.zero_point;
@@ -260,6 +276,43 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
       const int64_t rows = std::min(mr, pl.pixels - p0);
       if (pl.direct) {
         for (int64_t i = 0; i < rows; ++i) a[i] = xg + (p0 + i) * c_in;
+      } else if (im2col_) {
+        // Row i: the cg channels of every tap of pixel p0 + i, one after the other, copied
+        // with a fixed size (inlined moves, not a memcpy call per 3 bytes).
+        const int32_t* o = pl.offsets.data() + t * ks_ * mr;
+        uint8_t* buf = im2col_buffer.data();
+        auto gather = [&]<int64_t C>(std::integral_constant<int64_t, C>) {
+          for (int64_t tap = 0; tap < ks_; ++tap, o += mr)
+            for (int64_t i = 0; i < rows; ++i)
+              std::memcpy(buf + i * row_bytes + tap * C, o[i] >= 0 ? xg + o[i] : zero, C);
+        };
+        switch (cg_) {
+          case 1:
+            gather(std::integral_constant<int64_t, 1>());
+            break;
+          case 2:
+            gather(std::integral_constant<int64_t, 2>());
+            break;
+          case 3:
+            gather(std::integral_constant<int64_t, 3>());
+            break;
+          case 4:
+            gather(std::integral_constant<int64_t, 4>());
+            break;
+          case 5:
+            gather(std::integral_constant<int64_t, 5>());
+            break;
+          case 6:
+            gather(std::integral_constant<int64_t, 6>());
+            break;
+          case 7:
+            gather(std::integral_constant<int64_t, 7>());
+            break;
+          default:
+            gather(std::integral_constant<int64_t, 8>());
+            break;
+        }
+        for (int64_t i = 0; i < rows; ++i) a[i] = buf + i * row_bytes;
       } else {
         const int32_t* o = pl.offsets.data() + t * ks_ * mr;
         for (int64_t tap = 0; tap < ks_; ++tap, o += mr)
