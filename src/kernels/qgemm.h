@@ -128,11 +128,13 @@ class PackedQB {
 };
 
 // b: k x n with row stride ldb, or with b_transposed n x k (a Linear/Gemm [out,in] weight).
-// An unsupported `isa` packs for the portable kernel (isa() says which).
+// An unsupported `isa` packs for the portable kernel (isa() says which); a negative k or n
+// gives an empty PackedQB.
 PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa);
 
-// y (m x n, row stride ldy) from a (m x k u8, row stride lda). bias: n int32 or nullptr.
-// Splits the work over `pool` (nullptr: the calling thread).
+// y (m x n, row stride ldy) from a (m x k u8, row stride lda). bias: n int32 or nullptr;
+// out.scale must hold n floats (per_channel) or one. y must not overlap a. Nothing happens for
+// an empty b or m <= 0. Splits the work over `pool` (nullptr: the calling thread).
 void qgemm_u8(int64_t m, const uint8_t* a, int64_t lda, uint8_t a_zero, const PackedQB& b,
               const int32_t* bias, const QuantOutput& out, uint8_t* y, int64_t ldy,
               ThreadPool* pool);
