@@ -246,7 +246,10 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
     thread_local std::vector<float> scale_buffer;
     thread_local std::vector<const uint8_t*> rows_buffer;
     thread_local std::vector<uint8_t> im2col_buffer;
-    const int64_t row_bytes = (kdim_ + 3) / 4 * 4;
+    // One byte of slack past K: the 3-channel gather below copies 4 bytes per tap.
+    const int64_t row_bytes = (kdim_ + 4) / 4 * 4;
+    // Bytes of x readable from xg on (a 4-byte copy must stay inside x).
+    const int64_t x_left = (batch - n) * in_image - g * cg_;
     if (im2col_ && im2col_buffer.size() < static_cast<size_t>(mr * row_bytes))
       im2col_buffer.resize(static_cast<size_t>(mr * row_bytes));
     const size_t nscale = static_cast<size_t>((b_end - b_begin) * nr);
@@ -284,7 +287,19 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
         auto gather = [&]<int64_t C>(std::integral_constant<int64_t, C>) {
           for (int64_t tap = 0; tap < ks_; ++tap, o += mr)
             for (int64_t i = 0; i < rows; ++i)
-              std::memcpy(buf + i * row_bytes + tap * C, o[i] >= 0 ? xg + o[i] : zero, C);
+              if constexpr (C == 3) {
+                // 4 bytes (one move) where x (or the x_zero row) has them: the 4th lands
+                // where the next tap goes, or in the row's slack after the last.
+                uint8_t* dst = buf + i * row_bytes + tap * 3;
+                if (o[i] < 0)
+                  std::memcpy(dst, zero, 4);
+                else if (o[i] + 4 <= x_left)
+                  std::memcpy(dst, xg + o[i], 4);
+                else
+                  std::memcpy(dst, xg + o[i], 3);
+              } else {
+                std::memcpy(buf + i * row_bytes + tap * C, o[i] >= 0 ? xg + o[i] : zero, C);
+              }
         };
         switch (cg_) {
           case 1:
