@@ -284,22 +284,44 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
         // with a fixed size (inlined moves, not a memcpy call per 3 bytes).
         const int32_t* o = pl.offsets.data() + t * ks_ * mr;
         uint8_t* buf = im2col_buffer.data();
-        auto gather = [&]<int64_t C>(std::integral_constant<int64_t, C>) {
-          for (int64_t tap = 0; tap < ks_; ++tap, o += mr)
-            for (int64_t i = 0; i < rows; ++i)
-              if constexpr (C == 3) {
-                // 4 bytes (one move) where x (or the x_zero row) has them: the 4th lands
-                // where the next tap goes, or in the row's slack after the last.
-                uint8_t* dst = buf + i * row_bytes + tap * 3;
-                if (o[i] < 0)
-                  std::memcpy(dst, zero, 4);
-                else if (o[i] + 4 <= x_left)
-                  std::memcpy(dst, xg + o[i], 4);
-                else
-                  std::memcpy(dst, xg + o[i], 3);
-              } else {
-                std::memcpy(buf + i * row_bytes + tap * C, o[i] >= 0 ? xg + o[i] : zero, C);
+        // One tap (C bytes, or 4 for C = 3 where x has the 4th byte: the extra byte lands
+        // where the next tap goes, or in the row's slack after the last).
+        auto copy_tap = [&]<int64_t C>(std::integral_constant<int64_t, C>, uint8_t* dst,
+                                       int32_t off) {
+          if constexpr (C == 3) {
+            if (off < 0)
+              std::memcpy(dst, zero, 4);
+            else if (off + 4 <= x_left)
+              std::memcpy(dst, xg + off, 4);
+            else
+              std::memcpy(dst, xg + off, 3);
+          } else {
+            std::memcpy(dst, off >= 0 ? xg + off : zero, C);
+          }
+        };
+        auto gather = [&]<int64_t C>(std::integral_constant<int64_t, C> tag) {
+          const int64_t kw = p_.kernel_w, run = kw * C;
+          // A kernel row whose kw taps are all inside x reads kw * C contiguous bytes (with
+          // dilation 1): one copy (two overlapping 16-byte moves for 16..32 bytes).
+          const bool merge = p_.dilation_w == 1 && kw > 1;
+          for (int64_t ky = 0; ky < p_.kernel_h; ++ky) {
+            const int32_t* ok = o + ky * kw * mr;
+            for (int64_t i = 0; i < rows; ++i) {
+              uint8_t* dst = buf + i * row_bytes + ky * run;
+              const int32_t first = ok[i], last = ok[(kw - 1) * mr + i];
+              if (merge && first >= 0 && last >= 0 && last - first == (kw - 1) * C) {
+                const uint8_t* src = xg + first;
+                if (run >= 16 && run <= 32) {
+                  std::memcpy(dst, src, 16);
+                  std::memcpy(dst + run - 16, src + run - 16, 16);
+                } else {
+                  std::memcpy(dst, src, static_cast<size_t>(run));
+                }
+                continue;
               }
+              for (int64_t kx = 0; kx < kw; ++kx) copy_tap(tag, dst + kx * C, ok[kx * mr + i]);
+            }
+          }
         };
         switch (cg_) {
           case 1:

@@ -20,7 +20,8 @@
 // With few input channels per group (a network's first layer: C = 3; depthwise) a tap is too
 // little work per row pointer (and would be padded from 3 to 4): the kernel then runs with one
 // "tap" of K = kh*kw*C bytes per pixel, which each tile copies from the input (im2col of
-// MR pixels, a few hundred bytes, reused by all blocks of output channels).
+// MR pixels, a few hundred bytes, reused by all blocks of output channels; a kernel row
+// inside the image is one copy of kw*C contiguous bytes, with group 1 and dilation 1).
 //
 // Limits: each image (H*W*C bytes) must be addressable with 32-bit offsets.
 #pragma once
