@@ -13,8 +13,8 @@
 //   AVX-512 VNNI  8x32 vpdpbusd, A broadcast 4 bytes a row
 //   AVX-512BW     8x32 vpmaddubsw + vpmaddwd, or the exact int16 path (below)
 //   AVX2          4x16 the same with ymm
-//   NEON          4x8  widening multiply-accumulate on a^0x80     (aarch64 builds only)
-//   NEON dotprod  8x16 sdot on a^0x80, + 128 * colsum               (aarch64 builds only)
+//   NEON          4x8  widening multiply-accumulate on a^0x80        (aarch64 builds only)
+//   NEON dotprod  4x16 sdot by lane on a^0x80, + 128 * colsum        (aarch64 builds only)
 //   portable      4x8  plain C++, exact
 // vpmaddubsw adds two u8*s8 products into int16 with saturation (255*127*2 > 32767). pack_qb
 // checks every pair (b[2i][n], b[2i+1][n]): when |b0| + |b1| <= 128 nothing can saturate
