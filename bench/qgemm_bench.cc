@@ -5,6 +5,9 @@
 //   qgemm_bench [--qisa avx512vnni,avx512,avx2,portable|all] [--threads 1] [--shape MxNxK ...]
 //               [--min-time 0.3] [--exact]
 //
+// Then the same for QConvNhwcU8 against ConvNhwcF32 on ResNet-50's convolutions (--no-conv
+// skips them).
+//
 // --exact packs weights whose pairs saturate vpmaddubsw (the x86 non-VNNI exact path).
 // Times are medians of per-call times after a warm-up; best is the fastest call.
 #include <algorithm>
@@ -18,7 +21,9 @@
 #include "bench_util.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/qconv.h"
 #include "kernels/qgemm.h"
 
 namespace {
@@ -38,6 +43,20 @@ const BenchShape kDefaultShapes[] = {
     {196, 256, 2304, "ResNet-50 3x3 conv4_x, 14x14"},
     {196, 1024, 256, "ResNet-50 1x1 expand, 14x14"},
     {49, 512, 4608, "ResNet-50 3x3 conv5_x, 7x7"},
+};
+
+struct ConvShape {
+  int64_t c, m, k, stride, pad, in;
+  const char* what;
+};
+
+const ConvShape kConvShapes[] = {
+    {3, 64, 7, 2, 3, 224, "ResNet-50 conv1 7x7/2"},
+    {64, 64, 3, 1, 1, 56, "ResNet-50 conv2_x 3x3"},
+    {64, 256, 1, 1, 0, 56, "ResNet-50 conv2_x 1x1 expand"},
+    {128, 128, 3, 1, 1, 28, "ResNet-50 conv3_x 3x3"},
+    {256, 256, 3, 1, 1, 14, "ResNet-50 conv4_x 3x3"},
+    {512, 512, 3, 1, 1, 7, "ResNet-50 conv5_x 3x3"},
 };
 
 template <typename Fn>
@@ -65,6 +84,7 @@ int main(int argc, char** argv) {
   std::vector<BenchShape> shapes;
   double min_time = 0.3;
   bool exact = false;
+  bool conv = true;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -104,6 +124,8 @@ int main(int argc, char** argv) {
           {std::atoll(d[0].c_str()), std::atoll(d[1].c_str()), std::atoll(d[2].c_str()), "custom"});
     } else if (arg == "--min-time") {
       min_time = std::atof(next().c_str());
+    } else if (arg == "--no-conv") {
+      conv = false;
     } else if (arg == "--exact") {
       exact = true;
     } else {
@@ -152,6 +174,56 @@ int main(int argc, char** argv) {
                     static_cast<long long>(s.k), qisa_name(q), t, ops / med * 1e-9,
                     ops / best * 1e-9, ops / fmed * 1e-9, fmed / med, s.what,
                     qb.exact() ? " (exact path)" : "");
+      }
+    }
+  }
+  if (!conv) return 0;
+  std::printf("\n%-4s %-4s %-3s %-4s %-11s %3s %9s %9s %9s %7s  %s\n", "C", "M", "k", "in", "qisa",
+              "thr", "int8_GOPS", "best", "fp32_GF/s", "speedup", "conv");
+  for (const ConvShape& cs : kConvShapes) {
+    Conv2dParams p;
+    p.in_channels = cs.c;
+    p.out_channels = cs.m;
+    p.kernel_h = p.kernel_w = cs.k;
+    p.stride_h = p.stride_w = cs.stride;
+    Conv2dSpatial sp;
+    sp.in_h = sp.in_w = cs.in;
+    sp.pad_top = sp.pad_left = cs.pad;
+    sp.out_h = sp.out_w = (cs.in + 2 * cs.pad - cs.k) / cs.stride + 1;
+    const size_t wn = static_cast<size_t>(cs.m * cs.c * cs.k * cs.k);
+    std::vector<int8_t> w(wn);
+    std::vector<float> wf(wn), bf(static_cast<size_t>(cs.m), 0.5f);
+    for (size_t i = 0; i < wn; ++i)
+      wf[i] = w[i] = static_cast<int8_t>(static_cast<int>(rng() % 129) - 64);
+    std::vector<int32_t> bias(static_cast<size_t>(cs.m), 3);
+    std::vector<float> scale(static_cast<size_t>(cs.m), 1e-4f);
+    const size_t xn = static_cast<size_t>(cs.in * cs.in * cs.c);
+    std::vector<uint8_t> x(xn);
+    std::vector<float> xf(xn);
+    for (size_t i = 0; i < xn; ++i) xf[i] = x[i] = static_cast<uint8_t>(rng() % 256);
+    const size_t yn = static_cast<size_t>(sp.out_h * sp.out_w * cs.m);
+    std::vector<uint8_t> y(yn);
+    std::vector<float> yf(yn);
+    QuantOutput out;
+    out.scale = scale.data();
+    const double ops = 2.0 * static_cast<double>(yn) * static_cast<double>(cs.c * cs.k * cs.k);
+    auto fconv = ConvNhwcF32::create(p, wf.data(), bf.data(), best_isa());
+    if (!fconv.is_ok() || !(*fconv)->prepare(sp).is_ok()) return 1;
+    for (int t : threads) {
+      ThreadPool pool(t);
+      double fmed = 0, fbest = 0;
+      time_it([&] { (void)(*fconv)->run(xf.data(), nullptr, yf.data(), 1, sp, &pool); }, min_time,
+              &fmed, &fbest);
+      for (QIsa q : qisas) {
+        auto qconv = QConvNhwcU8::create(p, w.data(), bias.data(), 128, q);
+        if (!qconv.is_ok() || !(*qconv)->prepare(sp).is_ok()) return 1;
+        double med = 0, best = 0;
+        time_it([&] { (void)(*qconv)->run_u8(x.data(), out, y.data(), 1, sp, &pool); }, min_time,
+                &med, &best);
+        std::printf("%-4lld %-4lld %-3lld %-4lld %-11s %3d %9.1f %9.1f %9.1f %6.2fx  %s\n",
+                    static_cast<long long>(cs.c), static_cast<long long>(cs.m),
+                    static_cast<long long>(cs.k), static_cast<long long>(cs.in), qisa_name(q), t,
+                    ops / med * 1e-9, ops / best * 1e-9, ops / fmed * 1e-9, fmed / med, cs.what);
       }
     }
   }

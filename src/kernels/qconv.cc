@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "core/memory.h"
@@ -20,6 +21,8 @@ using qgemm_detail::QUkernel;
 namespace {
 
 constexpr size_t kMaxCachedPlans = 8;
+// Input channels per group up to which a tile's taps are copied into one row (im2col).
+constexpr int64_t kIm2colChannels = 8;  // the gather below has cases 1..8
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -62,10 +65,14 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
   k->cg4_ = (k->cg_ + 3) / 4 * 4;
   k->mg_ = p.out_channels / p.group;
   k->ks_ = p.kernel_h * p.kernel_w;
+  k->kdim_ = k->ks_ * k->cg_;
   if (k->ks_ * k->cg4_ > INT32_MAX / 64) return unsupported("qconv: the reduction is too long");
+  k->im2col_ = k->ks_ > 1 && k->cg_ <= kIm2colChannels;
   const int nr = k->uk_->nr;
   k->nblocks_ = ceil_div(k->mg_, nr);
-  k->block_bytes_ = static_cast<size_t>(k->ks_ * k->cg4_ * nr);
+  // K of the packing: per tap cg rounded up to 4, or (im2col) all taps' channels in a row.
+  const int64_t kpacked = k->im2col_ ? (k->kdim_ + 3) / 4 * 4 : k->ks_ * k->cg4_;
+  k->block_bytes_ = static_cast<size_t>(kpacked * nr);
   const size_t total = k->block_bytes_ * static_cast<size_t>(k->nblocks_ * p.group);
   const size_t bytes = std::max<size_t>(64, (total + 63) / 64 * 64);
   int8_t* data = static_cast<int8_t*>(allocate_aligned(bytes));
@@ -87,13 +94,18 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
         if (m >= mg) break;
         const int8_t* wm = w + (g * mg + m) * cg * ks;
         int32_t sum = 0;
+        int32_t prev = 0;
         for (int64_t t = 0; t < ks; ++t) {
           for (int64_t c = 0; c < cg; ++c) {
             const int8_t v = wm[c * ks + t];
-            dst[t * cg4 * nr + (c / 4) * nr * 4 + j * 4 + c % 4] = v;
+            // Position along the packed K: per tap padded to 4, or im2col's t * cg + c.
+            const int64_t kk = k->im2col_ ? t * cg + c : t * cg4 + c;
+            dst[(kk / 4) * nr * 4 + j * 4 + kk % 4] = v;
             sum += v;
-            if (c % 2 == 1 && qgemm_detail::pair_could_saturate(wm[(c - 1) * ks + t], v))
-              exact = true;
+            // vpmaddubsw pairs K positions (2i, 2i + 1): an odd position's partner is the
+            // weight just before it (padding only follows an odd count, at even positions).
+            if (kk % 2 == 1 && qgemm_detail::pair_could_saturate(prev, v)) exact = true;
+            prev = v;
           }
         }
         const uint32_t b = bias != nullptr ? static_cast<uint32_t>(bias[g * mg + m]) : 0;
@@ -233,6 +245,13 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
     // pointers, [tap][rows]. Both grow to the largest a thread has seen, then stay.
     thread_local std::vector<float> scale_buffer;
     thread_local std::vector<const uint8_t*> rows_buffer;
+    thread_local std::vector<uint8_t> im2col_buffer;
+    // One byte of slack past K: the 3-channel gather below copies 4 bytes per tap.
+    const int64_t row_bytes = (kdim_ + 4) / 4 * 4;
+    // Bytes of x readable from xg on (a 4-byte copy must stay inside x).
+    const int64_t x_left = (batch - n) * in_image - g * cg_;
+    if (im2col_ && im2col_buffer.size() < static_cast<size_t>(mr * row_bytes))
+      im2col_buffer.resize(static_cast<size_t>(mr * row_bytes));
     const size_t nscale = static_cast<size_t>((b_end - b_begin) * nr);
     if (scale_buffer.size() < nscale) scale_buffer.resize(nscale);
     if (rows_buffer.size() < static_cast<size_t>(ks_ * mr))
@@ -248,8 +267,8 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
 
     QTileArgs args;
     args.a = a;
-    args.ks = pl.direct ? 1 : static_cast<size_t>(ks_);
-    args.kc = static_cast<size_t>(cg_);
+    args.ks = pl.direct || im2col_ ? 1 : static_cast<size_t>(ks_);
+    args.kc = static_cast<size_t>(im2col_ ? kdim_ : cg_);
     args.y_stride = static_cast<size_t>(m_out);
     args.f32 = f32;
     args.zp = out.zero_point;
@@ -260,6 +279,77 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
       const int64_t rows = std::min(mr, pl.pixels - p0);
       if (pl.direct) {
         for (int64_t i = 0; i < rows; ++i) a[i] = xg + (p0 + i) * c_in;
+      } else if (im2col_) {
+        // Row i: the cg channels of every tap of pixel p0 + i, one after the other, copied
+        // with a fixed size (inlined moves, not a memcpy call per 3 bytes).
+        const int32_t* o = pl.offsets.data() + t * ks_ * mr;
+        uint8_t* buf = im2col_buffer.data();
+        // One tap (C bytes, or 4 for C = 3 where x has the 4th byte: the extra byte lands
+        // where the next tap goes, or in the row's slack after the last).
+        auto copy_tap = [&]<int64_t C>(std::integral_constant<int64_t, C>, uint8_t* dst,
+                                       int32_t off) {
+          if constexpr (C == 3) {
+            if (off < 0)
+              std::memcpy(dst, zero, 4);
+            else if (off + 4 <= x_left)
+              std::memcpy(dst, xg + off, 4);
+            else
+              std::memcpy(dst, xg + off, 3);
+          } else {
+            std::memcpy(dst, off >= 0 ? xg + off : zero, C);
+          }
+        };
+        auto gather = [&]<int64_t C>(std::integral_constant<int64_t, C> tag) {
+          const int64_t kw = p_.kernel_w, run = kw * C;
+          // A kernel row whose kw taps are all inside x reads kw * C contiguous bytes (with
+          // dilation 1): one copy (two overlapping 16-byte moves for 16..32 bytes).
+          const bool merge = p_.dilation_w == 1 && kw > 1;
+          for (int64_t ky = 0; ky < p_.kernel_h; ++ky) {
+            const int32_t* ok = o + ky * kw * mr;
+            for (int64_t i = 0; i < rows; ++i) {
+              uint8_t* dst = buf + i * row_bytes + ky * run;
+              const int32_t first = ok[i], last = ok[(kw - 1) * mr + i];
+              if (merge && first >= 0 && last >= 0 && last - first == (kw - 1) * C) {
+                const uint8_t* src = xg + first;
+                if (run >= 16 && run <= 32) {
+                  std::memcpy(dst, src, 16);
+                  std::memcpy(dst + run - 16, src + run - 16, 16);
+                } else {
+                  std::memcpy(dst, src, static_cast<size_t>(run));
+                }
+                continue;
+              }
+              for (int64_t kx = 0; kx < kw; ++kx) copy_tap(tag, dst + kx * C, ok[kx * mr + i]);
+            }
+          }
+        };
+        switch (cg_) {
+          case 1:
+            gather(std::integral_constant<int64_t, 1>());
+            break;
+          case 2:
+            gather(std::integral_constant<int64_t, 2>());
+            break;
+          case 3:
+            gather(std::integral_constant<int64_t, 3>());
+            break;
+          case 4:
+            gather(std::integral_constant<int64_t, 4>());
+            break;
+          case 5:
+            gather(std::integral_constant<int64_t, 5>());
+            break;
+          case 6:
+            gather(std::integral_constant<int64_t, 6>());
+            break;
+          case 7:
+            gather(std::integral_constant<int64_t, 7>());
+            break;
+          default:
+            gather(std::integral_constant<int64_t, 8>());
+            break;
+        }
+        for (int64_t i = 0; i < rows; ++i) a[i] = buf + i * row_bytes;
       } else {
         const int32_t* o = pl.offsets.data() + t * ks_ * mr;
         for (int64_t tap = 0; tap < ks_; ++tap, o += mr)

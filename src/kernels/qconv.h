@@ -17,8 +17,13 @@
 // work too but waste most of each vector (they belong to a depthwise kernel). Input sizes
 // other than the prepared one get their own table, built on first use and cached.
 //
-// Limits: each image (H*W*C bytes) must be addressable with 32-bit offsets; the few input
-// channels of a network's first layer (C = 3) are padded to 4 per tap (no row merging yet).
+// With few input channels per group (a network's first layer: C = 3; depthwise) a tap is too
+// little work per row pointer (and would be padded from 3 to 4): the kernel then runs with one
+// "tap" of K = kh*kw*C bytes per pixel, which each tile copies from the input (im2col of
+// MR pixels, a few hundred bytes, reused by all blocks of output channels; a kernel row
+// inside the image is one copy of kw*C contiguous bytes, with group 1 and dilation 1).
+//
+// Limits: each image (H*W*C bytes) must be addressable with 32-bit offsets.
 #pragma once
 
 #include <cstddef>
@@ -78,11 +83,15 @@ class QConvNhwcU8 {
   QIsa isa_ = QIsa::kPortable;
   const qgemm_detail::QUkernel* uk_ = nullptr;
   uint8_t x_zero_ = 0;
-  int64_t cg_ = 0, cg4_ = 0, mg_ = 0, ks_ = 0;
-  int64_t nblocks_ = 0;             // blocks of NR output channels per group
-  size_t block_bytes_ = 0;          // packed bytes per block: ks * cg4 * NR
-  bool exact_ = false;              // some weight pair could saturate vpmaddubsw
-  std::shared_ptr<int8_t> packed_;  // [group][block][tap][cg4 / 4][NR][4]
+  int64_t cg_ = 0, cg4_ = 0, mg_ = 0, ks_ = 0;  // cg4_: K bytes per tap in the packing
+  int64_t nblocks_ = 0;                         // blocks of NR output channels per group
+  size_t block_bytes_ = 0;                      // packed bytes per block: ks * cg4 * NR
+  bool exact_ = false;                          // some weight pair could saturate vpmaddubsw
+  // Few input channels (a first layer's 3): the taps of a pixel are copied per tile into one
+  // row of kdim_ = ks * cg bytes (im2col of one tile), K = kdim_ padded to 4 once.
+  bool im2col_ = false;
+  int64_t kdim_ = 0;
+  std::shared_ptr<int8_t> packed_;  // [group][block][tap][cg4 / 4][NR][4] (im2col: one tap)
   std::vector<int32_t> offset_;     // [group][block][NR]: bias - (x_zero - a_bias) * colsum
   std::vector<uint8_t> zero_row_;   // cg4 + 64 bytes of x_zero
   std::shared_ptr<const Plan> prepared_;

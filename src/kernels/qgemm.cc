@@ -338,6 +338,7 @@ void qgemm_detail::pack_panel(const int8_t* b, int64_t k, int64_t n, int64_t ldb
 
 PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa) {
   PackedQB p;
+  if (k < 0 || n < 0) return p;  // empty: qgemm does nothing with it
   p.isa_ = qgemm_detail::effective_qisa(isa);
   const QUkernel* uk = qgemm_detail::qukernel_for(p.isa_);
   p.nr_ = uk->nr;

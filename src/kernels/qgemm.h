@@ -13,8 +13,8 @@
 //   AVX-512 VNNI  8x32 vpdpbusd, A broadcast 4 bytes a row
 //   AVX-512BW     8x32 vpmaddubsw + vpmaddwd, or the exact int16 path (below)
 //   AVX2          4x16 the same with ymm
-//   NEON          4x8  widening multiply-accumulate on a^0x80     (aarch64 builds only)
-//   NEON dotprod  8x16 sdot on a^0x80, + 128 * colsum               (aarch64 builds only)
+//   NEON          4x8  widening multiply-accumulate on a^0x80        (aarch64 builds only)
+//   NEON dotprod  4x16 sdot by lane on a^0x80, + 128 * colsum        (aarch64 builds only)
 //   portable      4x8  plain C++, exact
 // vpmaddubsw adds two u8*s8 products into int16 with saturation (255*127*2 > 32767). pack_qb
 // checks every pair (b[2i][n], b[2i+1][n]): when |b0| + |b1| <= 128 nothing can saturate
@@ -128,11 +128,13 @@ class PackedQB {
 };
 
 // b: k x n with row stride ldb, or with b_transposed n x k (a Linear/Gemm [out,in] weight).
-// An unsupported `isa` packs for the portable kernel (isa() says which).
+// An unsupported `isa` packs for the portable kernel (isa() says which); a negative k or n
+// gives an empty PackedQB.
 PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa);
 
-// y (m x n, row stride ldy) from a (m x k u8, row stride lda). bias: n int32 or nullptr.
-// Splits the work over `pool` (nullptr: the calling thread).
+// y (m x n, row stride ldy) from a (m x k u8, row stride lda). bias: n int32 or nullptr;
+// out.scale must hold n floats (per_channel) or one. y must not overlap a. Nothing happens for
+// an empty b or m <= 0. Splits the work over `pool` (nullptr: the calling thread).
 void qgemm_u8(int64_t m, const uint8_t* a, int64_t lda, uint8_t a_zero, const PackedQB& b,
               const int32_t* bias, const QuantOutput& out, uint8_t* y, int64_t ldy,
               ThreadPool* pool);

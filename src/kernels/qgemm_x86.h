@@ -4,11 +4,13 @@
 //
 // A traits class V provides:
 //   I                       the int vector type; kLanes int32 lanes (= columns) per vector
-//   zero(), load(w)         an aligned load of kLanes columns x 4 k of the packed panel
+//   load(w)                 an aligned load of kLanes columns x 4 k of the packed panel
+//   load_offset(offset)     the accumulators' start: kLanes int32 of the driver's offset
 //   A prep_a(uint32_t v)    4 bytes of one row of A (k = 4g..4g+3), made ready for dot
 //   B prep_b(I w)           one vector of the panel, made ready for dot
 //   I dot(acc, A, B)        acc[c] += sum_{q<4} a[q] * w[c][q], exact
 //   finish(acc, offset, scale, p, row, col, valid)   the epilogue of one vector of one row
+//                           (offset is already in acc)
 // The kernel holds MR x NV accumulators across all taps and all of K; the panel's NR is
 // NV * kLanes. See qgemm_ukernel.h for the contract.
 #pragma once
@@ -29,13 +31,12 @@ namespace brink::kernels::qgemm_detail {
 struct Zmm {
   using I = __m512i;
   static constexpr int kLanes = 16;
-  static I zero() { return _mm512_setzero_si512(); }
   static I load(const int8_t* w) { return _mm512_load_si512(w); }
+  static I load_offset(const int32_t* offset) { return _mm512_loadu_si512(offset); }
   static void finish(I acc, const int32_t* offset, const float* scale, const QTileArgs& p, int row,
                      int col, int valid) {
     const __mmask16 m = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-    const I v = _mm512_add_epi32(acc, _mm512_loadu_si512(offset));
-    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(scale));
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
     const size_t at = static_cast<size_t>(row) * p.y_stride + static_cast<size_t>(col);
     if (p.f32) {
       _mm512_mask_storeu_ps(static_cast<float*>(p.y) + at, m, f);
@@ -87,12 +88,13 @@ struct ZmmExact : Zmm {
 struct Ymm {
   using I = __m256i;
   static constexpr int kLanes = 8;
-  static I zero() { return _mm256_setzero_si256(); }
   static I load(const int8_t* w) { return _mm256_load_si256(reinterpret_cast<const I*>(w)); }
+  static I load_offset(const int32_t* offset) {
+    return _mm256_loadu_si256(reinterpret_cast<const I*>(offset));
+  }
   static void finish(I acc, const int32_t* offset, const float* scale, const QTileArgs& p, int row,
                      int col, int valid) {
-    const I v = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const I*>(offset)));
-    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale));
+    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(scale));
     const size_t at = static_cast<size_t>(row) * p.y_stride + static_cast<size_t>(col);
     if (p.f32) {
       float* y = static_cast<float*>(p.y) + at;
@@ -165,7 +167,7 @@ void qtile_x86(const QTileArgs& p) {
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::load_offset(p.offset + j * L);
   const int8_t* w = p.w;
   const size_t groups = p.kc / 4, rem = p.kc % 4;
   const uint8_t* const* ap = p.a;

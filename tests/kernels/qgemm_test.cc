@@ -288,6 +288,8 @@ TEST(QGemm, EmptyAndZeroK) {
     check(c, isa, nullptr);
     const PackedQB packed = pack_qb(nullptr, 4, 0, 0, false, isa);
     qgemm_u8(3, nullptr, 4, 0, packed, nullptr, QuantOutput{}, nullptr, 0, nullptr);
+    EXPECT_TRUE(pack_qb(nullptr, -1, 3, 3, false, isa).empty());
+    EXPECT_TRUE(PackedQB().empty());
   }
 }
 
