@@ -7,6 +7,7 @@ Writes, under models/ (or --out-dir):
   digits_cnn.onnx   ONNX opset 13; input "image" float32 [batch,1,8,8] with pixels in [0,1],
                     output "logits" float32 [batch,10]; "batch" is a symbolic dim
   digits_test.npz   the held-out test split: "image" float32 [N,1,8,8], "label" int64 [N]
+  digits_calib.npz  256 training images ("image"), for INT8 calibration (brink quantize --calib)
   digits_cnn.md     model card: data, split, architecture, test accuracy (by ONNX Runtime)
 Takes a few seconds on one core.
 """
@@ -150,6 +151,15 @@ ONNX Runtime's.
         f.write(text)
 
 
+CALIBRATION_SAMPLES = 256
+
+
+def write_calibration(out_dir: str, x_train: np.ndarray) -> None:
+    """digits_calib.npz: the first CALIBRATION_SAMPLES training images, what `brink quantize
+    --calib` calibrates the default model's INT8 version on (never the test split)."""
+    np.savez_compressed(os.path.join(out_dir, "digits_calib.npz"), image=x_train[:CALIBRATION_SAMPLES])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "models"))
@@ -168,6 +178,7 @@ def main() -> int:
     export(model, onnx_path)
     ort_acc, _ = ort_accuracy(onnx_path, x_test, y_test)
     np.savez_compressed(os.path.join(args.out_dir, "digits_test.npz"), image=x_test, label=y_test)
+    write_calibration(args.out_dir, x_train)
 
     import onnx
     m = onnx.load(onnx_path)

@@ -33,5 +33,6 @@ void register_fused_matmul_ops(OpRegistry& r);  // fused_matmul.cc: brink.MatMul
 void register_fused_transformer_ops(
     OpRegistry& r);  // fused_transformer.cc: brink.LayerNormalization, Gelu, Attention
 void register_fused_pool_ops(OpRegistry& r);  // fused_pool.cc: brink.MaxPool, AveragePool, Global*
+void register_fused_quantized_ops(OpRegistry& r);  // fused_quantized.cc: brink.QConv, QAdd
 
 }  // namespace brink::ops

@@ -25,6 +25,7 @@ OpRegistry build_registry() {
   register_fused_matmul_ops(r);
   register_fused_transformer_ops(r);
   register_fused_pool_ops(r);
+  register_fused_quantized_ops(r);
   return r;
 }
 std::string normalise_domain(const std::string& d) {

@@ -19,6 +19,9 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/elementwise.h"
+#include "kernels/qelementwise.h"
+#include "kernels/qgemm.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -511,11 +514,26 @@ OpDef quantize_linear(int since, int max) {
     const int64_t block = c.opset >= 21 ? c.node.attr_int("block_size", 0) : 0;
     const int64_t opset = c.opset;
     const std::string where = c.node.describe();
+    const bool fast = kernels::fast_kernels_enabled();
+    const Isa isa = c.isa;
     return make_kernel([=](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       const Tensor& scale = ctx.input(1);
       const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
       Tensor& y = ctx.output(0);
+      // Per tensor, float32 to 8 bits: the vectorized kernel (same formula).
+      if (fast && x.dtype() == DataType::kFloat32 && scale.dtype() == DataType::kFloat32 &&
+          scale.numel() == 1 && (zp == nullptr || zp->numel() == 1) && block == 0 &&
+          (y.dtype() == DataType::kUInt8 || y.dtype() == DataType::kInt8)) {
+        const int32_t z = zp ? static_cast<int32_t>(zp->element_as_int64(0)) : 0;
+        if (y.dtype() == DataType::kUInt8)
+          kernels::quantize_f32_u8(x.data<float>(), x.numel(), scale.data<float>()[0], z,
+                                   y.data<uint8_t>(), ctx.thread_pool(), isa);
+        else
+          kernels::quantize_f32_s8(x.data<float>(), x.numel(), scale.data<float>()[0], z,
+                                   y.data<int8_t>(), ctx.thread_pool(), isa);
+        return Status::ok();
+      }
       Shape zps = zp ? zp->shape() : Shape{};
       BRINK_ASSIGN_OR_RETURN(
           ParamLayout l,
@@ -582,11 +600,26 @@ OpDef dequantize_linear(int since, int max) {
     const int64_t block = c.opset >= 21 ? c.node.attr_int("block_size", 0) : 0;
     const int64_t opset = c.opset;
     const std::string where = c.node.describe();
+    const bool fast = kernels::fast_kernels_enabled();
+    const Isa isa = c.isa;
     return make_kernel([=](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       const Tensor& scale = ctx.input(1);
       const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
       Tensor& y = ctx.output(0);
+      // Per tensor, 8 bits to float32: the vectorized kernel (same formula).
+      if (fast && y.dtype() == DataType::kFloat32 && scale.dtype() == DataType::kFloat32 &&
+          scale.numel() == 1 && (zp == nullptr || zp->numel() == 1) && block == 0 &&
+          (x.dtype() == DataType::kUInt8 || x.dtype() == DataType::kInt8)) {
+        const int32_t z = zp ? static_cast<int32_t>(zp->element_as_int64(0)) : 0;
+        if (x.dtype() == DataType::kUInt8)
+          kernels::dequantize_u8_f32(x.data<uint8_t>(), x.numel(), scale.data<float>()[0], z,
+                                     y.data<float>(), ctx.thread_pool(), isa);
+        else
+          kernels::dequantize_s8_f32(x.data<int8_t>(), x.numel(), scale.data<float>()[0], z,
+                                     y.data<float>(), ctx.thread_pool(), isa);
+        return Status::ok();
+      }
       Shape zps = zp ? zp->shape() : Shape{};
       BRINK_ASSIGN_OR_RETURN(
           ParamLayout l,
@@ -647,15 +680,25 @@ OpDef dynamic_quantize_linear() {
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
     const bool want_scale = c.node.outputs.size() > 1 && c.node.outputs[1] != ir::kNoValue;
     const bool want_zp = c.node.outputs.size() > 2 && c.node.outputs[2] != ir::kNoValue;
+    const bool fast = kernels::fast_kernels_enabled();
+    const Isa isa = c.isa;
     return make_kernel([=](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       float scale;
       uint8_t zp;
-      dynamic_u8_params(x.data<float>(), x.numel(), &scale, &zp);
-      const float* in = x.data<float>();
       uint8_t* out = ctx.output(0).data<uint8_t>();
-      for (int64_t i = 0; i < x.numel(); ++i)
-        out[i] = quantize_value<uint8_t, float>(in[i], scale, zp);
+      if (fast) {
+        // Range scan and quantization in one vectorized pass (same formula; a range of zero
+        // gives scale 0 there, 1 here, as ORT: every value is the zero point either way).
+        kernels::dynamic_quantize_u8(x.data<float>(), x.numel(), out, &scale, &zp,
+                                     ctx.thread_pool(), isa);
+        if (scale == 0.0f) scale = 1.0f;
+      } else {
+        dynamic_u8_params(x.data<float>(), x.numel(), &scale, &zp);
+        const float* in = x.data<float>();
+        for (int64_t i = 0; i < x.numel(); ++i)
+          out[i] = quantize_value<uint8_t, float>(in[i], scale, zp);
+      }
       if (want_scale) ctx.output(1).data<float>()[0] = scale;
       if (want_zp) ctx.output(2).data<uint8_t>()[0] = zp;
       return Status::ok();
@@ -1639,6 +1682,89 @@ Status integer_matmul_to_float(KernelContext& ctx, const Tensor& a, int32_t a_zp
   return Status::ok();
 }
 
+// The integer MatMul of dynamically quantized transformers on the int8 GEMM (kernels/qgemm.h):
+// y = float(acc) * (a_scale * b_scale[n]) + bias[n], acc = (A - a_zero) . B, for uint8 A and a
+// constant 2-D int8 B with zero points 0 (what quantizers emit for weights). The same float
+// operations as integer_matmul_to_float, so the two agree bit for bit.
+class FastIntegerMatMulToFloat final : public Kernel {
+ public:
+  FastIntegerMatMulToFloat(kernels::PackedQB b, std::vector<float> b_scale, std::vector<float> bias,
+                           std::string where)
+      : b_(std::move(b)),
+        b_scale_(std::move(b_scale)),
+        bias_(std::move(bias)),
+        scale_(static_cast<size_t>(b_.n())),
+        where_(std::move(where)) {}
+
+  // B, b_scale, b_zero_point and bias live in the packed weights.
+  bool reads_input_data(size_t i) const override { return i == 0 || i == 2 || i == 4; }
+
+  Status run(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    Tensor& y = ctx.output(0);
+    const int64_t k = b_.k(), n = b_.n();
+    if (a.rank() < 1 || a.dim(a.rank() - 1) != k)
+      return invalid_argument(where_ + ": A has shape " + shape_to_string(a.shape()) +
+                              ", expected a last dim of " + std::to_string(k));
+    const int64_t m = k > 0 ? a.numel() / k : 0;
+    if (y.numel() != m * n)
+      return internal_error(where_ + ": output shape " + shape_to_string(y.shape()) +
+                            " does not match the product");
+    const float a_scale = scalar_f(ctx.input(2));
+    const int32_t a_zero = scalar_zp(ctx, 4);
+    for (int64_t j = 0; j < n; ++j)
+      scale_[static_cast<size_t>(j)] =
+          a_scale * b_scale_[b_scale_.size() == 1 ? 0 : static_cast<size_t>(j)];
+    kernels::QuantOutput out;
+    out.scale = scale_.data();
+    float* yd = y.data<float>();
+    kernels::qgemm_f32(m, a.data<uint8_t>(), k, static_cast<uint8_t>(a_zero), b_, nullptr, out, yd,
+                       n, ctx.thread_pool());
+    if (!bias_.empty())
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < n; ++j) yd[r * n + j] += bias_[static_cast<size_t>(j)];
+    return Status::ok();
+  }
+
+ private:
+  kernels::PackedQB b_;
+  std::vector<float> b_scale_, bias_;
+  std::vector<float> scale_;  // a_scale * b_scale[n], per run
+  std::string where_;
+};
+
+std::unique_ptr<Kernel> try_fast_integer_matmul_to_float(const KernelCreateContext& c) {
+  const auto constant = [&](size_t i) -> const Tensor* {
+    return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
+  };
+  const Tensor *b = constant(1), *bs = constant(3), *bz = constant(5), *bias = constant(6);
+  if (!kernels::fast_kernels_enabled() || c.input_dtype(0) != DataType::kUInt8 || b == nullptr ||
+      b->dtype() != DataType::kInt8 || b->rank() != 2 || bs == nullptr ||
+      bs->dtype() != DataType::kFloat32 || (c.has_input(5) && bz == nullptr) ||
+      (c.has_input(6) && bias == nullptr) || c.output_types.empty() ||
+      c.output_types[0].dtype != DataType::kFloat32)
+    return nullptr;
+  const int64_t k = b->dim(0), n = b->dim(1);
+  if (bz != nullptr)
+    for (int64_t i = 0; i < bz->numel(); ++i)
+      if (bz->element_as_int64(i) != 0) return nullptr;
+  if ((bs->numel() != 1 && !(bs->rank() == 1 && bs->numel() == n)) ||
+      (bias != nullptr &&
+       (bias->dtype() != DataType::kFloat32 || bias->rank() != 1 || bias->numel() != n)))
+    return nullptr;
+  const TensorType& at = *c.input_types[0];
+  if (at.has_rank() && at.rank() < 2) return nullptr;  // 1-D A: the reference's promotion
+  std::vector<float> scale(bs->data<float>(), bs->data<float>() + bs->numel());
+  std::vector<float> bias_v;
+  if (bias != nullptr) bias_v.assign(bias->data<float>(), bias->data<float>() + n);
+  const kernels::QIsa isa = c.isa == Isa::kPortable ? kernels::QIsa::kPortable
+                            : c.isa == Isa::kAvx2   ? kernels::QIsa::kAvx2
+                                                    : kernels::best_qisa();
+  return std::make_unique<FastIntegerMatMulToFloat>(
+      kernels::pack_qb(b->data<int8_t>(), k, n, n, false, isa), std::move(scale), std::move(bias_v),
+      c.node.describe());
+}
+
 OpDef matmul_integer_to_float() {
   OpDef d;
   d.op_type = "MatMulIntegerToFloat";
@@ -1662,6 +1788,7 @@ OpDef matmul_integer_to_float() {
     return Status::ok();
   };
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    if (std::unique_ptr<Kernel> fast = try_fast_integer_matmul_to_float(c)) return fast;
     const std::string where = c.node.describe();
     return make_kernel([=](KernelContext& ctx) -> Status {
       return integer_matmul_to_float(ctx, ctx.input(0), scalar_zp(ctx, 4), scalar_f(ctx.input(2)),

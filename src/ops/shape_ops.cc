@@ -629,11 +629,17 @@ OpDef transpose_op() {
     return make_kernel([perm, has_perm](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       int64_t planes = 0, rows = 0, cols = 0;
-      if (dtype_size(x.dtype()) == 4 &&
+      const size_t es = dtype_size(x.dtype());
+      if ((es == 4 || es == 1) &&
           as_batched_2d_transpose(x.shape(), perm, has_perm, &planes, &rows, &cols)) {
-        kernels::transpose_planes_f32(static_cast<const float*>(x.raw_data()),
-                                      static_cast<float*>(ctx.output(0).raw_data()), planes, rows,
-                                      cols, ctx.thread_pool());
+        if (es == 4)
+          kernels::transpose_planes_f32(static_cast<const float*>(x.raw_data()),
+                                        static_cast<float*>(ctx.output(0).raw_data()), planes, rows,
+                                        cols, ctx.thread_pool());
+        else  // quantized activations (uint8 / int8)
+          kernels::transpose_planes_u8(static_cast<const uint8_t*>(x.raw_data()),
+                                       static_cast<uint8_t*>(ctx.output(0).raw_data()), planes,
+                                       rows, cols, ctx.thread_pool());
         return Status::ok();
       }
       const std::vector<int64_t> in_strides = strides_of(x.shape());

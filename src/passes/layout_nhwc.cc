@@ -33,6 +33,8 @@ namespace {
 enum class Kind {
   kNone,
   kConv,
+  kQConv,        // brink.QConv: uint8 x at slot 0
+  kQGlobalPool,  // com.microsoft QLinearGlobalAveragePool (channels_last)
   kUnary,
   kElementwise,
   kConcat,
@@ -52,20 +54,35 @@ const std::vector<int64_t> kToNhwc = {0, 2, 3, 1};
 const std::vector<int64_t> kToNchw = {0, 3, 1, 2};
 
 Kind classify(const ir::Node& node) {
-  static const std::set<std::string> kUnary = {"Relu",      "LeakyRelu",
-                                               "Sigmoid",   "Tanh",
-                                               "Clip",      "HardSigmoid",
-                                               "HardSwish", "Elu",
-                                               "Selu",      "Celu",
-                                               "Softplus",  "Softsign",
-                                               "Exp",       "Log",
-                                               "Neg",       "Abs",
-                                               "Sqrt",      "Reciprocal",
-                                               "Erf",       "Gelu",
-                                               "Mish",      "ThresholdedRelu",
-                                               "Floor",     "Ceil",
-                                               "Round",     "Sign",
-                                               "Identity"};
+  static const std::set<std::string> kUnary = {"Relu",
+                                               "LeakyRelu",
+                                               "Sigmoid",
+                                               "Tanh",
+                                               "Clip",
+                                               "HardSigmoid",
+                                               "HardSwish",
+                                               "Elu",
+                                               "Selu",
+                                               "Celu",
+                                               "Softplus",
+                                               "Softsign",
+                                               "Exp",
+                                               "Log",
+                                               "Neg",
+                                               "Abs",
+                                               "Sqrt",
+                                               "Reciprocal",
+                                               "Erf",
+                                               "Gelu",
+                                               "Mish",
+                                               "ThresholdedRelu",
+                                               "Floor",
+                                               "Ceil",
+                                               "Round",
+                                               "Sign",
+                                               "Identity",
+                                               "QuantizeLinear",
+                                               "DequantizeLinear"};
   static const std::set<std::string> kElementwise = {"Add", "Sub", "Mul", "Div",  "Pow",
                                                      "Max", "Min", "Sum", "Mean", "PRelu"};
   static const std::set<std::string> kPools = {"MaxPool", "AveragePool", "GlobalAveragePool",
@@ -74,9 +91,13 @@ Kind classify(const ir::Node& node) {
                                                 "ReduceSum"};
   if (node.domain == "brink") {
     if (node.op_type == "Conv") return Kind::kConv;
+    if (node.op_type == "QConv") return Kind::kQConv;
+    if (node.op_type == "QAdd") return Kind::kElementwise;
     if (node.op_type == "Gelu") return Kind::kUnary;
     return Kind::kNone;
   }
+  if (node.domain == "com.microsoft" && node.op_type == "QLinearGlobalAveragePool")
+    return Kind::kQGlobalPool;
   if (!node.domain.empty()) return Kind::kNone;
   if (node.op_type == "Conv") return Kind::kConv;
   if (kUnary.count(node.op_type)) return Kind::kUnary;
@@ -91,8 +112,10 @@ Kind classify(const ir::Node& node) {
   return Kind::kNone;
 }
 
+// A rank-4 float32 or uint8 (quantized) value.
 bool image(const GraphInfo& info, int v) {
-  return v != ir::kNoValue && info.is_float32(v) && info.rank(v) == 4;
+  return v != ir::kNoValue && (info.is_float32(v) || info.dtype(v) == DataType::kUInt8) &&
+         info.rank(v) == 4;
 }
 
 // A non-constant input that broadcasts the same in both layouts: a single element.
@@ -179,6 +202,8 @@ bool layout_slot(const GraphInfo& info, Kind kind, const ir::Node& node, size_t 
   switch (kind) {
     case Kind::kConv:
       return slot == 0 || slot == 3;
+    case Kind::kQConv:
+    case Kind::kQGlobalPool:
     case Kind::kUnary:
     case Kind::kSplit:
     case Kind::kPool:
@@ -265,6 +290,13 @@ class LayoutPass {
     if (writes_nhwc(node, kind) ? !image(info_, node.outputs[0])
                                 : !info_.is_float32(node.outputs[0]))
       return false;
+    // Only the integer ops (and those that only move values) take uint8 images.
+    const bool integer = info_.dtype(node.outputs[0]) == DataType::kUInt8;
+    if (integer && kind != Kind::kQConv && !is_op(node, "QuantizeLinear") &&
+        kind != Kind::kQGlobalPool && !(kind == Kind::kElementwise && node.domain == "brink") &&
+        !(kind == Kind::kPool && node.op_type == "MaxPool") && kind != Kind::kConcat &&
+        kind != Kind::kSplit && kind != Kind::kSlice)
+      return false;
     auto nhwc_input = [&](int v) { return v != ir::kNoValue && nhwc_[static_cast<size_t>(v)]; };
     switch (kind) {
       case Kind::kConv: {
@@ -279,6 +311,12 @@ class LayoutPass {
           return false;
         return true;
       }
+      case Kind::kQConv:
+        return node.attr_string("layout", "NCHW") == "NCHW" && image(info_, node.inputs[0]) &&
+               node.outputs.size() == 1;
+      case Kind::kQGlobalPool:
+        return node.attr_int("channels_last", 0) == 0 && nhwc_input(node.inputs[0]) &&
+               image(info_, node.inputs[0]) && node.outputs.size() == 1;
       case Kind::kUnary: {
         if (node.inputs.empty() || !image(info_, node.inputs[0]) || !nhwc_input(node.inputs[0]) ||
             node.outputs.size() != 1)
@@ -296,7 +334,7 @@ class LayoutPass {
           if (info_.constant(in)) {
             if (info_.rank(in) > 4) return false;
           } else if (info_.rank(in) == 4) {
-            if (!info_.is_float32(in)) return false;
+            if (!image(info_, in)) return false;
             any_nhwc |= nhwc_input(in);
           } else if (!single_element(info_, in)) {
             return false;
@@ -498,10 +536,11 @@ class LayoutPass {
       std::erase_if(out.attributes, [&](const ir::Attribute& x) { return x.name == a.name; });
       out.attributes.push_back(std::move(a));
     };
-    if (kind == Kind::kConv || kind == Kind::kPool) {
+    if (kind == Kind::kConv || kind == Kind::kPool || kind == Kind::kQConv) {
       out.domain = "brink";
       set_attr(ops::make_attr("layout", std::string("NHWC")));
     }
+    if (kind == Kind::kQGlobalPool) set_attr(ops::make_attr("channels_last", int64_t{1}));
     if (kind == Kind::kConcat || kind == Kind::kSplit) set_attr(ops::make_attr("axis", int64_t{3}));
     if (kind == Kind::kPool) out.outputs.resize(1);
     const std::string base = node.name.empty() ? std::string("layout") : node.name;

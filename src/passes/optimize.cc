@@ -1,10 +1,11 @@
 // The pass pipeline.
 //
-// Order matters: folding first, so later patterns see constants (Clip bounds, bias
-// vectors, reshape targets); BatchNorm folding before Conv fusion, since the fused op has
-// no BN; the transformer patterns before MatMul fusion, which would otherwise take their
-// MatMuls, and GELU before it, so a brink.Gelu after a MatMul becomes its activation;
-// layout last, on the fused convolutions.
+// Order matters: QDQ fusion before folding, which would turn DequantizeLinear(constant
+// int8 weight) into a float weight; folding next, so later patterns see constants (Clip bounds,
+// bias vectors, reshape targets); BatchNorm folding before Conv fusion, since the fused op has no
+// BN; the transformer patterns before MatMul fusion, which would otherwise take their MatMuls, and
+// GELU before it, so a brink.Gelu after a MatMul becomes its activation; layout last, on the fused
+// convolutions.
 #include "passes/optimize.h"
 
 #include "passes/passes.h"
@@ -16,8 +17,9 @@ Result<OptimizeReport> optimize(ir::Model& model, const OptimizeOptions& options
   if (options.level <= 0) return report;
   using PassFn = Status (*)(ir::Model&, OptimizeReport&, const OptimizeOptions&);
   std::vector<PassFn> pipeline = {
-      fold_constants, remove_identities, eliminate_dead_code, fold_batchnorms, fuse_layernorm,
-      fuse_gelu,      fuse_attention,    fuse_conv,           fuse_matmul,     eliminate_dead_code};
+      fuse_qdq,        fold_constants, remove_identities,  eliminate_dead_code,
+      fold_batchnorms, fuse_layernorm, fuse_gelu,          fuse_attention,
+      fuse_conv,       fuse_matmul,    eliminate_dead_code};
   if (options.level >= 2 && options.nhwc_layout) {
     pipeline.push_back(convert_to_nhwc);
     pipeline.push_back(eliminate_dead_code);

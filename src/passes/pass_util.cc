@@ -59,7 +59,8 @@ bool is_nondeterministic(const ir::Node& node) {
 }  // namespace
 
 GraphInfo GraphInfo::analyze(const ir::Model& model,
-                             const std::map<std::string, int64_t>& dim_values) {
+                             const std::map<std::string, int64_t>& dim_values,
+                             int64_t max_folded_bytes) {
   GraphInfo info;
   info.model_ = &model;
   const ir::Graph& g = model.graph;
@@ -158,7 +159,9 @@ GraphInfo GraphInfo::analyze(const ir::Model& model,
       }
       const int64_t bytes =
           shape_numel(t.static_shape()) * static_cast<int64_t>(dtype_size(t.dtype));
-      if (bytes > kMaxFoldedBytes && bytes > input_bytes) small = false;
+      if (max_folded_bytes >= 0 ? bytes > max_folded_bytes
+                                : bytes > kMaxFoldedBytes && bytes > input_bytes)
+        small = false;
     }
     if (!small) continue;
     auto folded = ops::evaluate_node(node, opset, in_values);

@@ -33,8 +33,11 @@ struct Use {
 // control flow, an earlier failure) have dtype kUndefined; passes leave them alone.
 class GraphInfo {
  public:
+  // max_folded_bytes >= 0: evaluate only nodes whose outputs are at most that large (a pass
+  // that needs small constants only, and must not materialize e.g. every dequantized weight).
   static GraphInfo analyze(const ir::Model& model,
-                           const std::map<std::string, int64_t>& dim_values = {});
+                           const std::map<std::string, int64_t>& dim_values = {},
+                           int64_t max_folded_bytes = -1);
 
   // Values added after analyze() (a pass's new initializers) have an undefined type here.
   const ir::TensorType& type(int v) const {

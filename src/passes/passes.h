@@ -8,6 +8,11 @@
 
 namespace brink::passes {
 
+// DequantizeLinear -> Conv / Add / pools / data movement -> QuantizeLinear patterns of QDQ
+// models (uint8 activations, symmetric int8 weights) become brink.QConv, brink.QAdd,
+// QLinearGlobalAveragePool and the ops on uint8 values, so activations stay uint8.
+Status fuse_qdq(ir::Model& model, OptimizeReport& report, const OptimizeOptions& options = {});
+
 // Replaces nodes whose inputs are all constant (Constant nodes, weight transposes, the
 // Shape -> Gather -> Concat chains of exported models once shapes are static) by
 // initializers. Skips random ops, control flow, graph outputs and very large results.

@@ -157,8 +157,8 @@ int64_t estimate_macs(const ir::Node& node, const std::vector<const ir::TensorTy
   if (out.empty() || !out[0].is_static()) return 0;
   const auto& y = *out[0].dims;
   const int64_t y_numel = product(y, 0, y.size());
-  if (op == "Conv" || op == "ConvInteger" || op == "QLinearConv") {
-    const size_t w_index = op == "QLinearConv" ? 3 : 1;
+  if (op == "Conv" || op == "ConvInteger" || op == "QLinearConv" || op == "QConv") {
+    const size_t w_index = op == "QLinearConv" || op == "QConv" ? 3 : 1;
     if (in.size() <= w_index || !static_type(in[w_index])) return 0;
     const auto& w = *in[w_index]->dims;  // [M, C/group, k...]
     return y_numel * product(w, 1, w.size());

@@ -391,6 +391,63 @@ TEST(Passes, FusesConvBiasAndActivation) {
   }
 }
 
+// A QDQ block as quantizers write it: x -> Q -> DQ -> Conv(DQ(int8 W), DQ(int32 B)) -> Relu ->
+// Q -> DQ, and a residual Add of two dequantized values -> Q -> DQ. fuse_qdq makes brink.QConv
+// and brink.QAdd that read and write the uint8 values; the result stays within one output
+// quantization step of the float QDQ graph (integer accumulation rounds once).
+TEST(Passes, FusesQdqConvAndAddIntoIntegerOps) {
+  REQUIRE_BRINK_OP("QConv");
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> wd(-127, 127);
+  std::vector<int8_t> w(static_cast<size_t>(6 * 4 * 3 * 3));
+  for (int8_t& v : w) v = static_cast<int8_t>(wd(rng));
+  std::vector<float> ws = {0.004f, 0.006f, 0.005f, 0.003f, 0.007f, 0.002f};
+  const float sx = 0.02f, sy = 0.03f;
+  std::vector<float> bs(6);
+  std::vector<int32_t> bq(6);
+  for (size_t i = 0; i < 6; ++i) {
+    bs[i] = sx * ws[i];
+    bq[i] = static_cast<int32_t>(i) * 50 - 120;
+  }
+  ModelBuilder b(13);
+  b.input("x", {1, 4, 6, 5})
+      .init("sx", Tensor::scalar<float>(sx))
+      .init("zx", Tensor::scalar<uint8_t>(128))
+      .init("wq", Tensor::from_vector<int8_t>({6, 4, 3, 3}, w))
+      .init("ws", Tensor::from_vector<float>({6}, ws))
+      .init("wz", Tensor::from_vector<int8_t>({6}, std::vector<int8_t>(6, 0)))
+      .init("bq", Tensor::from_vector<int32_t>({6}, bq))
+      .init("bs", Tensor::from_vector<float>({6}, bs))
+      .init("sy", Tensor::scalar<float>(sy))
+      .init("zy", Tensor::scalar<uint8_t>(0))
+      .node("QuantizeLinear", {"x", "sx", "zx"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "sx", "zx"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {make_attr("axis", int64_t{0})})
+      .node("DequantizeLinear", {"bq", "bs"}, {"bd"}, {make_attr("axis", int64_t{0})})
+      .node("Conv", {"xd", "wd", "bd"}, {"c"},
+            {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
+      .node("Relu", {"c"}, {"r"})
+      .node("QuantizeLinear", {"r", "sy", "zy"}, {"rq"})
+      .node("DequantizeLinear", {"rq", "sy", "zy"}, {"rd"})
+      .node("Add", {"rd", "rd"}, {"s"})
+      .node("QuantizeLinear", {"s", "sy", "zy"}, {"sq"})
+      .node("DequantizeLinear", {"sq", "sy", "zy"}, {"y"})
+      .output("y");
+  const ir::Model before = b.build();
+  ir::Model m = before;
+  OptimizeReport report;
+  ASSERT_TRUE(fuse_qdq(m, report).is_ok());
+  EXPECT_EQ(report.fused_qdq, 2);
+  std::vector<std::string> ops;
+  for (const ir::Node& n : m.graph.nodes) ops.push_back(n.domain + "." + n.op_type);
+  EXPECT_EQ(ops, (std::vector<std::string>{".QuantizeLinear", "brink.QConv", "brink.QAdd",
+                                           ".DequantizeLinear"}));
+  EXPECT_EQ(m.graph.nodes[1].attr_string("activation", ""), "Relu");
+  expect_same_interface(before, m);
+  // Within one step of the 2 * sy-spaced sums (two rounded addends: at most 2 steps).
+  expect_same_results(before, m, random_feeds(before), 2.0 * sy + 1e-6);
+}
+
 TEST(Passes, FusesResidualAddThenActivation) {
   REQUIRE_BRINK_OP("Conv");
   // a = relu(conv1(x)); y = relu(conv2(a) + a): conv1 takes the first Relu, conv2 the Add
@@ -1021,9 +1078,9 @@ TEST_P(PassesOnModel, OptimizedModelComputesTheSame) {
     ir::Model m = before;
     OptimizeReport r;
     using PassFn = Status (*)(ir::Model&, OptimizeReport&, const OptimizeOptions&);
-    for (PassFn pass :
-         {fold_constants, remove_identities, eliminate_dead_code, fold_batchnorms, fuse_layernorm,
-          fuse_gelu, fuse_attention, fuse_conv, fuse_matmul, convert_to_nhwc, cancel_transposes}) {
+    for (PassFn pass : {fuse_qdq, fold_constants, remove_identities, eliminate_dead_code,
+                        fold_batchnorms, fuse_layernorm, fuse_gelu, fuse_attention, fuse_conv,
+                        fuse_matmul, convert_to_nhwc, cancel_transposes}) {
       Status s = pass(m, r, {});
       ASSERT_TRUE(s.is_ok()) << s.message();
     }

@@ -135,6 +135,7 @@ int info_command(const InfoOptions& o) {
                        {"layout_converted_nodes", r.layout_converted_nodes},
                        {"transposes_inserted", r.transposes_inserted},
                        {"removed_nodes", r.removed_nodes},
+                       {"fused_qdq", r.fused_qdq},
                        {"view_steps", sized->view_steps()},
                        {"in_place_steps", sized->in_place_steps()}};
   j["runnable"] = c.runnable();
@@ -192,10 +193,10 @@ int info_command(const InfoOptions& o) {
     std::printf(
         "passes:     %d BatchNorms folded, %d activations and %d residual Adds fused, %d "
         "MatMul biases, %d LayerNorms, %d GELUs, %d attentions; %d nodes to NHWC with %d "
-        "transposes; %d nodes removed\n",
+        "transposes; %d QDQ patterns to integer ops; %d nodes removed\n",
         r.folded_batchnorms, r.fused_activations, r.fused_residual_adds, r.fused_matmul_bias,
         r.fused_layernorms, r.fused_gelus, r.fused_attentions, r.layout_converted_nodes,
-        r.transposes_inserted, r.removed_nodes);
+        r.transposes_inserted, r.fused_qdq, r.removed_nodes);
   }
   if (sized->arena_bytes())
     std::printf(
