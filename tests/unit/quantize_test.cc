@@ -20,9 +20,9 @@ using ops::make_attr;
 class ModelBuilder {
  public:
   explicit ModelBuilder(int64_t opset = 17) { m_.opset_imports.push_back({"", opset}); }
-  ModelBuilder& input(const std::string& name, const Shape& shape) {
-    m_.graph.inputs.push_back(
-        m_.graph.add_value(name, ir::TensorType::of(DataType::kFloat32, shape)));
+  ModelBuilder& input(const std::string& name, const Shape& shape,
+                      DataType dtype = DataType::kFloat32) {
+    m_.graph.inputs.push_back(m_.graph.add_value(name, ir::TensorType::of(dtype, shape)));
     return *this;
   }
   ModelBuilder& init(const std::string& name, const Tensor& t) {
@@ -367,6 +367,34 @@ TEST(Quantize, DynamicAndFp16Layouts) {
   EXPECT_EQ(op_counts(h->quantized).at("Cast"), 3);  // w1, w2, wf (biases: < 16 elements)
   ASSERT_TRUE(compare_models(*h, random_data(1, {1, 3, 8, 8}), 1, 1).is_ok());
   EXPECT_GT(h->report.outputs[0].sqnr_db, 40.0);
+}
+
+// int8-dynamic also stores a large embedding table as int8 and dequantizes after the lookup.
+TEST(Quantize, DynamicQuantizesEmbeddingTables) {
+  const ir::Model m = ModelBuilder()
+                          .input("ids", {1, 7}, DataType::kInt64)
+                          .random_init("table", {4096, 64})  // 1 MiB of float
+                          .random_init("w", {64, 8})
+                          .node("Gather", {"table", "ids"}, {"e"})
+                          .node("MatMul", {"e", "w"}, {"y"})
+                          .output("y")
+                          .build();
+  QuantizeOptions o;
+  o.mode = QuantMode::kInt8Dynamic;
+  auto r = quantize_model(m, nullptr, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const ir::Graph& g = r->quantized.graph;
+  const ir::Node* gather = producer_of(r->quantized, "e_quantized");
+  ASSERT_NE(gather, nullptr);
+  EXPECT_EQ(gather->op_type, "Gather");
+  EXPECT_EQ(g.value(gather->inputs[0]).constant->dtype(), DataType::kInt8);
+  EXPECT_EQ(producer_of(r->quantized, "e")->op_type, "DequantizeLinear");
+  Dataset d;
+  Tensor ids = Tensor::empty(DataType::kInt64, {1, 7});
+  for (int64_t i = 0; i < 7; ++i) ids.data<int64_t>()[i] = i * 577 % 4096;
+  d.samples.push_back({{"ids", ids}});
+  ASSERT_TRUE(compare_models(*r, d, 1, 1).is_ok());
+  EXPECT_GT(r->report.outputs[0].cosine, 0.99);
 }
 
 TEST(Quantize, RefusesModelsWithoutQuantizableLayers) {
