@@ -1,0 +1,105 @@
+// Quantized depthwise 2-D convolution in NHWC: u8 activations, s8 weights, exact int32
+// accumulation, per-channel (or per-tensor) float requantization back to u8.
+//
+// What it computes, per output pixel and channel c (ONNX QLinearConv / ConvInteger + requant):
+//   acc = bias[c] + sum over taps inside the image of (x - x_zero) * w[c][tap]   (exact int32)
+//   y   = clamp(nearbyint(float(acc) * scale[c]) + zero_point, min, max)
+// float(acc) is the int32 rounded to float (as static_cast<float>), the product is one float
+// multiply, nearbyint rounds half to even. Padding contributes nothing (it reads as x_zero).
+// Every ISA variant computes bit-identical results; the tests compare for equality.
+//
+// Design (the f32 kernel in depthwise_conv.h is the model): channels are vectorized, so
+// every output pixel is a dot product over kh*kw taps per channel lane.
+//   - The zero point is folded away at create(): bias'[c] = bias[c] - x_zero * sum_t w[c][t],
+//     and padding taps point at a row of x_zero bytes, so the inner loop multiplies raw u8
+//     inputs by the weights: sum_t x_t * w_t + bias' is exactly the formula above.
+//   - Weights are widened to int16 and packed per block of B channels (B = 32 on AVX-512,
+//     16 on AVX2, 8 on NEON, 1 portable) in pairs of taps: for pair p the block holds
+//     (w[c][2p], w[c][2p+1]) per channel, zero for the odd kernel's missing last tap. On
+//     x86 one vpmaddwd multiplies two taps of 16 (8) channels at once: the two taps' input
+//     bytes are widened to int16 (vpmovzxbw) and interleaved (vpunpckl/hwd), which puts the
+//     block's channels in a lane-permuted "slot" order; weights, bias' and the per-run
+//     scales are laid out in that order, and the saturating int32->int16 pack undoes it.
+//     NEON deinterleaves the pair with vld2q_s16 and uses widening vmlal_s16 in natural order.
+//   - Requantization happens in registers: acc -> float * scale -> round to nearest even
+//     (cvtps2dq / fcvtns) -> saturating pack to int16 -> + zero_point (saturating) -> clamp
+//     to [min, max] -> narrow to u8.
+//   - A run builds, per output row, the address of every tap of every pixel (indirection;
+//     padding taps address the x_zero row), so kernel size, stride, dilation and padding are
+//     all handled by one loop, and input sizes may change from run to run with no cached
+//     state. Work is split over `pool` in bands of output rows (batch x out_h).
+//
+// Limits: the int32 accumulator must not overflow (|bias| + kh*kw*255*128 < 2^31);
+// zero_point must lie in [0, 255]; scales must be finite.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "brink/status.h"
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "kernels/conv.h"
+
+namespace brink::kernels {
+
+// Output requantization: y = clamp(nearbyint(acc * scale[c]) + zero_point, min, max).
+struct QRequant {
+  const float* scale = nullptr;  // [C] when per_channel, else scale[0] for every channel
+  bool per_channel = true;
+  int32_t zero_point = 0;  // in [0, 255]
+  uint8_t min = 0, max = 255;
+};
+
+class DepthwiseQConvNhwcU8 {
+ public:
+  // p: group == in_channels == out_channels (channel multiplier 1), positive kernel, strides
+  // and dilations; p.activation is ignored (fold it into QRequant's min/max). w: [C, 1, kh, kw]
+  // (ONNX layout); bias: [C] or nullptr. An error names what does not fit.
+  static Result<std::unique_ptr<DepthwiseQConvNhwcU8>> create(const Conv2dParams& p,
+                                                              const int8_t* w, const int32_t* bias,
+                                                              uint8_t x_zero, Isa isa);
+
+  // x: [batch, in_h, in_w, C] u8; y: [batch, out_h, out_w, C] u8 (must not overlap x).
+  // Const and thread-safe; allocates per-run scratch (scales in slot order, tap addresses).
+  Status run(const uint8_t* x, const QRequant& out, uint8_t* y, int64_t batch,
+             const Conv2dSpatial& s, ThreadPool* pool) const;
+
+  Isa isa() const { return isa_; }
+  const Conv2dParams& params() const { return p_; }
+  size_t memory_bytes() const;
+
+ private:
+  DepthwiseQConvNhwcU8() = default;
+
+  Conv2dParams p_;
+  Isa isa_ = Isa::kPortable;
+  uint8_t x_zero_ = 0;
+  int64_t block_ = 1;                  // channels per packed block (B)
+  int64_t blocks_ = 0;                 // ceil(C / B)
+  int64_t pairs_ = 0;                  // ceil(kh * kw / 2)
+  std::vector<int16_t> w_;             // [blocks][pairs][B][2], slot order
+  std::vector<int32_t> bias_;          // [blocks][B], slot order, x_zero folded in
+  std::vector<int64_t> slot_channel_;  // [B]: the channel (within its block) of each slot
+  std::vector<uint8_t> zero_row_;      // blocks * B + 64 bytes of x_zero: the padding tap
+};
+
+namespace qdepthwise_internal {
+
+// What one ISA variant needs to compute `count` output pixels of one row.
+struct RowArgs {
+  const uint8_t* const* taps;  // [count][pairs * 2]: each tap's pixel address (channel 0)
+  const int16_t* w;            // packed weights
+  const int32_t* bias;         // [blocks][B]
+  const float* scale;          // [blocks][B], slot order
+  uint8_t* y;                  // first output pixel; pixels are `channels` apart
+  int64_t count, channels, blocks, pairs;
+  int32_t zero_point;
+  uint8_t min, max;
+};
+
+}  // namespace qdepthwise_internal
+
+}  // namespace brink::kernels
