@@ -9,13 +9,12 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-}  // namespace
-
 // n planes of rows x cols into n planes of cols x rows. Tasks take bands of destination
 // rows (source columns), so each writes one contiguous stretch and no cache line is
 // written by two threads; a plane with few columns is split by bands of source rows.
-void transpose_planes_f32(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols,
-                          ThreadPool* pool) {
+template <class T>
+void transpose_planes(const T* src, T* dst, int64_t n, int64_t rows, int64_t cols,
+                      ThreadPool* pool) {
   const int threads = pool == nullptr ? 1 : pool->num_threads();
   const bool parallel = threads > 1 && n * rows * cols >= 16384;
   const bool by_cols = cols >= 16 * threads || !parallel;
@@ -28,8 +27,8 @@ void transpose_planes_f32(const float* src, float* dst, int64_t n, int64_t rows,
     if (b0 >= b1) return;
     const int64_t r0 = by_cols ? 0 : b0, r1 = by_cols ? rows : b1;
     const int64_t c0 = by_cols ? b0 : 0, c1 = by_cols ? b1 : cols;
-    const float* s = src + plane * rows * cols;
-    float* d = dst + plane * rows * cols;
+    const T* s = src + plane * rows * cols;
+    T* d = dst + plane * rows * cols;
     if (rows <= 4) {  // an image's few channels: gather them per pixel
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t r = r0; r < r1; ++r) d[c * rows + r] = s[r * cols + c];
@@ -45,6 +44,18 @@ void transpose_planes_f32(const float* src, float* dst, int64_t n, int64_t rows,
       }
     }
   });
+}
+
+}  // namespace
+
+void transpose_planes_f32(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols,
+                          ThreadPool* pool) {
+  transpose_planes(src, dst, n, rows, cols, pool);
+}
+
+void transpose_planes_u8(const uint8_t* src, uint8_t* dst, int64_t n, int64_t rows, int64_t cols,
+                         ThreadPool* pool) {
+  transpose_planes(src, dst, n, rows, cols, pool);
 }
 
 }  // namespace brink::kernels
