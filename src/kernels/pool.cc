@@ -62,41 +62,6 @@ void pool2d_nhwc_f32(PoolOp op, const Pool2dShape& s, bool count_include_pad, co
   });
 }
 
-namespace {
-// out[k] = max(out[k], in[k]); restrict lets the compiler vectorize the byte loop.
-void max_into(uint8_t* __restrict out, const uint8_t* __restrict in, int64_t c) {
-  for (int64_t k = 0; k < c; ++k) out[k] = out[k] > in[k] ? out[k] : in[k];
-}
-}  // namespace
-
-void max_pool2d_nhwc_u8(const Pool2dShape& s, const uint8_t* x, uint8_t* y, ThreadPool* pool) {
-  const int64_t total_rows = s.batch * s.out_h;
-  const int64_t c = s.channels;
-  if (total_rows <= 0 || s.out_w <= 0 || c <= 0) return;
-  const int64_t tasks =
-      task_count(pool, total_rows, total_rows * s.out_w * c * s.kernel_h * s.kernel_w);
-  parallel_for(pool, tasks, [&](int64_t t) {
-    const int64_t r0 = total_rows * t / tasks, r1 = total_rows * (t + 1) / tasks;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / s.out_h, oy = r % s.out_h;
-      const uint8_t* image = x + n * s.in_h * s.in_w * c;
-      for (int64_t ox = 0; ox < s.out_w; ++ox) {
-        uint8_t* out = y + (r * s.out_w + ox) * c;
-        std::fill(out, out + c, uint8_t{0});
-        for (int64_t ky = 0; ky < s.kernel_h; ++ky) {
-          const int64_t iy = oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-          if (iy < 0 || iy >= s.in_h) continue;
-          for (int64_t kx = 0; kx < s.kernel_w; ++kx) {
-            const int64_t ix = ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-            if (ix < 0 || ix >= s.in_w) continue;
-            max_into(out, image + (iy * s.in_w + ix) * c, c);
-          }
-        }
-      }
-    }
-  });
-}
-
 void global_pool_nhwc_f32(PoolOp op, int64_t batch, int64_t pixels, int64_t channels,
                           const float* x, float* y, Isa isa, ThreadPool* pool) {
   isa = usable_isa(isa);

@@ -36,11 +36,6 @@ enum class PoolOp { kMax, kAverage };
 void pool2d_nhwc_f32(PoolOp op, const Pool2dShape& s, bool count_include_pad, const float* x,
                      float* y, Isa isa, ThreadPool* pool);
 
-// MaxPool on uint8 NHWC images (quantized activations: max commutes with the monotonic
-// quantization, so pooling the integers is exact). A window with no tap inside the image gives
-// 0. One portable variant: a byte-wise max over channels, which compilers vectorize.
-void max_pool2d_nhwc_u8(const Pool2dShape& s, const uint8_t* x, uint8_t* y, ThreadPool* pool);
-
 // x: [N, pixels, C], y: [N, C].
 void global_pool_nhwc_f32(PoolOp op, int64_t batch, int64_t pixels, int64_t channels,
                           const float* x, float* y, Isa isa, ThreadPool* pool);

@@ -37,8 +37,10 @@ inline int32_t round_add_clamp(float t, int32_t zero, int32_t lo, int32_t hi) {
 
 void qadd_u8_run(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const QAddParams& p) {
   for (size_t i = 0; i < n; ++i) {
-    const float t = static_cast<float>(int32_t{a[i]} - p.a_zero) * p.fa +
-                    static_cast<float>(int32_t{b[i]} - p.b_zero) * p.fb;
+    float tb = static_cast<float>(int32_t{b[i]} - p.b_zero) * p.fb;
+    float ta = static_cast<float>(int32_t{a[i]} - p.a_zero) * p.fa;
+    __asm__("" : "+m"(ta), "+m"(tb));  // no FMA contraction: the formula rounds the products
+    const float t = ta + tb;
     y[i] = static_cast<uint8_t>(round_add_clamp(t, p.y_zero, p.min, p.max));
   }
 }

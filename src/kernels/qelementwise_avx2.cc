@@ -97,8 +97,9 @@ void qadd_u8_run(const uint8_t* a, const uint8_t* b, uint8_t* y, size_t n, const
       sa = static_cast<const uint8_t*>(std::memcpy(ina, sa, len));
       sb = static_cast<const uint8_t*>(std::memcpy(inb, sb, len));
     }
-    const __m256 ta = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen<false>(sa), az)), fa);
-    const __m256 tb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen<false>(sb), bz)), fb);
+    __m256 ta = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen<false>(sa), az)), fa);
+    __m256 tb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen<false>(sb), bz)), fb);
+    __asm__("" : "+x"(ta), "+x"(tb));  // no FMA contraction: the formula rounds the product
     const __m128i out = narrow<false>(round_add_clamp(_mm256_add_ps(ta, tb), z, l, h));
     if (len == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), out);

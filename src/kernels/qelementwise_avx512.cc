@@ -65,12 +65,13 @@ inline void dequantize(const T* x, size_t n, float scale, int32_t zero, float* y
 }
 
 inline __m512 qadd_lanes(__m128i a, __m128i b, const QAddParams& p) {
-  const __m512 ta = _mm512_mul_ps(
+  __m512 ta = _mm512_mul_ps(
       _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(a), _mm512_set1_epi32(p.a_zero))),
       _mm512_set1_ps(p.fa));
-  const __m512 tb = _mm512_mul_ps(
+  __m512 tb = _mm512_mul_ps(
       _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(p.b_zero))),
       _mm512_set1_ps(p.fb));
+  __asm__("" : "+v"(ta), "+v"(tb));  // no FMA contraction: the formula rounds the product
   return _mm512_add_ps(ta, tb);
 }
 

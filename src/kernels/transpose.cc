@@ -12,11 +12,11 @@ int64_t ceil_div(int64_t a, int64_t b) {
 // n planes of rows x cols into n planes of cols x rows. Tasks take bands of destination
 // rows (source columns), so each writes one contiguous stretch and no cache line is
 // written by two threads; a plane with few columns is split by bands of source rows.
-template <typename T>
+template <class T>
 void transpose_planes(const T* src, T* dst, int64_t n, int64_t rows, int64_t cols,
                       ThreadPool* pool) {
   const int threads = pool == nullptr ? 1 : pool->num_threads();
-  const bool parallel = threads > 1 && n * rows * cols * static_cast<int64_t>(sizeof(T)) >= 65536;
+  const bool parallel = threads > 1 && n * rows * cols >= 16384;
   const bool by_cols = cols >= 16 * threads || !parallel;
   const int64_t span = by_cols ? cols : rows;
   const int64_t bands = parallel ? std::min<int64_t>(span, 4 * threads) : 1;

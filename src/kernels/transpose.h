@@ -1,5 +1,5 @@
-// Transposes of 32-bit and 8-bit elements: batched 2-D (the NCHW <-> NHWC layout changes)
-// with tasks split so that no two threads write the same cache line.
+// Transposes of 32-bit (and 8-bit) elements: batched 2-D (the NCHW <-> NHWC layout changes) with
+// tasks split so that no two threads write the same cache line.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +12,7 @@ namespace brink::kernels {
 // copied, not converted). src and dst must not overlap.
 void transpose_planes_f32(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols,
                           ThreadPool* pool);
-
-// The same for bytes (quantized uint8 / int8 activations).
+// The same for bytes (u8/s8 tensors: quantized NCHW <-> NHWC).
 void transpose_planes_u8(const uint8_t* src, uint8_t* dst, int64_t n, int64_t rows, int64_t cols,
                          ThreadPool* pool);
 

@@ -3,7 +3,7 @@
 // dilations, auto_pad; MaxPool without the Indices output) with the extra attribute `layout`
 // ("NCHW", the default, or "NHWC": X and Y are [N, spatial..., C]).
 //
-// float32 runs the fast kernels of kernels/pool.h (and uint8 NHWC MaxPool, quantized models'):
+// float32 runs the fast kernels of kernels/pool.h (and uint8 NHWC MaxPool, kernels/qpool.h):
 // windowed pools in NHWC with one or two spatial dims, global pools in either layout. Everything
 // else (other dtypes, NCHW windowed pools, three spatial dims in NHWC) runs the ONNX reference
 // kernels of pool.cc, with NHWC permuted to NCHW and back: that path is also the oracle the fast
@@ -14,6 +14,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/pool.h"
+#include "kernels/qpool.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 #include "ops/pool.h"
@@ -159,12 +160,13 @@ Result<std::unique_ptr<Kernel>> create_pool(const KernelCreateContext& c, PoolKi
                     c.has_input(0) && c.input_dtype(0) == DataType::kFloat32;
   if (kernels::fast_kernels_enabled() && layout == Layout::kNhwc && n == 2 &&
       kind == PoolKind::kMax && c.has_input(0) && c.input_dtype(0) == DataType::kUInt8) {
-    return make_kernel([a, where](KernelContext& ctx) -> Status {
+    const Isa isa = c.isa;
+    return make_kernel([a, where, isa](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       kernels::Pool2dShape s;
       if (Status st = nhwc_shape(a, x.shape(), &s); !st.is_ok()) return st.with_context(where);
       kernels::max_pool2d_nhwc_u8(s, x.data<uint8_t>(), ctx.output(0).data<uint8_t>(),
-                                  ctx.thread_pool());
+                                  ctx.thread_pool(), isa);
       return Status::ok();
     });
   }

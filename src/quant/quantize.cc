@@ -666,8 +666,8 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
         const Tensor tq = quantize_tensor(*table, tp, DataType::kInt8);
         const int tq_v = passes::add_initializer(g, tname + "_quantized", tq);
         const int ts_v = passes::add_initializer(g, tname + "_scale", scale_tensor(tp));
-        const int tz_v =
-            passes::add_initializer(g, tname + "_zero_point", zero_point_tensor(tp, DataType::kInt8));
+        const int tz_v = passes::add_initializer(g, tname + "_zero_point",
+                                                 zero_point_tensor(tp, DataType::kInt8));
         layer.weight_bytes_after =
             static_cast<int64_t>(tq.nbytes()) + tensor_bytes(g, ts_v) + tensor_bytes(g, tz_v);
         const int y = n.outputs[0];

@@ -56,7 +56,8 @@ void check(const Case& c, uint32_t seed) {
   ASSERT_GT(oh_n, 0);
   ASSERT_GT(ow_n, 0);
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), bias_d(-20000, 20000);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127),
+      bias_d(static_cast<int>(-2000 * c.kh * c.kw), static_cast<int>(2000 * c.kh * c.kw));
   std::vector<uint8_t> x(static_cast<size_t>(c.n * c.h * c.w * c.c));
   for (auto& v : x) v = static_cast<uint8_t>(u8(rng));
   std::vector<int8_t> w(static_cast<size_t>(c.c * c.kh * c.kw));
@@ -95,6 +96,11 @@ void check(const Case& c, uint32_t seed) {
               requant_ref(acc, scale[static_cast<size_t>(c.per_channel ? ch : 0)], rq.zero_point,
                           rq.min, rq.max);
         }
+
+  // The scales must spread the outputs: mostly inside (min, max), not all saturated.
+  size_t inside = 0;
+  for (uint8_t v : want) inside += v > rq.min && v < rq.max;
+  EXPECT_GE(inside * 2, y_size) << "test data saturates";
 
   Conv2dParams p;
   p.in_channels = p.out_channels = p.group = c.c;
