@@ -283,6 +283,19 @@ std::vector<QIsa> supported_qisas() {
   return out;
 }
 
+QIsa qisa_for(Isa isa) {
+  switch (isa) {
+    case Isa::kPortable:
+      return QIsa::kPortable;
+    case Isa::kAvx2:
+      return QIsa::kAvx2;
+    case Isa::kAvx512:
+    case Isa::kNeon:
+      break;
+  }
+  return best_qisa();
+}
+
 const char* qisa_name(QIsa isa) {
   switch (isa) {
     case QIsa::kPortable:

@@ -47,6 +47,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 
 namespace brink::kernels {
@@ -65,6 +66,9 @@ bool qisa_supported(QIsa isa);
 QIsa best_qisa();
 std::vector<QIsa> supported_qisas();  // narrowest first, starts with kPortable
 const char* qisa_name(QIsa isa);
+// The int8 ISA for a kernel prepared for `isa` (KernelCreateContext::isa): portable and AVX2
+// cap it as they cap the float kernels; the widest ISAs take the best int8 one there is.
+QIsa qisa_for(Isa isa);
 
 // Output stage. acc[m][n] = sum_k (a[m][k] - a_zero) * b[k][n] + bias[n]   (exact int32)
 //  u8 output:  y = clamp(nearbyint(acc * scale[n]) + zero_point, min, max)

@@ -156,19 +156,6 @@ Status infer_qconv(InferContext& ctx) {
   return Status::ok();
 }
 
-kernels::QIsa qisa_for(Isa isa) {
-  switch (isa) {
-    case Isa::kPortable:
-      return kernels::QIsa::kPortable;
-    case Isa::kAvx2:
-      return kernels::QIsa::kAvx2;
-    case Isa::kAvx512:
-    case Isa::kNeon:
-      break;
-  }
-  return kernels::best_qisa();
-}
-
 // The integer convolution on one of the NHWC kernels.
 class FastQConvKernel final : public Kernel {
  public:
@@ -316,8 +303,8 @@ Result<std::unique_ptr<Kernel>> try_fast_qconv(const KernelCreateContext& c, con
     if (!made.is_ok()) return std::unique_ptr<Kernel>();
     depthwise = std::move(*made);
   } else {
-    auto made =
-        kernels::QConvNhwcU8::create(p, wd, bd, static_cast<uint8_t>(x_zero), qisa_for(c.isa));
+    auto made = kernels::QConvNhwcU8::create(p, wd, bd, static_cast<uint8_t>(x_zero),
+                                             kernels::qisa_for(c.isa));
     if (!made.is_ok()) return std::unique_ptr<Kernel>();
     conv = std::move(*made);
     const TensorType& xt = *c.input_types[0];

@@ -1757,9 +1757,7 @@ std::unique_ptr<Kernel> try_fast_integer_matmul_to_float(const KernelCreateConte
   std::vector<float> scale(bs->data<float>(), bs->data<float>() + bs->numel());
   std::vector<float> bias_v;
   if (bias != nullptr) bias_v.assign(bias->data<float>(), bias->data<float>() + n);
-  const kernels::QIsa isa = c.isa == Isa::kPortable ? kernels::QIsa::kPortable
-                            : c.isa == Isa::kAvx2   ? kernels::QIsa::kAvx2
-                                                    : kernels::best_qisa();
+  const kernels::QIsa isa = kernels::qisa_for(c.isa);
   return std::make_unique<FastIntegerMatMulToFloat>(
       kernels::pack_qb(b->data<int8_t>(), k, n, n, false, isa), std::move(scale), std::move(bias_v),
       c.node.describe());
