@@ -25,6 +25,17 @@ namespace ir {
 struct Model;
 }
 
+// Which kernels run the integer layers of a quantized model (brink.QConv: the fused
+// DequantizeLinear -> Conv -> QuantizeLinear of a QDQ model).
+enum class Int8Kernels {
+  // Integer kernels, except on small layers where the float kernels (dequantize, FP32
+  // convolution, quantize: the QDQ model's own float semantics) measure faster at load on
+  // this machine: "INT8 only where faster". Large layers always run integer kernels.
+  kWhereFaster,
+  kInteger,  // integer kernels for every layer that has one (exact, the same on every ISA)
+  kFloat,    // float kernels for every such layer (to tell kernel error from quantization's)
+};
+
 struct SessionOptions {
   int num_threads = 1;         // threads a run may use; 0 picks the number of cores
   bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
@@ -46,7 +57,12 @@ struct SessionOptions {
   // resident weights stay near one layer's (runs then re-read them from the page cache).
   // Refused at load when the largest layer and the arena alone exceed it.
   int64_t max_memory_bytes = 0;
+  Int8Kernels int8_kernels = Int8Kernels::kWhereFaster;
 };
+
+// "faster", "integer", "float" (the --int8-kernels values); anything else is an error.
+Result<Int8Kernels> parse_int8_kernels(const std::string& name);
+const char* int8_kernels_name(Int8Kernels k);
 
 // Name, element type and shape of a model input or output. A dim is -1 when symbolic;
 // dim_names then holds its name ("" when anonymous). `shape` is empty and `rank_known`

@@ -55,6 +55,7 @@ Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
   std::vector<TensorType> types(inputs.size());
   KernelCreateContext cctx{node, opset, {}, {}, {}, {}};
   cctx.isa = options.isa;
+  cctx.int8_kernels = options.int8_kernels;
   cctx.num_threads = num_threads;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i]) types[i] = TensorType::of(inputs[i]->dtype(), inputs[i]->shape());

@@ -32,6 +32,7 @@ struct EvaluateOptions {
   bool inputs_are_constant = true;  // give inputs to the prepare step as constants
   int num_threads = 1;              // > 1 runs the kernel with a pool of that many threads
   Isa isa = best_isa();             // the kernel variant to prepare
+  Int8Kernels int8_kernels = Int8Kernels::kInteger;  // quantized layers with a float path
 };
 Result<std::vector<Tensor>> evaluate_node(const ir::Node& node, int64_t opset,
                                           const std::vector<const Tensor*>& inputs,

@@ -17,7 +17,9 @@
 // reference kernel, then the clamp, with NHWC permuted to NCHW and back. That path is the
 // oracle the fast one is tested against (tests/unit/quantized_fast_test.cc).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -181,10 +183,36 @@ class FastQConvKernel final : public Kernel {
   }
   // w, its scales and zero points and B live in the prepared kernel.
   bool reads_input_data(size_t i) const override { return i == 0; }
+  std::string kernel_note() const override { return note_; }
 
- private:
+  // The float kernels for this layer: the QDQ graph's own semantics (x dequantized, an FP32
+  // convolution with the dequantized weights and bias, the result quantized and clamped).
+  void set_float_path(std::unique_ptr<kernels::ConvNhwcF32> fconv, float x_scale, int32_t x_zero,
+                      float y_scale, Isa isa) {
+    fconv_ = std::move(fconv);
+    x_scale_ = x_scale;
+    x_zero_ = x_zero;
+    y_scale_ = y_scale;
+    isa_ = isa;
+  }
+  // Keeps one of the two kernels a measurement chose between.
+  void drop_float_path() { fconv_.reset(); }
+  void drop_integer_path() { conv_.reset(); }
+  void set_note(std::string note) { note_ = std::move(note); }
+  // One image through each path (for the load-time measurement).
+  Status run_float_for_timing(const uint8_t* x, uint8_t* y, const kernels::Conv2dSpatial& sp) {
+    return run_float(x, y, 1, sp, nullptr);
+  }
+  Status run_integer_for_timing(const uint8_t* x, uint8_t* y, const kernels::Conv2dSpatial& sp) {
+    std::unique_ptr<kernels::ConvNhwcF32> keep = std::move(fconv_);
+    Status s = run_nhwc(x, y, 1, sp, nullptr);
+    fconv_ = std::move(keep);
+    return s;
+  }
+
   Status run_nhwc(const uint8_t* x, uint8_t* y, int64_t n, const kernels::Conv2dSpatial& sp,
                   ThreadPool* pool) const {
+    if (fconv_ != nullptr) return run_float(x, y, n, sp, pool);
     if (conv_ != nullptr) {
       kernels::QuantOutput out;
       out.scale = scale_.data();
@@ -201,6 +229,22 @@ class FastQConvKernel final : public Kernel {
     out.min = lo_;
     out.max = hi_;
     return depthwise_->run(x, out, y, n, sp, pool);
+  }
+
+ private:
+  Status run_float(const uint8_t* x, uint8_t* y, int64_t n, const kernels::Conv2dSpatial& sp,
+                   ThreadPool* pool) const {
+    const int64_t xs = n * sp.in_h * sp.in_w * p_.in_channels;
+    const int64_t ys = n * sp.out_h * sp.out_w * p_.out_channels;
+    thread_local std::vector<float> xf, yf;
+    if (xf.size() < static_cast<size_t>(xs)) xf.resize(static_cast<size_t>(xs));
+    if (yf.size() < static_cast<size_t>(ys)) yf.resize(static_cast<size_t>(ys));
+    kernels::dequantize_u8_f32(x, xs, x_scale_, x_zero_, xf.data(), pool, isa_);
+    BRINK_RETURN_IF_ERROR(fconv_->run(xf.data(), nullptr, yf.data(), n, sp, pool));
+    kernels::quantize_f32_u8(yf.data(), ys, y_scale_, y_zero_, y, pool, isa_);
+    if (lo_ > 0 || hi_ < 255)
+      for (int64_t i = 0; i < ys; ++i) y[i] = std::clamp(y[i], lo_, hi_);
+    return Status::ok();
   }
 
   Status run_impl(KernelContext& ctx) const {
@@ -250,7 +294,56 @@ class FastQConvKernel final : public Kernel {
   int32_t y_zero_;
   uint8_t lo_, hi_;
   std::string where_;
+  std::unique_ptr<kernels::ConvNhwcF32> fconv_;  // set: the float kernels run this layer
+  float x_scale_ = 1, y_scale_ = 1;
+  int32_t x_zero_ = 0;
+  Isa isa_ = Isa::kPortable;
+  std::string note_;
 };
+
+// Layers up to this many multiply-accumulates are timed at load with both kernels under
+// Int8Kernels::kWhereFaster (a few microseconds each); larger ones always run the integer
+// kernels, whose advantage there is the arithmetic, not overheads a measurement must find.
+constexpr int64_t kMeasureMaxMacs = int64_t{1} << 21;
+
+// The float kernels of a brink.QConv: weights w * w_scale[m], bias b * x_scale * w_scale[m].
+Result<std::unique_ptr<kernels::ConvNhwcF32>> float_qconv(const kernels::Conv2dParams& p,
+                                                          const Tensor& w, const Tensor& ws,
+                                                          const Tensor* b, float sx, Isa isa) {
+  const int64_t m = p.out_channels, per = w.numel() / m;
+  const auto* wd = w.data<int8_t>();
+  std::vector<float> wf(static_cast<size_t>(w.numel())), bf;
+  for (int64_t k = 0; k < m; ++k) {
+    const float s = static_cast<float>(ws.element_as_double(ws.numel() == 1 ? 0 : k));
+    for (int64_t i = 0; i < per; ++i)
+      wf[static_cast<size_t>(k * per + i)] = static_cast<float>(wd[k * per + i]) * s;
+    if (b != nullptr) bf.push_back(static_cast<float>(b->data<int32_t>()[k]) * (sx * s));
+  }
+  kernels::Conv2dParams fp = p;
+  fp.activation = Activation{};
+  return kernels::ConvNhwcF32::create(fp, wf.data(), b == nullptr ? nullptr : bf.data(), isa);
+}
+
+// The best of `runs` timed calls of `fn`, in microseconds, after one untimed call.
+template <typename Fn>
+double best_time_us(Fn&& fn, int runs) {
+  fn();
+  double best = 1e30;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(
+        best,
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+std::string format_us(double us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f us", us);
+  return buf;
+}
 
 // The fast kernel when this node is one it handles; nullptr otherwise.
 Result<std::unique_ptr<Kernel>> try_fast_qconv(const KernelCreateContext& c, const ConvAttrs& a,
@@ -297,7 +390,22 @@ Result<std::unique_ptr<Kernel>> try_fast_qconv(const KernelCreateContext& c, con
   const int32_t* bd = b == nullptr ? nullptr : b->data<int32_t>();
   std::unique_ptr<kernels::QConvNhwcU8> conv;
   std::unique_ptr<kernels::DepthwiseQConvNhwcU8> depthwise;
-  if (p.group > 1 && p.group == p.in_channels && p.out_channels == p.in_channels) {
+  // The load-time spatial size, when the input's is known (out_h = 0 otherwise).
+  kernels::Conv2dSpatial sp;
+  if (const TensorType& xt = *c.input_types[0]; xt.has_rank() && xt.rank() == 4) {
+    const Dim& h = (*xt.dims)[layout == Layout::kNhwc ? 1 : 2];
+    const Dim& wdim = (*xt.dims)[layout == Layout::kNhwc ? 2 : 3];
+    if (h.known() && wdim.known() && h.value > 0 && wdim.value > 0) {
+      sp.in_h = h.value;
+      sp.in_w = wdim.value;
+      if (!conv_output_dim(a, 0, sp.in_h, p.kernel_h, &sp.out_h, &sp.pad_top).empty() ||
+          !conv_output_dim(a, 1, sp.in_w, p.kernel_w, &sp.out_w, &sp.pad_left).empty())
+        sp = kernels::Conv2dSpatial{};
+    }
+  }
+  const bool depthwise_layer =
+      p.group > 1 && p.group == p.in_channels && p.out_channels == p.in_channels;
+  if (depthwise_layer) {
     auto made =
         kernels::DepthwiseQConvNhwcU8::create(p, wd, bd, static_cast<uint8_t>(x_zero), c.isa);
     if (!made.is_ok()) return std::unique_ptr<Kernel>();
@@ -307,23 +415,62 @@ Result<std::unique_ptr<Kernel>> try_fast_qconv(const KernelCreateContext& c, con
                                              kernels::qisa_for(c.isa));
     if (!made.is_ok()) return std::unique_ptr<Kernel>();
     conv = std::move(*made);
-    const TensorType& xt = *c.input_types[0];
-    if (xt.has_rank() && xt.rank() == 4) {
-      const Dim& h = (*xt.dims)[layout == Layout::kNhwc ? 1 : 2];
-      const Dim& wdim = (*xt.dims)[layout == Layout::kNhwc ? 2 : 3];
-      kernels::Conv2dSpatial sp;
-      if (h.known() && wdim.known() && h.value > 0 && wdim.value > 0) {
-        sp.in_h = h.value;
-        sp.in_w = wdim.value;
-        if (conv_output_dim(a, 0, sp.in_h, p.kernel_h, &sp.out_h, &sp.pad_top).empty() &&
-            conv_output_dim(a, 1, sp.in_w, p.kernel_w, &sp.out_w, &sp.pad_left).empty())
-          BRINK_RETURN_IF_ERROR(conv->prepare(sp).with_context(c.node.describe()));
-      }
-    }
+    if (sp.out_h > 0 && sp.out_w > 0)
+      BRINK_RETURN_IF_ERROR(conv->prepare(sp).with_context(c.node.describe()));
   }
-  return std::unique_ptr<Kernel>(
+  const bool have_sp = sp.out_h > 0 && sp.out_w > 0;
+  auto kernel =
       std::make_unique<FastQConvKernel>(a, layout, p, std::move(conv), std::move(depthwise),
-                                        std::move(scale), y_zero, lo, hi, c.node.describe()));
+                                        std::move(scale), y_zero, lo, hi, c.node.describe());
+  // "INT8 only where faster": the float kernels are an alternative for the general
+  // convolution (the depthwise one's work is too little for dequantize + quantize passes to
+  // ever pay off).
+  if (c.int8_kernels == Int8Kernels::kInteger || depthwise_layer)
+    return std::unique_ptr<Kernel>(std::move(kernel));
+  const int64_t macs =
+      sp.out_h * sp.out_w * p.out_channels * (p.in_channels / p.group) * p.kernel_h * p.kernel_w;
+  if (c.int8_kernels == Int8Kernels::kWhereFaster && (!have_sp || macs > kMeasureMaxMacs))
+    return std::unique_ptr<Kernel>(std::move(kernel));
+  auto fconv = float_qconv(p, *w, *ws, b, sx, c.isa);
+  if (!fconv.is_ok()) return std::unique_ptr<Kernel>(std::move(kernel));
+  if (have_sp) BRINK_RETURN_IF_ERROR((*fconv)->prepare(sp).with_context(c.node.describe()));
+  kernel->set_float_path(std::move(*fconv), sx, x_zero, sy, c.isa);
+  if (c.int8_kernels == Int8Kernels::kFloat) {
+    kernel->drop_integer_path();
+    kernel->set_note("fp32 (--int8-kernels float)");
+    return std::unique_ptr<Kernel>(std::move(kernel));
+  }
+  // Time both on one image of random bytes, on the calling thread; keep the float kernels
+  // only when clearly faster (15 %: timing noise must not flip a tie).
+  std::vector<uint8_t> x(static_cast<size_t>(sp.in_h * sp.in_w * p.in_channels));
+  std::vector<uint8_t> y(static_cast<size_t>(sp.out_h * sp.out_w * p.out_channels));
+  uint32_t r = 12345;
+  for (uint8_t& v : x) v = static_cast<uint8_t>((r = r * 1664525u + 1013904223u) >> 24);
+  double t_int8 = 0, t_fp32 = 0;
+  Status failed = Status::ok();
+  auto timed = [&](bool use_float) {
+    return best_time_us(
+        [&] {
+          Status st = use_float ? kernel->run_float_for_timing(x.data(), y.data(), sp)
+                                : kernel->run_integer_for_timing(x.data(), y.data(), sp);
+          if (!st.is_ok()) failed = st;
+        },
+        5);
+  };
+  t_int8 = timed(false);
+  t_fp32 = timed(true);
+  t_int8 = std::min(t_int8, timed(false));  // interleaved: drift hits both
+  t_fp32 = std::min(t_fp32, timed(true));
+  BRINK_RETURN_IF_ERROR(failed.with_context(c.node.describe()));
+  if (t_fp32 < 0.85 * t_int8) {
+    kernel->drop_integer_path();
+    kernel->set_note("fp32 (" + format_us(t_fp32) + ") faster than int8 (" + format_us(t_int8) +
+                     ")");
+  } else {
+    kernel->drop_float_path();
+    kernel->set_note("int8 (" + format_us(t_int8) + ") vs fp32 (" + format_us(t_fp32) + ")");
+  }
+  return std::unique_ptr<Kernel>(std::move(kernel));
 }
 
 // The reference: QLinearConv's kernel on NCHW, then the clamp.

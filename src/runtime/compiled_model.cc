@@ -521,6 +521,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     cctx.num_threads = num_threads_;
     if (extras_ != nullptr && extras_->isa) cctx.isa = *extras_->isa;
     cctx.prepacked = prepacked;
+    cctx.int8_kernels = options.int8_kernels;
     for (size_t k = 0; k < node.inputs.size(); ++k) cctx.constant_inputs.push_back(in_values[k]);
     auto kernel = def->create(cctx);
     if (kernel.is_ok() && prepacked != nullptr) {
@@ -554,6 +555,7 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
     layer.node_index = static_cast<int>(ni);
     layer.name = node.name;
     layer.op_type = node.op_type;
+    layer.kernel = steps_.back().kernel->kernel_note();
     layer.output_types = ictx.outputs();
     layer.macs = estimate_macs(node, in_types, ictx.outputs());
     int64_t out_elems = 0;

@@ -29,8 +29,9 @@ struct LayerInfo {
   int node_index = 0;
   std::string name;
   std::string op_type;
-  int64_t macs = 0;   // multiply-accumulates, 0 when not a MAC-shaped op or unknown dims
-  int64_t flops = 0;  // 2*macs for MAC ops, else one per output element
+  std::string kernel;  // the kernel chosen at prepare when there was a choice (Kernel::kernel_note)
+  int64_t macs = 0;    // multiply-accumulates, 0 when not a MAC-shaped op or unknown dims
+  int64_t flops = 0;   // 2*macs for MAC ops, else one per output element
   std::vector<ir::TensorType> output_types;
 };
 

@@ -4,6 +4,25 @@
 
 namespace brink {
 
+Result<Int8Kernels> parse_int8_kernels(const std::string& name) {
+  if (name == "faster") return Int8Kernels::kWhereFaster;
+  if (name == "integer") return Int8Kernels::kInteger;
+  if (name == "float") return Int8Kernels::kFloat;
+  return invalid_argument("int8 kernels '" + name + "': expected faster, integer or float");
+}
+
+const char* int8_kernels_name(Int8Kernels k) {
+  switch (k) {
+    case Int8Kernels::kWhereFaster:
+      return "faster";
+    case Int8Kernels::kInteger:
+      return "integer";
+    case Int8Kernels::kFloat:
+      return "float";
+  }
+  return "?";
+}
+
 Session::Session(std::unique_ptr<CompiledModel> compiled) : compiled_(std::move(compiled)) {}
 Session::~Session() = default;
 

@@ -117,7 +117,8 @@ def test_qdq_model_runs_on_integer_ops_and_matches_onnxruntime(brink, tmp_path, 
 
 def test_qdq_model_is_the_same_on_every_isa(brink, tmp_path):
     """The integer kernels of every ISA this machine has give the same bytes (BRINK_ISA caps the
-    kernels a process uses, so each ISA runs in its own `brink run`)."""
+    kernels a process uses, so each ISA runs in its own `brink run`; `--int8-kernels integer`,
+    since the default may pick the float kernels for small layers where they measure faster)."""
     import os
     import subprocess
     _, q, rng = _quantized_model(tmp_path, relu6=True, size=29)
@@ -127,10 +128,37 @@ def test_qdq_model_is_the_same_on_every_isa(brink, tmp_path):
     for isa in ["portable"] + [i for i in brink_py.available_isas() if i != "portable"]:
         out_dir = tmp_path / isa
         proc = subprocess.run([brink.path, "run", q, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir",
-                               str(out_dir), "--threads", "2"], capture_output=True, text=True,
+                               str(out_dir), "--threads", "2", "--int8-kernels", "integer"],
+                              capture_output=True, text=True,
                               env={**os.environ, "BRINK_ISA": isa}, timeout=120)
         assert proc.returncode == 0, brink.describe(proc)
         outs[isa] = np.load(out_dir / "y.npy")
     assert len(outs) >= 2
     for isa, y in outs.items():
         np.testing.assert_array_equal(y, outs["portable"], err_msg=f"ISA {isa}")
+
+
+def test_int8_kernels_choice_agrees_with_onnxruntime(brink, tmp_path):
+    """`--int8-kernels float` runs brink.QConv on the float kernels (dequantize, FP32 conv,
+    quantize), `faster` picks per small layer by measuring both at load: every choice stays
+    within a few output steps of ONNX Runtime, and the profile names the kernel each layer ran."""
+    _, q, rng = _quantized_model(tmp_path, relu6=False, size=29)
+    x = rng.standard_normal((1, 3, 29, 29)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    want = _ort(q, {"x": x})
+    step = float(np.min(np.diff(np.unique(want))))
+    for choice in ["integer", "float", "faster"]:
+        out_dir = tmp_path / choice
+        proc = brink("run", q, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(out_dir),
+                     "--int8-kernels", choice)
+        assert proc.returncode == 0, brink.describe(proc)
+        got = np.load(out_dir / "y.npy")
+        assert float(np.abs(got - want).max()) / step <= 3, choice
+    layers = brink.json("bench", q, "--int8-kernels", "float", "--iterations", "2", "--warmup", "0",
+                        "--profile", "--json")["layers"]
+    kernels = [layer["kernel"] for layer in layers if layer["op_type"] == "QConv"]
+    assert kernels and any(k.startswith("fp32") for k in kernels), kernels
+    layers = brink.json("bench", q, "--int8-kernels", "integer", "--iterations", "2", "--warmup", "0",
+                        "--profile", "--json")["layers"]
+    assert all(layer["kernel"] == "" for layer in layers), layers
+    brink.expect_error("run", q, "--random", "--int8-kernels", "fastest", mentions=["--int8-kernels"])

@@ -74,7 +74,11 @@ ir::Node qconv_node(const QConvCase& c, bool nhwc, size_t inputs = 9) {
   return make_node("QConv", inputs, 1, a, "brink");
 }
 
-void check_qconv(const QConvCase& c) {
+// `kernels`: kInteger must match the reference byte for byte; the float kernels (kFloat, and
+// kWhereFaster where it picks them) compute in float like the unfused QDQ graph and round
+// once, so they may differ by one step where a value lies within float error of a tie.
+void check_qconv(const QConvCase& c, Int8Kernels kernels = Int8Kernels::kInteger) {
+  const int max_diff = kernels == Int8Kernels::kInteger ? 0 : 1;
   const Tensor x = random_u8({c.n, c.c, c.h, c.w}, 11);
   const Tensor w = random_s8({c.m, c.c / c.group, c.kh, c.kw}, 12);
   std::vector<float> ws(static_cast<size_t>(c.per_channel ? c.m : 1));
@@ -108,15 +112,18 @@ void check_qconv(const QConvCase& c) {
         EvaluateOptions o;
         o.isa = isa;
         o.num_threads = threads;
+        o.int8_kernels = kernels;
         auto got = evaluate_node(node, 1, in, o);  // constant inputs: the fast path
         ASSERT_TRUE(got.is_ok()) << c.describe() << ": " << got.status().message();
         ASSERT_EQ((*got)[0].shape(), want[0].shape()) << c.describe();
         const auto* g = (*got)[0].data<uint8_t>();
         const auto* e = want[0].data<uint8_t>();
         int64_t mismatches = 0;
-        for (int64_t i = 0; i < want[0].numel(); ++i) mismatches += g[i] != e[i];
+        for (int64_t i = 0; i < want[0].numel(); ++i)
+          mismatches += std::abs(static_cast<int>(g[i]) - static_cast<int>(e[i])) > max_diff;
         ASSERT_EQ(mismatches, 0) << c.describe() << (nhwc ? " NHWC " : " NCHW ") << isa_name(isa)
-                                 << " threads " << threads;
+                                 << " threads " << threads << " int8 kernels "
+                                 << int8_kernels_name(kernels);
       }
     }
   }
@@ -148,6 +155,28 @@ TEST(QConvFast, MatchesReferenceOnAwkwardShapes) {
   c6.activation = "Relu";
   cases.push_back(c6);
   for (const QConvCase& c : cases) check_qconv(c);
+}
+
+TEST(QConvFast, FloatKernelsMatchReferenceWithinOneStep) {
+  // The same awkward shapes on the float path ("INT8 only where faster" falls back to it),
+  // and under kWhereFaster, which measures both on these small layers and keeps either.
+  std::vector<QConvCase> cases;
+  cases.push_back({});
+  QConvCase c1;
+  c1.c = 13, c1.m = 17, c1.kh = c1.kw = 1, c1.pads = {0, 0, 0, 0}, c1.bias = false;
+  cases.push_back(c1);
+  QConvCase c2;
+  c2.c = 3, c2.m = 24, c2.h = 19, c2.w = 17, c2.kh = c2.kw = 7, c2.strides = {2, 2};
+  c2.pads = {3, 3, 3, 3}, c2.activation = "Relu", c2.n = 2;
+  cases.push_back(c2);
+  QConvCase c5;
+  c5.c = 12, c5.m = 8, c5.group = 4, c5.dilations = {2, 2}, c5.pads = {2, 2, 2, 2};
+  c5.per_channel = false, c5.y_zero = 250, c5.activation = "Clip";
+  cases.push_back(c5);
+  for (const QConvCase& c : cases) {
+    check_qconv(c, Int8Kernels::kFloat);
+    check_qconv(c, Int8Kernels::kWhereFaster);
+  }
 }
 
 TEST(QAddFast, MatchesReferenceWithinOneStep) {

@@ -112,6 +112,13 @@ void add_package_load_options(CLI::App* cmd, PackageLoadOptions* o) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
 }
 
+void add_int8_kernels_option(CLI::App* cmd, std::string* value) {
+  cmd->add_option("--int8-kernels", *value,
+                  "Quantized layers: faster (integer kernels, or float ones where measured "
+                  "faster on small layers; default), integer, float")
+      ->check(CLI::IsMember({"faster", "integer", "float"}));
+}
+
 int64_t peak_rss_bytes() {
   // VmHWM, not getrusage's ru_maxrss: after fork + exec Linux reports the parent's peak in
   // ru_maxrss when that was higher (a benchmark script holding models would hide ours).

@@ -46,6 +46,9 @@ struct PackageLoadOptions {
 };
 void add_package_load_options(CLI::App* cmd, PackageLoadOptions* o);
 
+// --int8-kernels faster|integer|float (SessionOptions::int8_kernels) for run and bench.
+void add_int8_kernels_option(CLI::App* cmd, std::string* value);
+
 // "NAME=V" pairs for symbolic dims.
 Result<std::vector<std::pair<std::string, int64_t>>> parse_dim_values(
     const std::vector<std::string>& specs);

@@ -31,6 +31,7 @@ struct BenchOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
   PackageLoadOptions package;
+  std::string int8_kernels = "faster";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -93,6 +94,7 @@ nlohmann::json profile_json(const CompiledModel& cm, const std::vector<std::vect
         {{"index", s},
          {"name", l.name},
          {"op_type", l.op_type},
+         {"kernel", l.kernel},
          {"median_ms", ms},
          {"percent_of_total", total_median_ms > 0 ? 100.0 * ms / total_median_ms : 0.0},
          {"flops", l.flops},
@@ -100,6 +102,14 @@ nlohmann::json profile_json(const CompiledModel& cm, const std::vector<std::vect
          {"percent_of_peak", peak_gflops > 0 ? 100.0 * gflops / peak_gflops : 0.0}});
   }
   return layers;
+}
+
+// The op type, and the kernel when the runtime chose one at load ("QConv [fp32]").
+std::string op_label(const nlohmann::json& layer) {
+  std::string op = layer["op_type"].get<std::string>();
+  const std::string kernel = layer["kernel"].get<std::string>();
+  if (!kernel.empty()) op += " [" + kernel.substr(0, kernel.find(' ')) + "]";
+  return op;
 }
 
 int bench_command(BenchOptions o) {
@@ -113,6 +123,7 @@ int bench_command(BenchOptions o) {
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
   o.package.apply(&so);
+  so.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
   const auto t0 = Clock::now();
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
@@ -208,9 +219,9 @@ int bench_command(BenchOptions o) {
       std::string name = l["name"].get<std::string>();
       if (name.size() > 36) name = name.substr(0, 33) + "...";
       std::printf("  %-4zu %-36s %-20s %9.4f %6.1f %9.1f %6.1f\n", l["index"].get<size_t>(),
-                  name.c_str(), l["op_type"].get<std::string>().c_str(),
-                  l["median_ms"].get<double>(), l["percent_of_total"].get<double>(),
-                  l["gflops"].get<double>(), l["percent_of_peak"].get<double>());
+                  name.c_str(), op_label(l).c_str(), l["median_ms"].get<double>(),
+                  l["percent_of_total"].get<double>(), l["gflops"].get<double>(),
+                  l["percent_of_peak"].get<double>());
     }
     // Time by operator type, largest first: where the time goes at a glance.
     std::map<std::string, double> by_op;
@@ -248,6 +259,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", o->feeds.seed, "Seed for the random inputs");
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (others become 1)");
   add_package_load_options(cmd, &o->package);
+  add_int8_kernels_option(cmd, &o->int8_kernels);
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));

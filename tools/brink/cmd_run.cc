@@ -22,6 +22,7 @@ struct RunOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
   PackageLoadOptions package;
+  std::string int8_kernels = "faster";
 };
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
@@ -48,6 +49,7 @@ int run_command(const RunOptions& o) {
   so.dim_values = *dims;
   so.optimization_level = o.opt_level;
   o.package.apply(&so);
+  so.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
   auto session = Session::load(o.model, so);
   if (!session) return report_error(session.status());
   auto feeds = load_feeds(**session, o.feeds);
@@ -110,6 +112,7 @@ void add_run_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--dim", o->dims, "Fix a symbolic dim: NAME=SIZE (repeatable)");
   add_package_load_options(cmd, &o->package);
+  add_int8_kernels_option(cmd, &o->int8_kernels);
   cmd->add_option("--opt-level,-O", o->opt_level,
                   "Graph optimization: 0 none, 1 fusion, 2 fusion + NHWC layout (default)")
       ->check(CLI::Range(0, 2));
