@@ -101,6 +101,19 @@ def test_strict_cosine_target_falls_back_and_holds(brink, digits, tmp_path):
     _agrees_with_ort(brink, out, tmp_path)
 
 
+def test_doubling_groups_and_bisection(brink, digits, tmp_path):
+    # With at most 2 layers searched one at a time, the 10 layers fall back in doubling groups
+    # (1, 2, 4, 8) and a bisection then finds the smallest count that meets the target.
+    out, report = tmp_path / "groups.onnx", tmp_path / "r.json"
+    proc, r = _quantize(brink, digits, out, report, "--accuracy-target", "0.99999", "--fallback-linear-limit", "2")
+    acc = r["accuracy"]
+    print(f"\nfallback: doubling + bisection: {acc['layers_fp32']} fp32 layers, {acc['evaluations']} evaluations")
+    # 1 (all int8) + 10 (sensitivity) + 1, 2, 4, 8 (doubling) + 5, 6, 7 at most (bisection).
+    assert acc["met"] and acc["layers_fp32"] >= 1 and acc["evaluations"] <= 1 + 10 + 4 + 2
+    e = _eval(brink, digits, out)
+    assert e["outputs"][0]["cosine_mean"] >= 0.99999
+
+
 def test_top1_target_with_labels_falls_back(brink, digits, tmp_path):
     # Per-tensor weights, s8 activations and a 99.9 percentile clip lose top-1 points; allow 0.
     out, report = tmp_path / "top1.onnx", tmp_path / "r.json"

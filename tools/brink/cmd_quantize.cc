@@ -34,6 +34,7 @@ struct QuantizeCliOptions {
   // Automatic fallback (quant/accuracy_search.h).
   double accuracy_target = std::numeric_limits<double>::quiet_NaN();
   std::string eval, labels, metric = "auto";
+  int64_t linear_limit = 16;
 };
 
 Status write_text(const std::string& path, const std::string& text) {
@@ -136,6 +137,7 @@ int quantize_command(const QuantizeCliOptions& o) {
     so.metric = *metric;
     so.target = o.accuracy_target;
     so.mixed = mixed;
+    so.linear_limit = o.linear_limit;
     so.num_threads = o.threads;
     so.progress = qo.calibration.progress;
     if (!o.labels.empty()) {
@@ -223,6 +225,10 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--metric", o->metric,
                   "cosine (mean output cosine vs FP32) or top1 (points lost vs FP32); default: "
                   "top1 with --labels, else cosine");
+  cmd->add_option("--fallback-linear-limit", o->linear_limit,
+                  "Up to this many layers fall back one at a time; more: in doubling groups, then "
+                  "a bisection (default 16)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_flag("--progress", o->progress, "Show calibration progress even when not a terminal");
   cmd->callback([o, exit_code] { *exit_code = quantize_command(*o); });
 }
