@@ -201,3 +201,30 @@ def test_bad_arguments_are_refused(brink, digits, tmp_path, args, mentions, code
     for m in mentions:
         assert m in line, brink.describe(proc)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("mode, precision", [("int8-dynamic", "fp32 (fallback)"), ("mixed", "fp16 (fallback)")])
+def test_dynamic_and_mixed_without_calibration(brink, tmp_path, mode, precision):
+    # int8-dynamic's MatMul / Gemm fall back too; mixed without --calib starts from int8-dynamic.
+    from test_quantize import small_mlp
+    onnx.save(small_mlp(), tmp_path / "mlp.onnx")
+    x = np.random.default_rng(5).standard_normal((16, 4, 32)).astype(np.float32)
+    np.savez(tmp_path / "eval.npz", x=x)
+    out, report = tmp_path / "q.onnx", tmp_path / "r.json"
+    proc = brink("quantize", tmp_path / "mlp.onnx", "-o", out, "--mode", mode, "--eval", tmp_path / "eval.npz",
+                 "--accuracy-target", "0.99997", "--report", report)
+    assert proc.returncode == 0, brink.describe(proc)
+    r = json.loads(report.read_text())
+    acc = r["accuracy"]
+    assert acc["met"] and acc["before_fallback"] < 0.99997 <= acc["after_fallback"]
+    layers = {layer["name"]: layer["precision"] for layer in r["layers"]}
+    assert sorted(layers.values()) == sorted([precision, "w8-dynamic"])
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert "MatMulInteger" in ops and "MatMul" in ops
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ref = ort.InferenceSession(str(tmp_path / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    cos = []
+    for s in x:
+        a, b = ref.run(None, {"x": s})[0].ravel(), sess.run(None, {"x": s})[0].ravel()
+        cos.append(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    assert np.mean(cos) > 0.9999
