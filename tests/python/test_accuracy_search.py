@@ -94,6 +94,12 @@ def test_strict_cosine_target_falls_back_and_holds(brink, digits, tmp_path):
     m = onnx.load(out)
     inits = {t.name: t.data_type for t in m.graph.initializer}
     assert TensorProto.INT8 in inits.values() and TensorProto.FLOAT in inits.values()
+    nodes = {n.name: n for n in m.graph.node}
+    producer = {o: n.op_type for n in m.graph.node for o in n.output}
+    weighted = [nodes[layer["name"]] for layer in fallen if layer["op"].split("+")[0] in ("Conv", "Gemm")]
+    assert weighted and all(inits.get(n.input[1]) == TensorProto.FLOAT for n in weighted)
+    # A float layer next to a quantized one reads that neighbour's DequantizeLinear output.
+    assert any(producer.get(n.input[0]) == "DequantizeLinear" for n in weighted)
     # brink eval, on its own, finds the target met.
     e = _eval(brink, digits, out)
     assert e["outputs"][0]["cosine_mean"] >= 0.99999
