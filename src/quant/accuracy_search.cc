@@ -273,12 +273,15 @@ Result<QuantizeResult> quantize_to_accuracy(const ir::Model& model, const Datase
     r.report.accuracy = summary;
   };
 
-  auto evaluate = [&](const Choice& c) -> Result<std::pair<QuantizeResult, Score>> {
+  auto options_for = [&](const Choice& c) {
     QuantizeOptions o = options;
     o.keep_float = c.fp32;
     o.keep_float.insert(c.fp16.begin(), c.fp16.end());
     o.fp16_weights = c.fp16;
-    BRINK_ASSIGN_OR_RETURN(QuantizeResult r, quantize_model(model, calibration, o));
+    return o;
+  };
+  auto evaluate = [&](const Choice& c) -> Result<std::pair<QuantizeResult, Score>> {
+    BRINK_ASSIGN_OR_RETURN(QuantizeResult r, quantize_model(model, calibration, options_for(c)));
     ++summary.evaluations;
     BRINK_ASSIGN_OR_RETURN(Score s, evaluator->score(r.quantized));
     return std::make_pair(std::move(r), s);
@@ -324,14 +327,15 @@ Result<QuantizeResult> quantize_to_accuracy(const ir::Model& model, const Datase
     return c;
   };
   const size_t max_k = layers.empty() ? 0 : layers.size() - 1;  // all but one
-  std::map<std::pair<size_t, size_t>, std::pair<QuantizeResult, Score>> tried;
+  // Scores only: a big model's copies are not kept; the chosen one is quantized again at the end.
+  std::map<std::pair<size_t, size_t>, Score> tried;
   auto attempt = [&](size_t k, size_t fp32_first) -> Result<bool> {
     auto key = std::make_pair(k, fp32_first);
     if (!tried.count(key)) {
       BRINK_ASSIGN_OR_RETURN(auto r, evaluate(choice(k, fp32_first)));
-      tried.emplace(key, std::move(r));
+      tried.emplace(key, r.second);
     }
-    return evaluator->meets(tried.at(key).second.metric);
+    return evaluator->meets(tried.at(key).metric);
   };
   // The smallest x in [1, hi] with pred(x) true (0 when none): one by one up to linear_limit
   // candidates; beyond, doubling then bisection (the metric assumed monotonic in x).
@@ -379,24 +383,24 @@ Result<QuantizeResult> quantize_to_accuracy(const ir::Model& model, const Datase
   if (k == 0) {
     double best = all_quantized.metric;
     for (const auto& entry : tried) {
-      const double m = entry.second.second.metric;
+      const double m = entry.second.metric;
       best = search.metric == AccuracyMetric::kCosine ? std::max(best, m) : std::min(best, m);
     }
     char line[640];
     std::snprintf(line, sizeof line,
                   "the accuracy target %s %s %g is not reachable on the eval data: %.6g with every "
-                  "layer quantized, at best %.6g with all but one of the %zu quantized layers "
-                  "(all but '%s') in float; no output was written",
+                  "layer quantized, at best %.6g with up to all but one of the %zu quantized "
+                  "layers (all but '%s') in float; no output was written",
                   summary.metric.c_str(), summary.direction.c_str(), search.target,
                   all_quantized.metric, best, layers.size(),
                   layers[order.empty() ? 0 : order.back()].name.c_str());
     return invalid_argument(line);
   }
 
-  auto& [result, after] = tried.at({k, fp32_first});
+  const Score after = tried.at({k, fp32_first});
   const Choice chosen = choice(k, fp32_first);
-  summary.layers_fp32 = static_cast<int64_t>(chosen.fp32.size());
-  summary.layers_fp16 = static_cast<int64_t>(chosen.fp16.size());
+  BRINK_ASSIGN_OR_RETURN(QuantizeResult result,
+                         quantize_model(model, calibration, options_for(chosen)));
   // The report, in the layers' order: quantized layers as quantize_model reported them, the
   // fallen-back ones marked, every layer with its sensitivity.
   std::map<std::string, LayerReport> now;
@@ -424,12 +428,13 @@ Result<QuantizeResult> quantize_to_accuracy(const ir::Model& model, const Datase
     l.compared = false;
     l.sensitivity_measured = true;
     l.sensitivity_db = gain[i];
+    summary.layers_fp32 += l.precision == "fp32 (fallback)";
+    summary.layers_fp16 += l.precision == "fp16 (fallback)";
     out.push_back(std::move(l));
   }
   result.report.layers = std::move(out);
-  QuantizeResult final_result = std::move(result);
-  finish(final_result, all_quantized, after);
-  return final_result;
+  finish(result, all_quantized, after);
+  return result;
 }
 
 }  // namespace brink::quant
