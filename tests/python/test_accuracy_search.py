@@ -137,6 +137,16 @@ def test_top1_target_with_labels_falls_back(brink, digits, tmp_path):
     _agrees_with_ort(brink, out, tmp_path)
 
 
+def test_top1_without_labels_is_agreement_with_fp32(brink, digits, tmp_path):
+    out, report = tmp_path / "agree.onnx", tmp_path / "r.json"
+    proc, r = _quantize(brink, digits, out, report, "--metric", "top1", "--accuracy-target", "0")
+    acc = r["accuracy"]
+    assert acc["metric"] == "top1-disagreement" and acc["direction"] == "<="
+    assert acc["before_fallback"] > 0 and acc["after_fallback"] == 0 and acc["met"]
+    e = _eval(brink, digits, out)
+    assert e["classification"]["top1_agreement"] == 100.0
+
+
 def test_target_already_met_falls_back_nothing(brink, digits, tmp_path):
     out, report = tmp_path / "met.onnx", tmp_path / "r.json"
     proc, r = _quantize(brink, digits, out, report, "--accuracy-target", "0.99")
