@@ -1,8 +1,11 @@
-// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16 [--calib DATA] ...
+// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16|mixed [--calib DATA]
+//                [--accuracy-target T --eval DATA [--labels L] [--metric cosine|top1]] ...
 //
 // Quantizes an FP32 ONNX model into a standard ONNX model (src/quant/quantize.h,
 // docs/QUANTIZATION.md), prints a per-layer table (SQNR and cosine against FP32, measured by
-// running both models on a few samples) and optionally writes it as JSON (--report). Every
+// running both models on a few samples) and optionally writes it as JSON (--report). With
+// --accuracy-target (and always with --mode mixed) the most sensitive layers fall back to
+// float until the target holds on --eval (src/quant/accuracy_search.h). Every
 // check runs before anything is written: on an error, nothing is written and the input model
 // is never touched; the output and the report are written all or nothing.
 #include <unistd.h>
