@@ -334,7 +334,7 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
       if (o >= 0) producer_of[static_cast<size_t>(o)] = static_cast<int>(i);
   for (size_t i = 0; i < g_.nodes.size(); ++i) {
     ir::Node& n = g_.nodes[i];
-    if (!n.domain.empty()) continue;
+    if (!n.domain.empty() || options_.keep_float.count(node_label(g_, n))) continue;
     const std::string& op = n.op_type;
     auto in = [&](size_t k) { return k < n.inputs.size() ? n.inputs[k] : ir::kNoValue; };
     auto out0 = n.outputs.empty() ? ir::kNoValue : n.outputs[0];
@@ -407,7 +407,7 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
       mark(out0, Kind::kShared, -1, x);
     }
   }
-  if (weighted == 0)
+  if (weighted == 0 && options_.keep_float.empty())
     return invalid_argument(
         "no Conv/MatMul/Gemm with constant weights to quantize; the model is unchanged and no "
         "output was written");
@@ -649,6 +649,10 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
   const size_t count = g.nodes.size();
   for (size_t i = 0; i < count; ++i) {
     const ir::Node n = g.nodes[i];
+    if (options.keep_float.count(node_label(g, n))) {
+      nodes.push_back(n);
+      continue;
+    }
     // An embedding table (Gather of a large constant float matrix along axis 0): int8 rows,
     // per tensor, dequantized after the lookup (as ORT's quantize_dynamic does): a quarter of
     // the file and of the memory, exact lookups.
@@ -768,7 +772,7 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
     report->layers.push_back(layer);
     ++converted;
   }
-  if (converted == 0)
+  if (converted == 0 && options.keep_float.empty())
     return invalid_argument(
         "no MatMul/Gemm with constant weights to quantize dynamically (int8-dynamic leaves Conv "
         "float); no output was written");
@@ -784,16 +788,23 @@ Status quantize_dynamic(ir::Model& model, const QuantizeOptions& options, Quanti
 
 // ---- fp16 -------------------------------------------------------------------------------
 
-Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
+// `only_layers` (when not null): convert only the initializers those nodes read (by
+// node_label), and leave the report's mode-wide fields alone (mixed precision).
+Status quantize_fp16(ir::Model& model, QuantizeReport* report,
+                     const std::set<std::string>* only_layers = nullptr) {
   ir::Graph& g = model.graph;
   std::set<int> keep(g.initializer_inputs.begin(), g.initializer_inputs.end());
+  std::set<int> allowed;
+  if (only_layers)
+    for (const ir::Node& n : g.nodes)
+      if (only_layers->count(node_label(g, n))) allowed.insert(n.inputs.begin(), n.inputs.end());
   NodeNames node_name(g);
   std::vector<ir::Node> casts;
   std::map<int, int64_t> converted;  // value -> bytes after
   std::vector<int> initializers;
   for (int v : g.initializers) {
     const Tensor* t = f32_initializer(g, v);
-    bool ok = t && t->numel() >= 16 && !keep.count(v);
+    bool ok = t && t->numel() >= 16 && !keep.count(v) && (!only_layers || allowed.count(v));
     if (ok)
       for (int64_t i = 0; i < t->numel() && ok; ++i)
         ok = std::fabs(t->data<float>()[i]) <= 65504.0f;
@@ -814,6 +825,7 @@ Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
     casts.push_back(std::move(cast));
     converted[v] = static_cast<int64_t>(h.nbytes());
   }
+  if (only_layers && converted.empty()) return Status::ok();
   if (converted.empty())
     return invalid_argument(
         "no float32 initializers (16+ elements, within float16 range) to store "
@@ -837,6 +849,7 @@ Status quantize_fp16(ir::Model& model, QuantizeReport* report) {
   casts.insert(casts.end(), g.nodes.begin(), g.nodes.end());
   g.nodes = std::move(casts);
   recompute_producers(g);
+  if (only_layers) return Status::ok();
   report->weights = "fp16";
   report->activations = "fp32";
   return Status::ok();
@@ -888,6 +901,10 @@ Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* cal
   report.method = options.mode == QuantMode::kInt8
                       ? calibration_method_name(options.calibration.method)
                       : "none";
+  // Mixed precision: the chosen float layers' weights become float16 + Cast first; the int8
+  // modes then leave those layers (listed in keep_float too) alone.
+  if (!options.fp16_weights.empty() && options.mode != QuantMode::kFp16)
+    BRINK_RETURN_IF_ERROR(quantize_fp16(result.quantized, &report, &options.fp16_weights));
   switch (options.mode) {
     case QuantMode::kInt8: {
       if (!calibration || calibration->samples.empty())
@@ -896,10 +913,16 @@ Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* cal
       BRINK_RETURN_IF_ERROR(q.plan(&report));
       CalibrationOptions co = options.calibration;
       co.symmetric = options.signed_activations;
-      BRINK_ASSIGN_OR_RETURN(
-          auto ranges, calibrate(result.prepared, q.tensors_to_calibrate(), *calibration, co));
+      std::vector<std::string> missing;
+      for (const std::string& t : q.tensors_to_calibrate())
+        if (!options.ranges || !options.ranges->count(t)) missing.push_back(t);
+      if (options.ranges) result.ranges = *options.ranges;
+      if (!missing.empty()) {
+        BRINK_ASSIGN_OR_RETURN(auto ranges, calibrate(result.prepared, missing, *calibration, co));
+        result.ranges.insert(ranges.begin(), ranges.end());
+      }
       report.calibration_samples = static_cast<int64_t>(calibration->samples.size());
-      BRINK_RETURN_IF_ERROR(q.rewrite(ranges, &report));
+      BRINK_RETURN_IF_ERROR(q.rewrite(result.ranges, &report));
       break;
     }
     case QuantMode::kInt8Dynamic:
@@ -963,8 +986,11 @@ std::string format_report_table(const QuantizeReport& r) {
   std::snprintf(line, sizeof line, "mode %s, calibration %s, weights %s, activations %s\n",
                 r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
   out += line;
-  std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12s %12s\n", "layer", "op",
-                "precision", "SQNR dB", "cosine", "weights", "quantized");
+  bool sensitivity = false;
+  for (const LayerReport& l : r.layers) sensitivity = sensitivity || l.sensitivity_measured;
+  std::snprintf(line, sizeof line, "%-32s %-18s %-15s %9s %8s %12s %12s%s\n", "layer", "op",
+                "precision", "SQNR dB", "cosine", "weights", "quantized",
+                sensitivity ? "  sensitivity dB" : "");
   out += line;
   for (const LayerReport& l : r.layers) {
     std::string name = l.name.size() > 32 ? l.name.substr(0, 29) + "..." : l.name;
@@ -973,10 +999,15 @@ std::string format_report_table(const QuantizeReport& r) {
       std::snprintf(sq, sizeof sq, "%.1f", l.sqnr_db);
       std::snprintf(cs, sizeof cs, "%.5f", l.cosine);
     }
-    std::snprintf(line, sizeof line, "%-32s %-18s %-11s %9s %8s %12lld %12lld\n", name.c_str(),
+    char sens[32] = "";
+    if (sensitivity && l.sensitivity_measured)
+      std::snprintf(sens, sizeof sens, "  %14.2f", l.sensitivity_db);
+    else if (sensitivity)
+      std::snprintf(sens, sizeof sens, "  %14s", "-");
+    std::snprintf(line, sizeof line, "%-32s %-18s %-15s %9s %8s %12lld %12lld%s\n", name.c_str(),
                   l.op.c_str(), l.precision.c_str(), sq, cs,
                   static_cast<long long>(l.weight_bytes_before),
-                  static_cast<long long>(l.weight_bytes_after));
+                  static_cast<long long>(l.weight_bytes_after), sens);
     out += line;
   }
   for (const OutputReport& o : r.outputs) {
@@ -984,10 +1015,13 @@ std::string format_report_table(const QuantizeReport& r) {
                   o.name.c_str(), o.sqnr_db, o.cosine, static_cast<long long>(r.compared_samples));
     out += line;
   }
+  size_t quantized = 0;  // layers the accuracy search left in float are listed, not counted
+  for (const LayerReport& l : r.layers)
+    quantized += l.precision.find("(fallback)") == std::string::npos;
   std::snprintf(line, sizeof line,
                 "%zu layers quantized, %lld QuantizeLinear, %lld DequantizeLinear; weights %lld -> "
                 "%lld bytes",
-                r.layers.size(), static_cast<long long>(r.quantize_nodes),
+                quantized, static_cast<long long>(r.quantize_nodes),
                 static_cast<long long>(r.dequantize_nodes),
                 static_cast<long long>(r.weight_bytes_before),
                 static_cast<long long>(r.weight_bytes_after));
@@ -998,7 +1032,25 @@ std::string format_report_table(const QuantizeReport& r) {
                   static_cast<long long>(r.file_bytes_after));
     out += line;
   }
-  return out + "\n";
+  out += "\n";
+  const AccuracySummary& a = r.accuracy;
+  if (a.searched) {
+    std::snprintf(line, sizeof line,
+                  "accuracy target: %s %s %g on %lld eval samples: %.6g with every layer "
+                  "quantized -> %.6g as written (%s); %lld of %lld layers fell back (%lld fp32, "
+                  "%lld fp16); weights %lld -> %lld bytes by the fallback; %lld evaluations in "
+                  "%.2f s\n",
+                  a.metric.c_str(), a.direction.c_str(), a.target,
+                  static_cast<long long>(a.eval_samples), a.before, a.after,
+                  a.met ? "met" : "NOT met", static_cast<long long>(a.layers_fp32 + a.layers_fp16),
+                  static_cast<long long>(a.layers), static_cast<long long>(a.layers_fp32),
+                  static_cast<long long>(a.layers_fp16),
+                  static_cast<long long>(a.weight_bytes_before_fallback),
+                  static_cast<long long>(r.weight_bytes_after),
+                  static_cast<long long>(a.evaluations), a.seconds);
+    out += line;
+  }
+  return out;
 }
 
 std::string report_json(const QuantizeReport& r) {
@@ -1022,6 +1074,7 @@ std::string report_json(const QuantizeReport& r) {
     e["cosine"] = l.compared ? nlohmann::json(l.cosine) : nlohmann::json();
     e["weight_bytes_before"] = l.weight_bytes_before;
     e["weight_bytes_after"] = l.weight_bytes_after;
+    if (l.sensitivity_measured) e["sensitivity_db"] = l.sensitivity_db;
     j["layers"].push_back(e);
   }
   j["outputs"] = nlohmann::json::array();
@@ -1031,6 +1084,22 @@ std::string report_json(const QuantizeReport& r) {
                  {"weight_bytes_after", r.weight_bytes_after},
                  {"file_bytes_before", r.file_bytes_before},
                  {"file_bytes_after", r.file_bytes_after}};
+  const AccuracySummary& a = r.accuracy;
+  if (a.searched)
+    j["accuracy"] = {{"metric", a.metric},
+                     {"direction", a.direction},
+                     {"target", a.target},
+                     {"before_fallback", a.before},
+                     {"after_fallback", a.after},
+                     {"met", a.met},
+                     {"layers", a.layers},
+                     {"layers_fp32", a.layers_fp32},
+                     {"layers_fp16", a.layers_fp16},
+                     {"evaluations", a.evaluations},
+                     {"eval_samples", a.eval_samples},
+                     {"weight_bytes_before_fallback", a.weight_bytes_before_fallback},
+                     {"weight_bytes_after_fallback", r.weight_bytes_after},
+                     {"seconds", a.seconds}};
   return j.dump(2) + "\n";
 }
 

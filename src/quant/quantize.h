@@ -35,6 +35,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,16 @@ struct QuantizeOptions {
   CalibrationOptions calibration;   // method, percentile, progress, threads (int8 only)
   bool per_channel = true;          // weights: one scale per output channel
   bool signed_activations = false;  // int8: s8 symmetric activations instead of u8
+  // Layers (by LayerReport::name) that int8 and int8-dynamic leave in float: their weights and
+  // outputs are not quantized on their account. A tensor such a layer shares with a quantized
+  // neighbour keeps that neighbour's Q/DQ pair and the layer reads its DequantizeLinear (as
+  // ORT's nodes_to_exclude does), so the neighbours still run as integer kernels.
+  std::set<std::string> keep_float;
+  // Of those, the layers whose float32 weights are stored as float16 + Cast (fp16's form).
+  std::set<std::string> fp16_weights;
+  // Activation ranges calibrated earlier with the same data and options (QuantizeResult::ranges
+  // of an earlier call); int8 then calibrates only the tensors missing from it.
+  const std::map<std::string, Range>* ranges = nullptr;
 };
 
 // One quantized layer (a node whose weights or activations were quantized).
@@ -67,11 +79,29 @@ struct LayerReport {
   bool compared = false;                  // sqnr_db / cosine measured
   double sqnr_db = 0, cosine = 0;
   int64_t weight_bytes_before = 0, weight_bytes_after = 0;
+  // Set by the accuracy search (quant/accuracy_search.h) for each layer it measured: how much
+  // the model output's SQNR vs FP32 gains (dB) when only this layer is left in float.
+  bool sensitivity_measured = false;
+  double sensitivity_db = 0;
 };
 
 struct OutputReport {
   std::string name;
   double sqnr_db = 0, cosine = 0;
+};
+
+// What the accuracy search (quant/accuracy_search.h) did; `searched` false when it did not run.
+struct AccuracySummary {
+  bool searched = false;
+  std::string metric;     // "cosine", "top1-drop" (with labels) or "top1-disagreement"
+  std::string direction;  // ">=" (cosine) or "<=" (points lost)
+  double target = 0;
+  double before = 0, after = 0;  // the metric with every layer quantized, and as written
+  bool met = false;
+  int64_t layers = 0, layers_fp32 = 0, layers_fp16 = 0;  // candidates, and fallen back
+  int64_t evaluations = 0, eval_samples = 0;
+  int64_t weight_bytes_before_fallback = 0;  // weight bytes with every layer quantized
+  double seconds = 0;
 };
 
 struct QuantizeReport {
@@ -82,12 +112,14 @@ struct QuantizeReport {
   int64_t file_bytes_before = 0, file_bytes_after = 0;  // set by the caller that writes files
   std::vector<LayerReport> layers;
   std::vector<OutputReport> outputs;  // filled by compare_models
+  AccuracySummary accuracy;
 };
 
 struct QuantizeResult {
   ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference)
   ir::Model quantized;  // the output model
   QuantizeReport report;
+  std::map<std::string, Range> ranges;  // int8: the calibrated activation ranges, by name
 };
 
 // Quantizes `model` (left unchanged). `calibration` is required for kInt8 and unused otherwise.

@@ -1,20 +1,26 @@
-// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16 [--calib DATA] ...
+// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16|mixed [--calib DATA]
+//                [--accuracy-target T --eval DATA [--labels L] [--metric cosine|top1]] ...
 //
 // Quantizes an FP32 ONNX model into a standard ONNX model (src/quant/quantize.h,
 // docs/QUANTIZATION.md), prints a per-layer table (SQNR and cosine against FP32, measured by
-// running both models on a few samples) and optionally writes it as JSON (--report). Every
+// running both models on a few samples) and optionally writes it as JSON (--report). With
+// --accuracy-target (and always with --mode mixed) the most sensitive layers fall back to
+// float until the target holds on --eval (src/quant/accuracy_search.h). Every
 // check runs before anything is written: on an error, nothing is written and the input model
 // is never touched; the output and the report are written all or nothing.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "onnx/onnx_io.h"
 #include "package/atomic_file.h"
+#include "quant/accuracy_search.h"
 #include "quant/quantize.h"
 
 namespace brink::cli {
@@ -28,6 +34,10 @@ struct QuantizeCliOptions {
   int64_t samples = -1;
   int64_t report_samples = 4;
   int threads = 0;
+  // Automatic fallback (quant/accuracy_search.h).
+  double accuracy_target = std::numeric_limits<double>::quiet_NaN();
+  std::string eval, labels, metric = "auto";
+  int64_t linear_limit = 16;
 };
 
 Status write_text(const std::string& path, const std::string& text) {
@@ -49,8 +59,42 @@ bool same_file(const std::string& a, const std::string& b) {
 }
 
 int quantize_command(const QuantizeCliOptions& o) {
-  auto mode = quant::parse_quant_mode(o.mode);
-  if (!mode) return usage_error(mode.status());
+  // --mode mixed: int8 (static with --calib, dynamic without) whose sensitive layers fall back
+  // to fp16 weights, then fp32, until --accuracy-target holds.
+  const bool mixed = o.mode == "mixed";
+  auto mode = mixed ? Result<quant::QuantMode>(o.calib.empty() ? quant::QuantMode::kInt8Dynamic
+                                                               : quant::QuantMode::kInt8)
+                    : quant::parse_quant_mode(o.mode);
+  if (!mode)
+    return usage_error(invalid_argument("unknown quantization mode '" + o.mode +
+                                        "' (expected int8, int8-dynamic, fp16 or mixed)"));
+  const bool search = !std::isnan(o.accuracy_target);
+  if (mixed && !search)
+    return usage_error(invalid_argument(
+        "--mode mixed needs --accuracy-target T and --eval DATA (the precision of each layer is "
+        "chosen to meet T)"));
+  if (search && o.eval.empty())
+    return usage_error(invalid_argument(
+        "--accuracy-target needs --eval DATA (.npy, .npz or a folder of them) to measure it on"));
+  if (!search && !o.eval.empty())
+    return usage_error(invalid_argument("--eval is used with --accuracy-target T only"));
+  if (!search && !o.labels.empty())
+    return usage_error(invalid_argument("--labels is used with --accuracy-target T only"));
+  if (search && *mode == quant::QuantMode::kFp16)
+    return usage_error(invalid_argument(
+        "--accuracy-target applies to --mode int8, int8-dynamic and mixed, not fp16"));
+  const std::string metric_name =
+      o.metric == "auto" ? (o.labels.empty() ? "cosine" : "top1") : o.metric;
+  auto metric = quant::parse_accuracy_metric(metric_name);
+  if (!metric)
+    return usage_error(
+        invalid_argument("unknown --metric '" + o.metric + "' (expected cosine, top1 or auto)"));
+  if (*metric == quant::AccuracyMetric::kCosine && !o.labels.empty())
+    return usage_error(invalid_argument("--labels is used by --metric top1 only"));
+  if (search) {
+    if (Status s = quant::check_accuracy_target(*metric, o.accuracy_target); !s.is_ok())
+      return usage_error(s);
+  }
   auto method = quant::parse_calibration_method(o.method);
   if (!method) return usage_error(method.status());
   if (o.activation_type != "u8" && o.activation_type != "s8")
@@ -90,7 +134,28 @@ int quantize_command(const QuantizeCliOptions& o) {
         "--mode int8 needs calibration data: --calib DATA (.npy, .npz or a folder of them)"));
   }
 
-  auto result = quant::quantize_model(*model, data.get(), qo);
+  Result<quant::QuantizeResult> result = internal_error("not run");
+  if (search) {
+    quant::AccuracySearchOptions so;
+    so.metric = *metric;
+    so.target = o.accuracy_target;
+    so.mixed = mixed;
+    so.linear_limit = o.linear_limit;
+    so.num_threads = o.threads;
+    so.progress = qo.calibration.progress;
+    if (!o.labels.empty()) {
+      auto labels = quant::load_labels(o.labels);
+      if (!labels) return report_error(labels.status());
+      so.labels = std::move(*labels);
+    }
+    auto eval = quant::load_dataset(o.eval, quant::model_input_infos(*model));
+    if (!eval) return report_error(eval.status());
+    if (eval->samples.empty()) return report_error(invalid_argument(o.eval + ": no samples"));
+    result = quant::quantize_to_accuracy(*model, data.get(), *eval, qo, so);
+    if (result && mixed) result->report.mode = "mixed";
+  } else {
+    result = quant::quantize_model(*model, data.get(), qo);
+  }
   if (!result) return report_error(result.status());
 
   // The comparison runs on a few calibration samples, or on seeded random inputs when there
@@ -132,10 +197,13 @@ int quantize_command(const QuantizeCliOptions& o) {
 void add_quantize_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<QuantizeCliOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "quantize", "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible) or fp16 weights");
+      "quantize",
+      "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible), fp16 weights or mixed precision");
   cmd->add_option("model", o->model, "Model file (.onnx, float32)")->required();
   cmd->add_option("-o,--out", o->out, "Quantized model to write (.onnx)")->required();
-  cmd->add_option("--mode", o->mode, "int8 (static, QDQ; default), int8-dynamic or fp16");
+  cmd->add_option("--mode", o->mode,
+                  "int8 (static, QDQ; default), int8-dynamic, fp16, or mixed (int8 with fp16 / "
+                  "fp32 layers chosen to meet --accuracy-target)");
   cmd->add_option("--calib", o->calib,
                   "Calibration data: an .npz (one array per input), an .npy, or a folder of them");
   cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile, entropy, mse");
@@ -151,6 +219,19 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--report", o->report, "Write the per-layer report as JSON");
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
+  cmd->add_option("--accuracy-target", o->accuracy_target,
+                  "Fall back the most sensitive layers to float until this holds on --eval: "
+                  "cosine floor in (0, 1], or top-1 points lost in [0, 100]");
+  cmd->add_option("--eval", o->eval, "Evaluation data for --accuracy-target (.npy, .npz, folder)");
+  cmd->add_option("--labels", o->labels,
+                  "Labels for --metric top1 (.npy of integers or .txt); without: agreement");
+  cmd->add_option("--metric", o->metric,
+                  "cosine (mean output cosine vs FP32) or top1 (points lost vs FP32); default: "
+                  "top1 with --labels, else cosine");
+  cmd->add_option("--fallback-linear-limit", o->linear_limit,
+                  "Up to this many layers fall back one at a time; more: in doubling groups, then "
+                  "a bisection (default 16)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_flag("--progress", o->progress, "Show calibration progress even when not a terminal");
   cmd->callback([o, exit_code] { *exit_code = quantize_command(*o); });
 }
