@@ -56,6 +56,11 @@ struct QuantizeOptions {
   CalibrationOptions calibration;   // method, percentile, progress, threads (int8 only)
   bool per_channel = true;          // weights: one scale per output channel
   bool signed_activations = false;  // int8: s8 symmetric activations instead of u8
+  // int8 only: accuracy tools applied to the prepared float model before calibration.
+  bool equalize = false;            // cross-layer equalization of Conv pairs (quant/equalize.h)
+  bool bias_correction = false;     // subtract the weight quantization's mean output error
+  bool smooth_quant = false;        // SmoothQuant of LayerNorm -> MatMul (quant/smooth_quant.h)
+  double smooth_quant_alpha = 0.5;  // migration strength, in [0, 1]
 };
 
 // One quantized layer (a node whose weights or activations were quantized).
@@ -76,6 +81,7 @@ struct OutputReport {
 
 struct QuantizeReport {
   std::string mode, method, weights, activations;  // "int8", "minmax", "per-channel", "u8"
+  std::vector<std::string> tools;  // what --equalize / --bias-correction / --smooth-quant did
   int64_t calibration_samples = 0, compared_samples = 0;
   int64_t quantize_nodes = 0, dequantize_nodes = 0;
   int64_t weight_bytes_before = 0, weight_bytes_after = 0;
@@ -85,7 +91,8 @@ struct QuantizeReport {
 };
 
 struct QuantizeResult {
-  ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference)
+  ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference;
+                        // with --equalize / --smooth-quant, after those exact rewrites too)
   ir::Model quantized;  // the output model
   QuantizeReport report;
 };
