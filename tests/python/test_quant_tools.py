@@ -263,7 +263,7 @@ def dwcnn_results(brink, dwcnn, tmp_path_factory):
                          "sqnr": _sqnr(ref, logits),
                          # mean error per output channel (class), over the test set
                          "mean_err": float(np.abs(err.mean(0)).mean()),
-                         "float": str(d / f"{name}.float.onnx")}
+                         "float": str(d / f"{name}.float.onnx"), "model": out}
     out = str(d / "per-channel.onnx")
     _quantize(brink, dwcnn["model"], out, "--calib", dwcnn["calib"])
     logits = _run(out, feeds)
@@ -289,6 +289,38 @@ def test_dwcnn_equalize_helps_per_tensor(dwcnn_results):
     plain, eq = dwcnn_results["per-tensor"], dwcnn_results["equalize"]
     assert eq["sqnr"] > plain["sqnr"] + 1.0, "equalization should raise the logits' SQNR by 1 dB or more"
     assert eq["top1"] >= plain["top1"] - ONE_IMAGE
+
+
+def _conv_outputs(path, feeds):
+    """The output of every Conv (before its activation: the quantizer's Conv writes the removed
+    Relu's tensor, pre-activation), in node order, for each feed: a list of [N, C, H, W]."""
+    m = onnx.load(path)
+    names = [n.output[0] for n in m.graph.node if n.op_type == "Conv"]
+    del m.graph.output[:]
+    m.graph.output.extend([onnx.ValueInfoProto(name=n) for n in names])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    runs = [s.run(None, f) for f in feeds]
+    return [np.concatenate([r[k] for r in runs]).astype(np.float64) for k in range(len(names))]
+
+
+def test_dwcnn_bias_correction_reduces_layer_mean_error(dwcnn, dwcnn_results):
+    """Per Conv layer: the mean over channels of |E[y_q - y]| (E over the test images and
+    positions) is smaller with --bias-correction, on average over the layers."""
+    images = np.load(dwcnn["test"])["image"][:200]
+    feeds = [{"image": images[i:i + 1]} for i in range(len(images))]
+    errors = {}
+    for name in ("per-tensor", "bias-correction", "equalize", "equalize+bias-correction"):
+        ref = _conv_outputs(dwcnn_results[name]["float"], feeds)
+        q = _conv_outputs(dwcnn_results[name]["model"], feeds)
+        assert len(ref) == len(q) == 7
+        errors[name] = [float(np.abs((b - a).mean(axis=(0, 2, 3))).mean()) for a, b in zip(ref, q)]
+        print(f"\ntools: digits depthwise CNN int8 {name:26s} per-layer mean |channel mean error| "
+              + " ".join(f"{e:.4f}" for e in errors[name]))
+    for base, corrected in (("per-tensor", "bias-correction"), ("equalize", "equalize+bias-correction")):
+        assert np.mean(errors[corrected]) < 0.7 * np.mean(errors[base]), (errors[base], errors[corrected])
 
 
 def test_dwcnn_bias_correction_reduces_mean_error(dwcnn_results):
