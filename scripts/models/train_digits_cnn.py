@@ -216,7 +216,9 @@ def read_meta(out_dir: str, arch: str = "residual"):
     except (OSError, ValueError):
         return None
     needed = ("model.onnx", "calib.npz", "test.npz", "test_labels.npy")
-    if meta.get("version") != VERSION or meta.get("arch", "residual") != arch or not all(os.path.isfile(os.path.join(out_dir, n)) for n in needed):
+    if meta.get("version") != VERSION or meta.get("arch", "residual") != arch:
+        return None
+    if not all(os.path.isfile(os.path.join(out_dir, n)) for n in needed):
         return None
     return meta
 

@@ -30,6 +30,9 @@
 // fp16 stores each float32 initializer of 16+ elements (within float16's range) as a float16
 //   initializer followed by a Cast to float (Brink folds the Cast at load).
 //
+// int8 accuracy tools, run on the prepared float model before calibration (options below):
+// --equalize and --bias-correction (quant/equalize.h), --smooth-quant (quant/smooth_quant.h).
+//
 // The input model is never modified. Errors (no quantizable layer, a model whose opset is too
 // old for per-channel DequantizeLinear, missing calibration data) are one line each.
 #pragma once

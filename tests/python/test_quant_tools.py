@@ -94,7 +94,8 @@ def depthwise_model():
              _t("w3", 12, 8, 1, 1, scale=0.3), _t("b3", 12, scale=0.1), *_bn("bn3", 12),
              _t("w4", 24, 1, 3, 3), *_bn("bn4", 24),
              _t("w5", 6, 24, 1, 1, scale=0.3), _t("b5", 6, scale=0.1),
-             numpy_helper.from_array(np.array(0, np.float32), "lo"), numpy_helper.from_array(np.array(6, np.float32), "hi")]
+             numpy_helper.from_array(np.array(0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6, np.float32), "hi")]
 
     def bn(x, p, y):
         return helper.make_node("BatchNormalization", [x, p + "_g", p + "_b", p + "_m", p + "_v"], [y])
