@@ -13,6 +13,8 @@
 
 #include "passes/pass_util.h"
 #include "passes/passes.h"
+#include "quant/equalize.h"
+#include "quant/smooth_quant.h"
 
 namespace brink::quant {
 
@@ -889,14 +891,55 @@ struct Agreement {
   }
 };
 
+// --equalize, --smooth-quant (exact float rewrites: applied to the FP32 reference too) and
+// --bias-correction (applied to the model to quantize only); sets result.quantized.
+Status apply_accuracy_tools(QuantizeResult& result, const Dataset* calibration,
+                            const QuantizeOptions& options) {
+  const bool any = options.equalize || options.bias_correction || options.smooth_quant;
+  if (any && options.mode != QuantMode::kInt8)
+    return invalid_argument(std::string("--equalize, --bias-correction and --smooth-quant apply "
+                                        "to --mode int8 (static) only, not ") +
+                            quant_mode_name(options.mode));
+  if (options.smooth_quant && !(options.smooth_quant_alpha >= 0 && options.smooth_quant_alpha <= 1))
+    return invalid_argument("--smooth-quant alpha must be in [0, 1], got " +
+                            std::to_string(options.smooth_quant_alpha));
+  if (any && (!calibration || calibration->samples.empty()))
+    return invalid_argument("--mode int8 needs calibration data (--calib DATA)");
+  auto& tools = result.report.tools;
+  const int threads = options.calibration.num_threads;
+  if (options.equalize) {
+    BRINK_ASSIGN_OR_RETURN(EqualizeStats st, equalize_cross_layer(result.prepared));
+    tools.push_back("equalize: " + std::to_string(st.pairs) + " Conv pairs, " +
+                    std::to_string(st.sweeps) + " sweeps");
+  }
+  if (options.smooth_quant) {
+    BRINK_ASSIGN_OR_RETURN(
+        SmoothQuantStats st,
+        smooth_quant(result.prepared, *calibration, options.smooth_quant_alpha, -1, threads));
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "smooth-quant (alpha %.2f): %d MatMul/Gemm weights, %d LayerNormalizations "
+                  "(%d copied)",
+                  options.smooth_quant_alpha, st.matmuls, st.layer_norms, st.duplicated);
+    tools.push_back(line);
+  }
+  result.quantized = result.prepared;
+  if (options.bias_correction) {
+    BRINK_ASSIGN_OR_RETURN(
+        int n, correct_bias(result.quantized, *calibration, options.per_channel, -1, threads));
+    tools.push_back("bias correction: " + std::to_string(n) + " layers");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* calibration,
                                       const QuantizeOptions& options) {
   QuantizeResult result;
   BRINK_ASSIGN_OR_RETURN(result.prepared, prepare(model));
-  result.quantized = result.prepared;
   QuantizeReport& report = result.report;
+  BRINK_RETURN_IF_ERROR(apply_accuracy_tools(result, calibration, options));
   report.mode = quant_mode_name(options.mode);
   report.method = options.mode == QuantMode::kInt8
                       ? calibration_method_name(options.calibration.method)
@@ -909,16 +952,19 @@ Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* cal
     case QuantMode::kInt8: {
       if (!calibration || calibration->samples.empty())
         return invalid_argument("--mode int8 needs calibration data (--calib DATA)");
+      const ir::Model float_model = result.quantized;
       StaticQuantizer q(result.quantized, options);
       BRINK_RETURN_IF_ERROR(q.plan(&report));
       CalibrationOptions co = options.calibration;
       co.symmetric = options.signed_activations;
+      // Calibrated on the float model as it is quantized (with its corrected biases); ranges
+      // an earlier call measured (the accuracy search) are reused.
       std::vector<std::string> missing;
       for (const std::string& t : q.tensors_to_calibrate())
         if (!options.ranges || !options.ranges->count(t)) missing.push_back(t);
       if (options.ranges) result.ranges = *options.ranges;
       if (!missing.empty()) {
-        BRINK_ASSIGN_OR_RETURN(auto ranges, calibrate(result.prepared, missing, *calibration, co));
+        BRINK_ASSIGN_OR_RETURN(auto ranges, calibrate(float_model, missing, *calibration, co));
         result.ranges.insert(ranges.begin(), ranges.end());
       }
       report.calibration_samples = static_cast<int64_t>(calibration->samples.size());
@@ -986,6 +1032,7 @@ std::string format_report_table(const QuantizeReport& r) {
   std::snprintf(line, sizeof line, "mode %s, calibration %s, weights %s, activations %s\n",
                 r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
   out += line;
+  for (const std::string& t : r.tools) out += t + "\n";
   bool sensitivity = false;
   for (const LayerReport& l : r.layers) sensitivity = sensitivity || l.sensitivity_measured;
   std::snprintf(line, sizeof line, "%-32s %-18s %-15s %9s %8s %12s %12s%s\n", "layer", "op",
@@ -1059,6 +1106,7 @@ std::string report_json(const QuantizeReport& r) {
   j["method"] = r.method;
   j["weights"] = r.weights;
   j["activations"] = r.activations;
+  j["tools"] = r.tools;
   j["calibration_samples"] = r.calibration_samples;
   j["compared_samples"] = r.compared_samples;
   j["quantize_nodes"] = r.quantize_nodes;

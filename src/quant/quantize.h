@@ -30,6 +30,9 @@
 // fp16 stores each float32 initializer of 16+ elements (within float16's range) as a float16
 //   initializer followed by a Cast to float (Brink folds the Cast at load).
 //
+// int8 accuracy tools, run on the prepared float model before calibration (options below):
+// --equalize and --bias-correction (quant/equalize.h), --smooth-quant (quant/smooth_quant.h).
+//
 // The input model is never modified. Errors (no quantizable layer, a model whose opset is too
 // old for per-channel DequantizeLinear, missing calibration data) are one line each.
 #pragma once
@@ -68,6 +71,11 @@ struct QuantizeOptions {
   // Activation ranges calibrated earlier with the same data and options (QuantizeResult::ranges
   // of an earlier call); int8 then calibrates only the tensors missing from it.
   const std::map<std::string, Range>* ranges = nullptr;
+  // int8 only: accuracy tools applied to the prepared float model before calibration.
+  bool equalize = false;            // cross-layer equalization of Conv pairs (quant/equalize.h)
+  bool bias_correction = false;     // subtract the weight quantization's mean output error
+  bool smooth_quant = false;        // SmoothQuant of LayerNorm -> MatMul (quant/smooth_quant.h)
+  double smooth_quant_alpha = 0.5;  // migration strength, in [0, 1]
 };
 
 // One quantized layer (a node whose weights or activations were quantized).
@@ -106,6 +114,7 @@ struct AccuracySummary {
 
 struct QuantizeReport {
   std::string mode, method, weights, activations;  // "int8", "minmax", "per-channel", "u8"
+  std::vector<std::string> tools;  // what --equalize / --bias-correction / --smooth-quant did
   int64_t calibration_samples = 0, compared_samples = 0;
   int64_t quantize_nodes = 0, dequantize_nodes = 0;
   int64_t weight_bytes_before = 0, weight_bytes_after = 0;
@@ -116,7 +125,8 @@ struct QuantizeReport {
 };
 
 struct QuantizeResult {
-  ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference)
+  ir::Model prepared;   // the float model after the standard rewrites (the FP32 reference;
+                        // with --equalize / --smooth-quant, after those exact rewrites too)
   ir::Model quantized;  // the output model
   QuantizeReport report;
   std::map<std::string, Range> ranges;  // int8: the calibrated activation ranges, by name

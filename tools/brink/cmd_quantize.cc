@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -29,8 +30,12 @@ namespace {
 
 struct QuantizeCliOptions {
   std::string model, out, mode = "int8", calib, method = "minmax", activation_type = "u8", report;
+  std::string float_out;  // --float-out: the FP32 reference the report compares against
   double percentile = 99.999;
   bool per_channel = false, per_tensor = false, progress = false;
+  bool equalize = false, bias_correction = false;
+  std::string smooth_quant;  // --smooth-quant [ALPHA]: "" when given bare
+  CLI::Option* smooth_quant_option = nullptr;
   int64_t samples = -1;
   int64_t report_samples = 4;
   int threads = 0;
@@ -108,9 +113,28 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (same_file(o.model, o.out))
     return report_error(invalid_argument("the output '" + o.out +
                                          "' is the input model; refusing to overwrite it"));
+  if (!o.float_out.empty() &&
+      (same_file(o.model, o.float_out) || o.float_out == o.out || o.float_out == o.report))
+    return report_error(invalid_argument("--float-out '" + o.float_out +
+                                         "' would overwrite the model, the output or the report"));
   if (!o.report.empty() && (same_file(o.model, o.report) || o.report == o.out))
     return report_error(
         invalid_argument("the report '" + o.report + "' would overwrite the model or the output"));
+
+  double alpha = 0.5;
+  const bool smooth = o.smooth_quant_option && o.smooth_quant_option->count() > 0;
+  if (smooth && !o.smooth_quant.empty()) {
+    char* end = nullptr;
+    alpha = std::strtod(o.smooth_quant.c_str(), &end);
+    if (end == o.smooth_quant.c_str() || *end != '\0' || !(alpha >= 0.0 && alpha <= 1.0))
+      return usage_error(invalid_argument("--smooth-quant ALPHA must be a number in [0, 1], got '" +
+                                          o.smooth_quant + "'"));
+  }
+  if ((o.equalize || o.bias_correction || smooth) && *mode != quant::QuantMode::kInt8)
+    return usage_error(invalid_argument(
+        std::string("--equalize, --bias-correction and --smooth-quant apply to --mode int8 "
+                    "(static) only, not ") +
+        quant::quant_mode_name(*mode)));
 
   auto model = onnx_io::load_onnx_file(o.model);
   if (!model) return report_error(model.status());
@@ -119,6 +143,10 @@ int quantize_command(const QuantizeCliOptions& o) {
   qo.mode = *mode;
   qo.per_channel = !o.per_tensor;
   qo.signed_activations = o.activation_type == "s8";
+  qo.equalize = o.equalize;
+  qo.bias_correction = o.bias_correction;
+  qo.smooth_quant = smooth;
+  qo.smooth_quant_alpha = alpha;
   qo.calibration.method = *method;
   qo.calibration.percentile = o.percentile;
   qo.calibration.num_threads = o.threads;
@@ -187,6 +215,15 @@ int quantize_command(const QuantizeCliOptions& o) {
       return report_error(s);
     }
   }
+  if (!o.float_out.empty()) {
+    auto fbytes = onnx_io::serialize_onnx(result->prepared);
+    Status s = fbytes ? write_text(o.float_out, *fbytes) : fbytes.status();
+    if (!s.is_ok()) {
+      std::filesystem::remove(o.out, ec);
+      if (!o.report.empty()) std::filesystem::remove(o.report, ec);
+      return report_error(s);
+    }
+  }
   std::fputs(quant::format_report_table(result->report).c_str(), stdout);
   std::printf("wrote %s\n", o.out.c_str());
   return 0;
@@ -232,6 +269,18 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
                   "Up to this many layers fall back one at a time; more: in doubling groups, then "
                   "a bisection (default 16)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--float-out", o->float_out,
+                  "Also write the FP32 reference (prepared, after --equalize / --smooth-quant)");
+  cmd->add_flag("--equalize", o->equalize,
+                "int8: cross-layer equalization of consecutive Convs (depthwise convnets)");
+  cmd->add_flag("--bias-correction", o->bias_correction,
+                "int8: correct each layer's bias for the mean error of its int8 weights");
+  o->smooth_quant_option =
+      cmd->add_option("--smooth-quant", o->smooth_quant,
+                      "int8: SmoothQuant LayerNorm -> MatMul with migration strength ALPHA in "
+                      "[0, 1] (default 0.5)")
+          ->expected(0, 1)
+          ->type_name("[ALPHA]");
   cmd->add_flag("--progress", o->progress, "Show calibration progress even when not a terminal");
   cmd->callback([o, exit_code] { *exit_code = quantize_command(*o); });
 }
