@@ -1538,6 +1538,98 @@ OpDef qlinear_average_pool() {
 
 // ---- com.microsoft: QGemm, MatMulIntegerToFloat, DynamicQuantizeMatMul -------------------
 
+// QGemm on the int8 GEMM (kernels/qgemm.h) for uint8 A (transA = 0) and a constant int8 B
+// with zero points 0, constant scales and an int32 C of N values (the layout the QDQ pass
+// makes of a quantized CNN's classifier): acc = (A - a_zero) . B + C, then y = acc * mult[n]
+// (float output) or clamp(nearbyint(acc * mult[n]) + y_zero) (uint8), with mult[n] =
+// alpha * a_scale * b_scale[n] [/ y_scale] computed like the reference: bit for bit the same.
+class FastQGemm final : public Kernel {
+ public:
+  FastQGemm(kernels::PackedQB b, std::vector<int32_t> bias, std::vector<float> mult, uint8_t a_zero,
+            int32_t y_zero, bool quantized, std::string where)
+      : b_(std::move(b)),
+        bias_(std::move(bias)),
+        mult_(std::move(mult)),
+        a_zero_(a_zero),
+        y_zero_(y_zero),
+        quantized_(quantized),
+        where_(std::move(where)) {}
+
+  // Only A is read at run time: B, the scales, zero points and C live in the kernel.
+  bool reads_input_data(size_t i) const override { return i == 0; }
+
+  Status run(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    Tensor& y = ctx.output(0);
+    const int64_t k = b_.k(), n = b_.n();
+    if (a.rank() != 2 || a.dim(1) != k)
+      return invalid_argument(where_ + ": A has shape " + shape_to_string(a.shape()) +
+                              ", expected [M, " + std::to_string(k) + "]");
+    const int64_t m = a.dim(0);
+    kernels::QuantOutput out;
+    out.scale = mult_.data();
+    out.per_channel = true;
+    out.zero_point = y_zero_;
+    const int32_t* bias = bias_.empty() ? nullptr : bias_.data();
+    if (quantized_)
+      kernels::qgemm_u8(m, a.data<uint8_t>(), k, a_zero_, b_, bias, out, y.data<uint8_t>(), n,
+                        ctx.thread_pool());
+    else
+      kernels::qgemm_f32(m, a.data<uint8_t>(), k, a_zero_, b_, bias, out, y.data<float>(), n,
+                         ctx.thread_pool());
+    return Status::ok();
+  }
+
+ private:
+  kernels::PackedQB b_;
+  std::vector<int32_t> bias_;
+  std::vector<float> mult_;
+  uint8_t a_zero_;
+  int32_t y_zero_;
+  bool quantized_;
+  std::string where_;
+};
+
+std::unique_ptr<Kernel> try_fast_qgemm(const KernelCreateContext& c) {
+  const auto constant = [&](size_t i) -> const Tensor* {
+    return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
+  };
+  const Tensor *as = constant(1), *az = constant(2), *b = constant(3), *bs = constant(4),
+               *bz = constant(5), *cb = constant(6), *ys = constant(7), *yz = constant(8);
+  const bool quantized = c.has_input(7);
+  if (!kernels::fast_kernels_enabled() || c.input_dtype(0) != DataType::kUInt8 ||
+      c.node.attr_int("transA", 0) != 0 || as == nullptr || (c.has_input(2) && az == nullptr) ||
+      b == nullptr || b->dtype() != DataType::kInt8 || b->rank() != 2 || bs == nullptr ||
+      (c.has_input(5) && bz == nullptr) || (c.has_input(6) && cb == nullptr) ||
+      (quantized && ys == nullptr) || (c.has_input(8) && yz == nullptr) || c.output_types.empty() ||
+      c.output_types[0].dtype != (quantized ? DataType::kUInt8 : DataType::kFloat32))
+    return nullptr;
+  const bool tb = c.node.attr_int("transB", 0) != 0;
+  const int64_t k = tb ? b->dim(1) : b->dim(0), n = tb ? b->dim(0) : b->dim(1);
+  if (bz != nullptr)
+    for (int64_t i = 0; i < bz->numel(); ++i)
+      if (bz->element_as_int64(i) != 0) return nullptr;
+  if ((bs->numel() != 1 && !(bs->rank() == 1 && bs->numel() == n)) ||
+      (cb != nullptr && (cb->dtype() != DataType::kInt32 || cb->numel() != n ||
+                         !(cb->rank() == 1 || (cb->rank() == 2 && cb->dim(0) == 1)))))
+    return nullptr;
+  const float alpha = c.node.attr_float("alpha", 1.0f), sa = scalar_f(*as);
+  const std::vector<float> sb = floats_of(*bs);
+  std::vector<float> mult(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    mult[static_cast<size_t>(j)] = alpha * sa * sb[sb.size() == 1 ? 0 : static_cast<size_t>(j)];
+    if (quantized) mult[static_cast<size_t>(j)] /= scalar_f(*ys);
+  }
+  std::vector<int32_t> bias;
+  if (cb != nullptr) bias.assign(cb->data<int32_t>(), cb->data<int32_t>() + n);
+  const int32_t a_zero = az == nullptr ? 0 : static_cast<int32_t>(az->element_as_int64(0));
+  const int32_t y_zero = yz == nullptr ? 0 : static_cast<int32_t>(yz->element_as_int64(0));
+  const kernels::QIsa isa = kernels::qisa_for(c.isa);
+  return std::make_unique<FastQGemm>(kernels::pack_qb(b->data<int8_t>(), k, n, tb ? k : n, tb, isa),
+                                     std::move(bias), std::move(mult), static_cast<uint8_t>(a_zero),
+                                     y_zero, quantized, c.node.describe());
+}
+
 // QGemm: A, a_scale, a_zp, B, b_scale, b_zp, C (i32, optional), y_scale (optional), y_zp
 // (optional). Without y_scale the output is float: (acc + C) * alpha * a_scale * b_scale.
 OpDef qgemm() {
@@ -1584,6 +1676,7 @@ OpDef qgemm() {
     return Status::ok();
   };
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    if (std::unique_ptr<Kernel> fast = try_fast_qgemm(c)) return fast;
     const bool ta = c.node.attr_int("transA", 0) != 0, tb = c.node.attr_int("transB", 0) != 0;
     const float alpha = c.node.attr_float("alpha", 1.0f);
     const std::string where = c.node.describe();

@@ -11,6 +11,7 @@
 //       => brink.QConv (QLinearConv inputs, the activation fused as a clamp)
 //   DQ(a u8) , DQ(b u8) -> Add -> [Relu|Clip] -> Q                 => brink.QAdd
 //   DQ(x u8) -> GlobalAveragePool -> Q                            => QLinearGlobalAveragePool
+//   DQ(a u8) , DQ(W s8 const) [, bias] -> Gemm | MatMul [-> Q]   => com.microsoft QGemm
 //   DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(scales) [-> Add bias]
 //                                                                 => MatMulIntegerToFloat
 //   DQ(x u8) -> MaxPool | Flatten | Reshape | Squeeze | Unsqueeze | Transpose -> Q with the
@@ -162,6 +163,8 @@ class QdqFusion {
         fuse_add(static_cast<int>(i));
       else if (is_op(n, "MatMulInteger"))
         fuse_dynamic_matmul(static_cast<int>(i));
+      else if (is_op(n, "Gemm") || is_op(n, "MatMul"))
+        fuse_gemm(static_cast<int>(i));
       else if (is_op(n, "GlobalAveragePool"))
         fuse_global_average_pool(static_cast<int>(i));
       else if (is_op(n, "MaxPool") || is_op(n, "Flatten") || is_op(n, "Reshape") ||
@@ -187,6 +190,81 @@ class QdqFusion {
     ++fused_;
   }
 
+  // The bias `b` (DQ of an int32 constant, or a float constant, of m values) as an int32
+  // initializer with scale x_scale * w_scale[k] (what the quantizer stored when it used that
+  // scale); false when it is neither or int32 cannot hold it.
+  bool int32_bias(int b_value, const Dequantized& x, const Dequantized& wq, int64_t m,
+                  const std::string& name, int* out) {
+    const float sx = static_cast<float>(scalar_of(info_, x.scale, 1.0));
+    const Tensor* ws = info_.constant(wq.scale);
+    std::vector<float> b;
+    if (auto bd = dequantize_of(info_, b_value)) {
+      const Tensor* bq = info_.constant(bd->q);
+      if (bq == nullptr || bq->numel() != m) return false;
+      const Tensor* bs = info_.constant(bd->scale);
+      const Tensor* bz = bd->zero == ir::kNoValue ? nullptr : info_.constant(bd->zero);
+      for (int64_t k = 0; k < m; ++k) {
+        const double s = bs->element_as_double(bs->numel() == 1 ? 0 : k);
+        const double z = bz == nullptr ? 0.0 : bz->element_as_double(bz->numel() == 1 ? 0 : k);
+        b.push_back(static_cast<float>((bq->element_as_double(k) - z) * s));
+      }
+    } else if (const Tensor* bc = info_.constant(b_value);
+               bc != nullptr && bc->dtype() == DataType::kFloat32 && bc->numel() == m) {
+      b.assign(bc->data<float>(), bc->data<float>() + m);
+    } else {
+      return false;
+    }
+    std::vector<int32_t> q(static_cast<size_t>(m));
+    for (int64_t k = 0; k < m; ++k) {
+      const float s = sx * static_cast<float>(ws->element_as_double(ws->numel() == 1 ? 0 : k));
+      const double r = s > 0.0f ? std::nearbyint(static_cast<double>(b[static_cast<size_t>(k)]) /
+                                                 static_cast<double>(s))
+                                : 0.0;
+      if (!(std::fabs(r) < 2147483647.0)) return false;  // a bias that int32 cannot hold
+      q[static_cast<size_t>(k)] = static_cast<int32_t>(r);
+    }
+    *out = add_initializer(g_, name + "_bias_i32", Tensor::from_vector<int32_t>({m}, q));
+    return true;
+  }
+
+  // DQ(a u8, 2-D), DQ(W s8 const) [, bias] -> Gemm | MatMul [-> Q u8] => com.microsoft QGemm
+  // (uint8 output with the Q, float output without): a quantized CNN's classifier. Gemm
+  // needs alpha = beta = 1 and transA = 0; MatMul a 2-D A and B [K, N] (no bias).
+  void fuse_gemm(int i) {
+    const ir::Node& op = g_.nodes[static_cast<size_t>(i)];
+    const bool gemm = is_op(op, "Gemm");
+    if (op.inputs.size() < 2 || op.outputs.size() != 1 || info_.rank(op.inputs[0]) != 2) return;
+    if (gemm && (op.attr_int("transA", 0) != 0 || op.attr_float("alpha", 1.0f) != 1.0f ||
+                 op.attr_float("beta", 1.0f) != 1.0f))
+      return;
+    const int64_t trans_b = gemm ? op.attr_int("transB", 0) : 0;
+    const int w = op.inputs[1];
+    if (!info_.type(w).is_static() || info_.rank(w) != 2) return;
+    const int64_t n = info_.type(w).static_shape()[trans_b != 0 ? 0 : 1];
+    auto x = dequantized_activation(info_, op.inputs[0]);
+    auto wq = dequantized_weight(info_, w, trans_b != 0 ? 0 : 1, n);
+    if (!x || !wq) return;
+    const std::string name = g_.value(op.outputs[0]).name;
+    int bias = ir::kNoValue;
+    if (gemm && op.inputs.size() > 2 && op.inputs[2] != ir::kNoValue &&
+        (info_.rank(op.inputs[2]) != 1 || !int32_bias(op.inputs[2], *x, *wq, n, name, &bias)))
+      return;
+    auto out = quantized_output(info_, rw_, op.outputs[0], false);
+    ir::Node fused;
+    fused.name = op.name;
+    fused.domain = "com.microsoft";
+    fused.op_type = "QGemm";
+    fused.inputs = {x->q, x->scale, x->zero, wq->q, wq->scale, wq->zero, bias};
+    if (out) fused.inputs.insert(fused.inputs.end(), {out->scale, out->zero});
+    while (fused.inputs.back() == ir::kNoValue) fused.inputs.pop_back();
+    fused.outputs = {out ? out->q : op.outputs[0]};
+    fused.attributes = {ops::make_attr("transB", trans_b)};
+    used_ms_domain_ = true;
+    std::vector<int> nodes = {i};
+    if (out) nodes.insert(nodes.end(), out->nodes.begin(), out->nodes.end());
+    emit(nodes, std::move(fused));
+  }
+
   void fuse_conv(int i) {
     const ir::Node& conv = g_.nodes[static_cast<size_t>(i)];
     if (conv.inputs.size() < 2 || conv.outputs.size() != 1) return;
@@ -198,40 +276,10 @@ class QdqFusion {
     if (!x || !wq) return;
     auto out = quantized_output(info_, rw_, conv.outputs[0], true);
     if (!out) return;
-    // Bias: int32 with scale x_scale * w_scale[m].
-    const float sx = static_cast<float>(scalar_of(info_, x->scale, 1.0));
-    const Tensor* ws = info_.constant(wq->scale);
     int bias = ir::kNoValue;
-    if (conv.inputs.size() > 2 && conv.inputs[2] != ir::kNoValue) {
-      std::vector<float> b;
-      if (auto bd = dequantize_of(info_, conv.inputs[2])) {
-        const Tensor* bq = info_.constant(bd->q);
-        if (bq == nullptr || bq->numel() != m) return;
-        const Tensor* bs = info_.constant(bd->scale);
-        const Tensor* bz = bd->zero == ir::kNoValue ? nullptr : info_.constant(bd->zero);
-        for (int64_t k = 0; k < m; ++k) {
-          const double s = bs->element_as_double(bs->numel() == 1 ? 0 : k);
-          const double z = bz == nullptr ? 0.0 : bz->element_as_double(bz->numel() == 1 ? 0 : k);
-          b.push_back(static_cast<float>((bq->element_as_double(k) - z) * s));
-        }
-      } else if (const Tensor* bc = info_.constant(conv.inputs[2]);
-                 bc != nullptr && bc->dtype() == DataType::kFloat32 && bc->numel() == m) {
-        b.assign(bc->data<float>(), bc->data<float>() + m);
-      } else {
-        return;
-      }
-      std::vector<int32_t> q(static_cast<size_t>(m));
-      for (int64_t k = 0; k < m; ++k) {
-        const float s = sx * static_cast<float>(ws->element_as_double(ws->numel() == 1 ? 0 : k));
-        const double r = s > 0.0f ? std::nearbyint(static_cast<double>(b[static_cast<size_t>(k)]) /
-                                                   static_cast<double>(s))
-                                  : 0.0;
-        if (!(std::fabs(r) < 2147483647.0)) return;  // a bias that int32 cannot hold
-        q[static_cast<size_t>(k)] = static_cast<int32_t>(r);
-      }
-      bias = add_initializer(g_, g_.value(conv.outputs[0]).name + "_bias_i32",
-                             Tensor::from_vector<int32_t>({m}, q));
-    }
+    if (conv.inputs.size() > 2 && conv.inputs[2] != ir::kNoValue &&
+        !int32_bias(conv.inputs[2], *x, *wq, m, g_.value(conv.outputs[0]).name, &bias))
+      return;
     ir::Node fused = conv;
     fused.domain = "brink";
     fused.op_type = "QConv";

@@ -99,6 +99,7 @@ def test_qdq_model_runs_on_integer_ops_and_matches_onnxruntime(brink, tmp_path, 
     assert ops.get("brink.QConv", 0) == 9, ops  # every convolution
     assert ops.get("brink.QAdd", 0) == 1, ops
     assert ops.get("com.microsoft.QLinearGlobalAveragePool", 0) == 1, ops
+    assert ops.get("com.microsoft.QGemm", 0) == 1, ops  # the classifier
     assert "Conv" not in ops and "brink.Conv" not in ops, ops
     worst = 0.0
     for _ in range(4):

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -258,6 +259,65 @@ TEST(MatMulIntegerToFloatFast, MatchesReferenceBitForBit) {
         for (int64_t i = 0; i < want[0].numel(); ++i)
           ASSERT_EQ((*got)[0].data<float>()[i], want[0].data<float>()[i])
               << "k" << k << " n" << n << " " << isa_name(isa) << " element " << i;
+      }
+    }
+  }
+}
+
+TEST(QGemmFast, MatchesReferenceBitForBit) {
+  // com.microsoft QGemm as the QDQ pass makes it (a CNN's classifier): uint8 A, constant int8
+  // B ([N, K] with transB, else [K, N]), per-channel or per-tensor scales, int32 C, uint8 or
+  // float output. The fast kernel computes the reference's float operations: equal bytes.
+  for (int64_t m : {1, 3}) {
+    for (int64_t k : {1, 7, 37, 300}) {
+      for (int64_t n : {1, 19, 70}) {
+        for (bool trans_b : {false, true}) {
+          for (bool quantized : {false, true}) {
+            const bool per_channel = (k + n) % 2 == 0;
+            const Tensor a = random_u8({m, k}, 6);
+            const Tensor b = random_s8(trans_b ? Shape{n, k} : Shape{k, n}, 7);
+            std::vector<float> sv(static_cast<size_t>(per_channel ? n : 1));
+            for (size_t i = 0; i < sv.size(); ++i) sv[i] = 0.002f * static_cast<float>(1 + i % 3);
+            std::vector<int32_t> cv(static_cast<size_t>(n));
+            for (size_t i = 0; i < cv.size(); ++i) cv[i] = static_cast<int32_t>(i * 53 % 901) - 450;
+            const Tensor a_scale = Tensor::scalar<float>(0.03f);
+            const Tensor a_zero = Tensor::scalar<uint8_t>(11);
+            const Tensor b_scale =
+                per_channel ? Tensor::from_vector<float>({n}, sv) : Tensor::scalar<float>(sv[0]);
+            const Tensor b_zero = Tensor::scalar<int8_t>(0);
+            const Tensor c = Tensor::from_vector<int32_t>({n}, cv);
+            const Tensor y_scale = Tensor::scalar<float>(0.05f);
+            const Tensor y_zero = Tensor::scalar<uint8_t>(120);
+            std::vector<const Tensor*> in = {&a, &a_scale, &a_zero, &b, &b_scale, &b_zero, &c};
+            if (quantized) in.insert(in.end(), {&y_scale, &y_zero});
+            const ir::Node node = make_node(
+                "QGemm", in.size(), 1, {make_attr("transB", int64_t{trans_b})}, "com.microsoft");
+            std::vector<Tensor> want;
+            {
+              ReferenceKernels ref;
+              auto r = evaluate_node(node, 1, in, EvaluateOptions{});
+              ASSERT_TRUE(r.is_ok()) << r.status().message();
+              want = std::move(*r);
+            }
+            const std::string what = "m" + std::to_string(m) + " k" + std::to_string(k) + " n" +
+                                     std::to_string(n) + (trans_b ? " transB" : "") +
+                                     (quantized ? " u8" : " f32");
+            for (Isa isa : supported_isas()) {
+              EvaluateOptions o;
+              o.isa = isa;
+              o.num_threads = 2;
+              auto got = evaluate_node(node, 1, in, o);
+              ASSERT_TRUE(got.is_ok()) << what << ": " << got.status().message();
+              ASSERT_EQ((*got)[0].shape(), want[0].shape()) << what;
+              ASSERT_EQ((*got)[0].dtype(), want[0].dtype()) << what;
+              ASSERT_EQ(std::memcmp(
+                            (*got)[0].raw_data(), want[0].raw_data(),
+                            static_cast<size_t>(want[0].numel()) * (quantized ? 1 : sizeof(float))),
+                        0)
+                  << what << " " << isa_name(isa);
+            }
+          }
+        }
       }
     }
   }
