@@ -58,6 +58,16 @@ struct QuantizeOptions {
   bool signed_activations = false;  // int8: s8 symmetric activations instead of u8
 };
 
+// How the runtime ran one side (FP32 or quantized) of a layer: filled by time_layers
+// (quant/layer_timing.h) from Brink's per-node profile of each model.
+struct LayerTime {
+  bool measured = false;  // false: not profiled, or fused into another layer's node (see note)
+  std::string node;       // the runtime node that ran it (fused nodes keep the main op's name)
+  std::string op;         // its op type as run: "Conv", "brink.FusedConv", "brink.QConv"
+  double ms = 0;          // median time per run
+  std::string note;       // why there is no time: "fused into 'conv1' (brink.QConv)"
+};
+
 // One quantized layer (a node whose weights or activations were quantized).
 struct LayerReport {
   std::string name;                       // node name (its first output's name when it has none)
@@ -67,6 +77,7 @@ struct LayerReport {
   bool compared = false;                  // sqnr_db / cosine measured
   double sqnr_db = 0, cosine = 0;
   int64_t weight_bytes_before = 0, weight_bytes_after = 0;
+  LayerTime fp32_time, quant_time;  // filled by time_layers
 };
 
 struct OutputReport {
@@ -82,6 +93,13 @@ struct QuantizeReport {
   int64_t file_bytes_before = 0, file_bytes_after = 0;  // set by the caller that writes files
   std::vector<LayerReport> layers;
   std::vector<OutputReport> outputs;  // filled by compare_models
+  // Whole-model latency (filled by time_layers): p50 over runs x samples of one run.
+  struct Timing {
+    bool measured = false;
+    int64_t runs = 0, threads = 0;
+    double fp32_p50_ms = 0, quant_p50_ms = 0;
+    double fp32_other_ms = 0, quant_other_ms = 0;  // steps no layer claims (Q/DQ, Relu, ...)
+  } timing;
 };
 
 struct QuantizeResult {
