@@ -72,28 +72,28 @@ Result<ModelProfile> profile_model(const ir::Model& model,
 // Maps the report's layers onto one model's steps (see the file comment of layer_timing.h):
 // `tensor_of(layer)` gives the candidate output tensor names. Fills `time_of(layer)` and
 // returns the summed median time of the steps no layer claimed.
-template <typename TensorsOf, typename TimeOf>
-double map_layers(std::vector<LayerReport>& layers, const ModelProfile& profile,
+template <typename NamesOf, typename TensorsOf, typename TimeOf>
+double map_layers(std::vector<LayerReport>& layers, const ModelProfile& profile, NamesOf names_of,
                   TensorsOf tensors_of, TimeOf time_of) {
   std::vector<int> claimed_by(profile.steps.size(), -1);
   std::vector<int> step_of(layers.size(), -1);
   // Node names first: fused nodes keep the name of the node they were built around.
-  for (size_t k = 0; k < layers.size(); ++k) {
-    for (size_t s = 0; s < profile.steps.size(); ++s)
-      if (!layers[k].name.empty() && profile.steps[s].node == layers[k].name) {
-        step_of[k] = static_cast<int>(s);
-        break;
-      }
-  }
+  for (size_t k = 0; k < layers.size(); ++k)
+    for (const std::string& name : names_of(layers[k]))
+      for (size_t s = 0; s < profile.steps.size() && step_of[k] < 0; ++s)
+        if (!name.empty() && profile.steps[s].node == name) step_of[k] = static_cast<int>(s);
   // Then output tensors, for the layers whose node name is gone.
   for (size_t k = 0; k < layers.size(); ++k) {
     if (step_of[k] >= 0) continue;
-    for (const std::string& t : tensors_of(layers[k])) {
-      for (size_t s = 0; s < profile.steps.size() && step_of[k] < 0; ++s) {
-        const auto& outs = profile.steps[s].outputs;
-        if (!t.empty() && std::find(outs.begin(), outs.end(), t) != outs.end())
-          step_of[k] = static_cast<int>(s);
-      }
+    for (const std::string& tensor : tensors_of(layers[k])) {
+      if (tensor.empty()) continue;
+      // The NHWC layout pass renames a converted node's output to "<name>_nhwc".
+      for (const std::string& t : {tensor, tensor + "_nhwc"})
+        for (size_t s = 0; s < profile.steps.size() && step_of[k] < 0; ++s) {
+          const auto& outs = profile.steps[s].outputs;
+          if (std::find(outs.begin(), outs.end(), t) != outs.end())
+            step_of[k] = static_cast<int>(s);
+        }
     }
   }
   for (size_t k = 0; k < layers.size(); ++k) {
@@ -137,11 +137,16 @@ Status time_layers(QuantizeResult& result, const Dataset& data, int64_t num_samp
   auto quant = profile_model(result.quantized, samples, runs, num_threads);
   if (!quant.is_ok()) return quant.status().with_context("profiling the quantized model");
   report.timing.fp32_other_ms = map_layers(
-      report.layers, fp32,
+      report.layers, fp32, [](const LayerReport& l) { return std::vector<std::string>{l.name}; },
       [](const LayerReport& l) { return std::vector<std::string>{l.fp32_tensor}; },
       [](LayerReport& l) -> LayerTime& { return l.fp32_time; });
+  // int8-dynamic names its MatMulInteger "<layer>_quant" (as ORT's quantize_dynamic does), and
+  // the runtime's MatMulIntegerToFloat keeps that name.
   report.timing.quant_other_ms = map_layers(
       report.layers, *quant,
+      [](const LayerReport& l) {
+        return std::vector<std::string>{l.name, l.name + "_quant"};
+      },
       [](const LayerReport& l) {
         return std::vector<std::string>{l.quant_tensor, l.fp32_tensor};
       },
@@ -166,8 +171,10 @@ std::string format_timing_table(const QuantizeReport& r) {
                 "FP32 ms", "quantized op", "quant ms", "speedup");
   out += line;
   auto cell = [](const LayerTime& t, char* op, char* ms) {
-    // Long op names ("com.microsoft.QLinearGlobalAveragePool") keep their end.
-    const std::string o = t.op.empty() ? "-" : t.op;
+    // com.microsoft ops go by their bare name here ("QLinearGlobalAveragePool"; the JSON has
+    // the domain); longer names keep their end.
+    std::string o = t.op.empty() ? "-" : t.op;
+    if (o.rfind("com.microsoft.", 0) == 0) o = o.substr(14);
     std::snprintf(op, 64, "%s",
                   o.size() > 24 ? (".." + o.substr(o.size() - 22)).c_str() : o.c_str());
     if (t.measured)
@@ -177,7 +184,8 @@ std::string format_timing_table(const QuantizeReport& r) {
   };
   std::vector<std::string> notes;
   for (const LayerReport& l : r.layers) {
-    std::string name = l.name.size() > 32 ? l.name.substr(0, 29) + "..." : l.name;
+    // Long names keep their end ("...features.10/conv/conv.1/Conv"): that part tells them apart.
+    std::string name = l.name.size() > 32 ? "..." + l.name.substr(l.name.size() - 29) : l.name;
     char fop[64], fms[32], qop[64], qms[32], sp[32] = "-";
     cell(l.fp32_time, fop, fms);
     cell(l.quant_time, qop, qms);

@@ -9,15 +9,16 @@
 // `brink bench --profile` uses). A step's time is its median over all those runs; the model's
 // latency is the p50 of the whole runs.
 //
-// The runtime's steps are the graph after its passes: Conv + Relu became brink.FusedConv, a
+// The runtime's steps are the graph after its passes: Conv + Add + Relu became brink.Conv, a
 // QDQ Conv became brink.QConv, and so on. A fused node keeps the name of the node it was built
-// around (the Conv's, the Add's), so a report layer is mapped to a step by its node name
-// first, then by its output tensor (the FP32 tensor in the reference, the DequantizeLinear's
-// output or the FP32 name in the quantized model). A step claimed by an earlier layer is not
-// counted again: the later layer (e.g. an Add fused into the Conv before it) gets no time and
-// a note naming the node it was fused into; a layer with no step at all says "fused away".
-// Steps no layer claims (standalone QuantizeLinear / DequantizeLinear, layout transposes,
-// unfused activations, reshapes) are summed as "other". The op column names the op the
+// around (the Conv's, the Add's; int8-dynamic's MatMulInteger is "<layer>_quant"), so a report
+// layer is mapped to a step by its node name first, then by its output tensor (the FP32 tensor in
+// the reference, the DequantizeLinear's output or the FP32 name in the quantized model; each also
+// as "<name>_nhwc", the name the NHWC layout pass gives a converted node's output). A step claimed
+// by an earlier layer is not counted again: the later layer (e.g. an Add fused into the Conv before
+// it) gets no time and a note naming the node it was fused into; a layer with no step at all says
+// "fused away". Steps no layer claims (standalone QuantizeLinear / DequantizeLinear, layout
+// transposes, unfused activations, reshapes) are summed as "other". The op column names the op the
 // runtime actually ran ("brink.QConv", or "Conv" where the runtime kept a layer in FP32).
 #pragma once
 

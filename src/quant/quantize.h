@@ -63,7 +63,7 @@ struct QuantizeOptions {
 struct LayerTime {
   bool measured = false;  // false: not profiled, or fused into another layer's node (see note)
   std::string node;       // the runtime node that ran it (fused nodes keep the main op's name)
-  std::string op;         // its op type as run: "Conv", "brink.FusedConv", "brink.QConv"
+  std::string op;         // its op type as run: "brink.Conv" (float), "brink.QConv"
   double ms = 0;          // median time per run
   std::string note;       // why there is no time: "fused into 'conv1' (brink.QConv)"
 };

@@ -143,7 +143,7 @@ RgbImage render_sqnr_plot(const QuantizeReport& report, double threshold_db) {
   c.text(8, 8, title, kText);
   if (lowest >= 0) {
     const LayerReport& l = report.layers[static_cast<size_t>(lowest)];
-    std::string name = l.name.size() > 24 ? l.name.substr(0, 21) + "..." : l.name;
+    std::string name = l.name.size() > 32 ? "..." + l.name.substr(l.name.size() - 29) : l.name;
     c.text(8, 20,
            "lowest: #" + std::to_string(lowest) + " " + name + " " + format_db(l.sqnr_db) + " dB",
            l.sqnr_db >= threshold_db ? kText : kThreshold);
