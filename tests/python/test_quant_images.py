@@ -255,3 +255,21 @@ def test_per_layer_times(cnn_quantized):
         assert not layer["time"]["fp32"]["op"].startswith("brink.Q"), layer
     out = cnn_quantized["stdout"]
     assert "per-layer time" in out and "latency p50: FP32" in out and "brink.QConv" in out
+
+
+def test_per_layer_times_int8_dynamic(brink, tmp_path):
+    """int8-dynamic's MatMulInteger chain runs as one com.microsoft.MatMulIntegerToFloat, named
+    after the layer ("<layer>_quant"): each layer still gets a time on both sides."""
+    from test_quantize import small_mlp
+    onnx.save(small_mlp(), str(tmp_path / "mlp.onnx"))
+    report = tmp_path / "r.json"
+    proc = brink("quantize", tmp_path / "mlp.onnx", "-o", tmp_path / "q.onnx", "--mode", "int8-dynamic",
+                 "--report", report, "--threads", "1", "--time-runs", "2")
+    assert proc.returncode == 0, brink.describe(proc)
+    r = json.loads(report.read_text())
+    assert r["totals"]["timing_runs"] == 2 * 2  # 2 random samples without --calib
+    for layer in r["layers"]:
+        q = layer["time"]["quantized"]
+        assert q["ms"] is not None and q["ms"] > 0, layer
+        assert q["op"] == "com.microsoft.MatMulIntegerToFloat", layer
+        assert layer["time"]["fp32"]["ms"] is not None, layer
