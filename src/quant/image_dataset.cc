@@ -427,8 +427,9 @@ Result<Dataset> load_image_dataset(const std::string& folder, const std::vector<
     feed.emplace_back(input.name, std::move(t));
     dataset.samples.push_back(std::move(feed));
   }
-  dataset.description = std::to_string(dataset.samples.size()) + " images from '" + folder +
-                        "' (preprocessed by '" + spec_file + "')";
+  dataset.description = std::to_string(dataset.samples.size()) +
+                        (dataset.samples.size() == 1 ? " image from '" : " images from '") +
+                        folder + "' (preprocessed by '" + spec_file + "')";
   return dataset;
 }
 
