@@ -23,7 +23,8 @@
 // (unknown keys, wrong types, out-of-range values are one-line errors naming the file), and the
 // shape it produces is checked against the model input before any image is decoded when the
 // spec fixes it (crop, or resize [H, W]), else per image. An image that does not decode is
-// named with stb_image's reason; a folder with no images is an error.
+// named with stb_image's reason (a JPEG whose Huffman tables would overflow Debian's stb_image
+// 2.27 is refused before decoding); a folder with no images is an error.
 #pragma once
 
 #include <cstdint>
