@@ -11,6 +11,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build clang libclang-rt-14-dev clang-format
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libsodium-dev libssl-dev
+  libstb-dev  # image decoding (calibration folders) and PNG writing (brink quantize --plot)
   libflatbuffers-dev flatbuffers-compiler  # .brink packages: schema (flatc), SHA-256 (libssl), Ed25519 (libsodium)
   python3 python3-venv python3-dev python3-numpy python3-torch python3-torchvision python3-sklearn
   g++-aarch64-linux-gnu qemu-user  # aarch64 cross build, its kernel tests run under qemu

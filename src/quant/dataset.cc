@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "loader/npy.h"
+#include "quant/image_dataset.h"
 
 namespace brink::quant {
 
@@ -208,27 +209,47 @@ Result<std::vector<std::pair<std::string, Tensor>>> read_arrays(const std::strin
 }  // namespace
 
 Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorInfo>& model_inputs,
-                             int64_t max_samples) {
+                             int64_t max_samples, const std::string& preprocess) {
   if (model_inputs.empty()) return invalid_argument("the model has no inputs to feed data to");
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) return not_found("data '" + path + "': no such file or folder");
-  std::vector<std::string> files;
+  std::vector<std::string> files, images;
   if (fs::is_directory(st)) {
     for (const auto& entry : fs::directory_iterator(path, ec)) {
       const std::string name = entry.path().filename().string();
-      if (entry.is_regular_file(ec) && is_data_file(name)) files.push_back(entry.path().string());
+      if (!entry.is_regular_file(ec)) continue;
+      if (is_data_file(name)) files.push_back(entry.path().string());
+      if (is_image_file(name)) images.push_back(entry.path().string());
     }
     if (ec) return io_error("data folder '" + path + "': cannot list it: " + ec.message());
-    if (files.empty())
-      return invalid_argument("data folder '" + path + "' holds no .npy or .npz files");
+    if (!files.empty() && !images.empty())
+      return invalid_argument("data folder '" + path +
+                              "' holds both .npy/.npz files and images; keep one kind");
+    if (files.empty() && images.empty())
+      return invalid_argument("data folder '" + path +
+                              "' holds no .npy or .npz files and no images (.png, .jpg, .bmp)");
     std::sort(files.begin(), files.end());
+    std::sort(images.begin(), images.end());
+  } else if (is_image_file(path)) {
+    images.push_back(path);
   } else {
     if (!is_data_file(path))
       return invalid_argument("data '" + path +
-                              "': expected an .npy or .npz file or a folder of them");
+                              "': expected an .npy or .npz file, an image, or a folder of them");
     files.push_back(path);
   }
+  if (!images.empty()) {
+    const std::string folder = fs::is_directory(st) ? path : fs::path(path).parent_path().string();
+    if (preprocess.empty() && !fs::is_directory(st))
+      return invalid_argument("image '" + path +
+                              "' needs a preprocessing spec: --preprocess SPEC.json");
+    return load_image_dataset(folder.empty() ? "." : folder, images, preprocess, model_inputs,
+                              max_samples);
+  }
+  if (!preprocess.empty())
+    return invalid_argument("--preprocess '" + preprocess + "' applies to images, but data '" +
+                            path + "' holds .npy/.npz arrays");
   Dataset dataset;
   int64_t files_read = 0;
   for (const std::string& file : files) {

@@ -7,6 +7,8 @@
 //     any single array is accepted, whatever its name);
 //   - an .npy (single-input models only);
 //   - a folder of .npy / .npz files, read in name order, each holding one sample or a batch.
+// or from images: a folder of PNG / JPEG / BMP files (or one image) with a preprocessing spec
+// (quant/image_dataset.h), one sample each.
 // How an array splits into samples, for an input of rank r:
 //   - array rank r + 1: the first dim is the sample count N; each sample is array[i];
 //   - array rank r and the input's first (batch) dim is 1 or symbolic: N = the array's first
@@ -38,9 +40,11 @@ struct Dataset {
 // path: an .npz with one array per model input named like the input (a single array of any
 // name is accepted for a single-input model), an .npy (single-input models), or a folder of
 // .npy / .npz files (one sample or batch each, sorted by name). See the file comment for how
-// arrays split into samples. max_samples < 0: all; otherwise reading stops after that many.
+// arrays split into samples. A folder of images (or one image) goes through the preprocessing
+// spec `preprocess` (a JSON file; empty: the folder's preprocess.json), see image_dataset.h.
+// max_samples < 0: all; otherwise reading stops after that many.
 Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorInfo>& model_inputs,
-                             int64_t max_samples = -1);
+                             int64_t max_samples = -1, const std::string& preprocess = "");
 
 // The inputs of an imported model as load_dataset wants them (symbolic dims -1, with names).
 std::vector<TensorInfo> model_input_infos(const ir::Model& model);

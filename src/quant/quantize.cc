@@ -1101,6 +1101,14 @@ std::string format_report_table(const QuantizeReport& r) {
 }
 
 std::string report_json(const QuantizeReport& r) {
+  // How the runtime ran one side of a layer (layer_timing.h); ms null when it has no time.
+  auto time_json = [](const LayerTime& t) {
+    return nlohmann::json{{"op", t.op.empty() ? nlohmann::json() : nlohmann::json(t.op)},
+                          {"node", t.node.empty() ? nlohmann::json() : nlohmann::json(t.node)},
+                          {"ms", t.measured ? nlohmann::json(t.ms) : nlohmann::json()},
+                          {"kernel", t.kernel},
+                          {"note", t.note}};
+  };
   nlohmann::json j;
   j["mode"] = r.mode;
   j["method"] = r.method;
@@ -1123,6 +1131,8 @@ std::string report_json(const QuantizeReport& r) {
     e["weight_bytes_before"] = l.weight_bytes_before;
     e["weight_bytes_after"] = l.weight_bytes_after;
     if (l.sensitivity_measured) e["sensitivity_db"] = l.sensitivity_db;
+    if (r.timing.measured)
+      e["time"] = {{"fp32", time_json(l.fp32_time)}, {"quantized", time_json(l.quant_time)}};
     j["layers"].push_back(e);
   }
   j["outputs"] = nlohmann::json::array();
@@ -1148,6 +1158,23 @@ std::string report_json(const QuantizeReport& r) {
                      {"weight_bytes_before_fallback", a.weight_bytes_before_fallback},
                      {"weight_bytes_after_fallback", r.weight_bytes_after},
                      {"seconds", a.seconds}};
+  if (r.timing.measured) {
+    j["totals"]["latency_ms_p50_fp32"] = r.timing.fp32_p50_ms;
+    j["totals"]["latency_ms_p50_quantized"] = r.timing.quant_p50_ms;
+    j["totals"]["other_steps_ms_fp32"] = r.timing.fp32_other_ms;
+    j["totals"]["other_steps_ms_quantized"] = r.timing.quant_other_ms;
+    j["totals"]["timing_runs"] = r.timing.runs;
+    j["totals"]["timing_threads"] = r.timing.threads;
+  }
+  if (!r.outputs.empty()) {  // the worst model output against FP32 (FP32 itself: 1, identical)
+    double cos = 1, sqnr = 200;
+    for (const OutputReport& o : r.outputs) {
+      cos = std::min(cos, o.cosine);
+      sqnr = std::min(sqnr, o.sqnr_db);
+    }
+    j["totals"]["output_cosine_min"] = cos;
+    j["totals"]["output_sqnr_db_min"] = sqnr;
+  }
   return j.dump(2) + "\n";
 }
 

@@ -78,6 +78,17 @@ struct QuantizeOptions {
   double smooth_quant_alpha = 0.5;  // migration strength, in [0, 1]
 };
 
+// How the runtime ran one side (FP32 or quantized) of a layer: filled by time_layers
+// (quant/layer_timing.h) from Brink's per-node profile of each model.
+struct LayerTime {
+  bool measured = false;  // false: not profiled, or fused into another layer's node (see note)
+  std::string node;       // the runtime node that ran it (fused nodes keep the main op's name)
+  std::string op;         // its op type as run: "brink.Conv" (float), "brink.QConv"
+  std::string kernel;     // the kernel chosen at load when there was one (LayerInfo::kernel)
+  double ms = 0;          // median time per run
+  std::string note;       // why there is no time: "fused into 'conv1' (brink.QConv)"
+};
+
 // One quantized layer (a node whose weights or activations were quantized).
 struct LayerReport {
   std::string name;                       // node name (its first output's name when it has none)
@@ -91,6 +102,7 @@ struct LayerReport {
   // the model output's SQNR vs FP32 gains (dB) when only this layer is left in float.
   bool sensitivity_measured = false;
   double sensitivity_db = 0;
+  LayerTime fp32_time, quant_time;  // filled by time_layers
 };
 
 struct OutputReport {
@@ -122,6 +134,13 @@ struct QuantizeReport {
   std::vector<LayerReport> layers;
   std::vector<OutputReport> outputs;  // filled by compare_models
   AccuracySummary accuracy;
+  // Whole-model latency (filled by time_layers): p50 over runs x samples of one run.
+  struct Timing {
+    bool measured = false;
+    int64_t runs = 0, threads = 0;
+    double fp32_p50_ms = 0, quant_p50_ms = 0;
+    double fp32_other_ms = 0, quant_other_ms = 0;  // steps no layer claims (Q/DQ, Relu, ...)
+  } timing;
 };
 
 struct QuantizeResult {

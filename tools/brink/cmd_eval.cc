@@ -3,9 +3,10 @@
 //
 // Both models (.onnx or .brink) run with Brink Sessions, sample by sample, on the samples of
 // DATA (brink::quant::load_dataset: an .npz / .npy / folder; an [N, ...] array for an input with
-// a batch dim of 1 or symbolic splits into N samples of batch 1). The two models must have the
-// same inputs (names, dtypes, ranks) and the same outputs (names); every mismatch is refused
-// before anything runs.
+// a batch dim of 1 or symbolic splits into N samples of batch 1; or a folder of images with a
+// preprocessing spec, --preprocess SPEC.json or the folder's preprocess.json). The two models must
+// have the same inputs (names, dtypes, ranks) and the same outputs (names); every mismatch is
+// refused before anything runs.
 //
 // Per output (over all samples; computed in double):
 //   cosine similarity  of the flattened output of each sample: its mean and its minimum
@@ -46,6 +47,7 @@ struct EvalOptions {
   std::string candidate;
   std::string data;
   std::string labels;
+  std::string preprocess;
   int64_t samples = -1;
   int threads = 1;
   std::vector<std::string> dims;
@@ -228,7 +230,7 @@ int eval_command(const EvalOptions& o) {
     if (!l) return report_error(l.status());
     labels = std::move(*l);
   }
-  auto data = quant::load_dataset(o.data, (*ref)->inputs(), o.samples);
+  auto data = quant::load_dataset(o.data, (*ref)->inputs(), o.samples, o.preprocess);
   if (!data) return report_error(data.status());
   if (data->samples.empty()) return report_error(invalid_argument(o.data + ": no samples"));
 
@@ -413,8 +415,12 @@ void add_eval_command(CLI::App& app, int* exit_code) {
       "eval", "Compare a candidate model (e.g. quantized) with its reference on real data");
   cmd->add_option("reference", o->reference, "Reference model (.onnx or .brink)")->required();
   cmd->add_option("candidate", o->candidate, "Candidate model (.onnx or .brink)")->required();
-  cmd->add_option("--data,-d", o->data, "Samples: .npz / .npy file or a folder of them")
+  cmd->add_option("--data,-d", o->data,
+                  "Samples: .npz / .npy file, a folder of them, or a folder of images")
       ->required();
+  cmd->add_option(
+      "--preprocess", o->preprocess,
+      "Preprocessing spec (JSON) for a folder of images (default: DIR/preprocess.json)");
   cmd->add_option("--labels,-l", o->labels,
                   "Class labels, one per prediction: .npy of integers or .txt, one per line");
   cmd->add_option("--samples,-n", o->samples, "Evaluate only the first N samples")

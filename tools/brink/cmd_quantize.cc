@@ -3,9 +3,12 @@
 //
 // Quantizes an FP32 ONNX model into a standard ONNX model (src/quant/quantize.h,
 // docs/QUANTIZATION.md), prints a per-layer table (SQNR and cosine against FP32, measured by
-// running both models on a few samples) and optionally writes it as JSON (--report). With
-// --accuracy-target (and always with --mode mixed) the most sensitive layers fall back to
-// float until the target holds on --eval (src/quant/accuracy_search.h). Every
+// running both models on a few samples), a per-layer time table (each model profiled as the
+// runtime runs it, quant/layer_timing.h), and optionally writes the report as JSON (--report)
+// and its SQNR as a PNG bar chart (--plot, quant/report_plot.h). DATA may be a folder of images
+// with a preprocessing spec (--preprocess, quant/image_dataset.h). With --accuracy-target (and
+// always with --mode mixed) the most sensitive layers fall back to float until the target
+// holds on --eval (src/quant/accuracy_search.h). Every
 // check runs before anything is written: on an error, nothing is written and the input model
 // is never touched; the output and the report are written all or nothing.
 #include <unistd.h>
@@ -22,7 +25,9 @@
 #include "onnx/onnx_io.h"
 #include "package/atomic_file.h"
 #include "quant/accuracy_search.h"
+#include "quant/layer_timing.h"
 #include "quant/quantize.h"
+#include "quant/report_plot.h"
 
 namespace brink::cli {
 
@@ -31,7 +36,10 @@ namespace {
 struct QuantizeCliOptions {
   std::string model, out, mode = "int8", calib, method = "minmax", activation_type = "u8", report;
   std::string float_out;  // --float-out: the FP32 reference the report compares against
+  std::string preprocess, plot;
   double percentile = 99.999;
+  double plot_threshold = 20.0;
+  int time_runs = 3;
   bool per_channel = false, per_tensor = false, progress = false;
   bool equalize = false, bias_correction = false;
   std::string smooth_quant;  // --smooth-quant [ALPHA]: "" when given bare
@@ -120,6 +128,11 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (!o.report.empty() && (same_file(o.model, o.report) || o.report == o.out))
     return report_error(
         invalid_argument("the report '" + o.report + "' would overwrite the model or the output"));
+  if (!o.plot.empty() && (same_file(o.model, o.plot) || o.plot == o.out || o.plot == o.report))
+    return report_error(invalid_argument("the plot '" + o.plot +
+                                         "' would overwrite the model, the output or the report"));
+  if (!o.preprocess.empty() && o.calib.empty())
+    return usage_error(invalid_argument("--preprocess needs --calib DIR (a folder of images)"));
 
   double alpha = 0.5;
   const bool smooth = o.smooth_quant_option && o.smooth_quant_option->count() > 0;
@@ -154,12 +167,14 @@ int quantize_command(const QuantizeCliOptions& o) {
 
   std::unique_ptr<quant::Dataset> data;
   if (!o.calib.empty()) {
-    auto d = quant::load_dataset(o.calib, quant::model_input_infos(*model), o.samples);
+    auto d =
+        quant::load_dataset(o.calib, quant::model_input_infos(*model), o.samples, o.preprocess);
     if (!d) return report_error(d.status());
     data = std::make_unique<quant::Dataset>(std::move(*d));
   } else if (qo.mode == quant::QuantMode::kInt8) {
     return report_error(invalid_argument(
-        "--mode int8 needs calibration data: --calib DATA (.npy, .npz or a folder of them)"));
+        "--mode int8 needs calibration data: --calib DATA (.npy, .npz, a folder of them, or a "
+        "folder of images)"));
   }
 
   Result<quant::QuantizeResult> result = internal_error("not run");
@@ -202,6 +217,10 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (Status s = quant::compare_models(*result, compare_data, o.report_samples, o.threads);
       !s.is_ok())
     return report_error(s);
+  if (Status s =
+          quant::time_layers(*result, compare_data, o.report_samples, o.time_runs, o.threads);
+      !s.is_ok())
+    return report_error(s);
 
   auto bytes = onnx_io::serialize_onnx(result->quantized);
   if (!bytes) return report_error(bytes.status());
@@ -224,7 +243,17 @@ int quantize_command(const QuantizeCliOptions& o) {
       return report_error(s);
     }
   }
+  if (!o.plot.empty()) {
+    if (Status s = quant::write_sqnr_plot(result->report, o.plot, o.plot_threshold); !s.is_ok()) {
+      std::filesystem::remove(o.out, ec);
+      if (!o.report.empty()) std::filesystem::remove(o.report, ec);
+      if (!o.float_out.empty()) std::filesystem::remove(o.float_out, ec);
+      return report_error(s);
+    }
+  }
   std::fputs(quant::format_report_table(result->report).c_str(), stdout);
+  std::fputs(quant::format_timing_table(result->report).c_str(), stdout);
+  if (!o.plot.empty()) std::printf("wrote %s\n", o.plot.c_str());
   std::printf("wrote %s\n", o.out.c_str());
   return 0;
 }
@@ -242,7 +271,11 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
                   "int8 (static, QDQ; default), int8-dynamic, fp16, or mixed (int8 with fp16 / "
                   "fp32 layers chosen to meet --accuracy-target)");
   cmd->add_option("--calib", o->calib,
-                  "Calibration data: an .npz (one array per input), an .npy, or a folder of them");
+                  "Calibration data: an .npz (one array per input), an .npy, a folder of them, or "
+                  "a folder of images (PNG, JPEG, BMP)");
+  cmd->add_option(
+      "--preprocess", o->preprocess,
+      "Preprocessing spec (JSON) for a folder of images (default: DIR/preprocess.json)");
   cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile, entropy, mse");
   cmd->add_option("--percentile", o->percentile, "Percentile for --method percentile (99.999)");
   cmd->add_flag("--per-channel", o->per_channel, "One weight scale per output channel (default)");
@@ -254,6 +287,13 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
                   "Samples the report compares FP32 and quantized outputs on (default 4)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("--report", o->report, "Write the per-layer report as JSON");
+  cmd->add_option("--plot", o->plot, "Write a PNG bar chart of the per-layer SQNR");
+  cmd->add_option("--plot-threshold", o->plot_threshold,
+                  "SQNR (dB) the plot marks with a line; bars below it are red (default 20)")
+      ->check(CLI::Range(0.0, 200.0));
+  cmd->add_option("--time-runs", o->time_runs,
+                  "Rounds over the report samples when timing each layer (default 3; 0: no timing)")
+      ->check(CLI::Range(0, 1000));
   cmd->add_option("--threads,-t", o->threads, "Threads (0: one per core)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--accuracy-target", o->accuracy_target,
