@@ -42,9 +42,10 @@ class WeightLayout {
     const auto key = std::make_pair(t.raw_data(), t.nbytes());
     if (auto it = placed_.find(key); it != placed_.end()) return it->second;
     const size_t n = t.nbytes();
-    if (chunks_.empty() ||
+    if (chunks_.empty() || next_in_new_chunk_ ||
         (chunks_.back().size() > 0 && align_up(chunks_.back().size()) + n > chunk_size_))
       chunks_.emplace_back();
+    next_in_new_chunk_ = false;
     std::vector<uint8_t>& c = chunks_.back();
     const size_t at = align_up(c.size());
     c.resize(at + n, 0);
@@ -54,9 +55,13 @@ class WeightLayout {
     return p;
   }
   std::vector<std::vector<uint8_t>>& chunks() { return chunks_; }
+  // What is placed next starts a new chunk (so that a chunk holds what a loader needs at
+  // one time: the constants for compiling, or packed weights).
+  void end_chunk() { next_in_new_chunk_ = !chunks_.empty(); }
 
  private:
   size_t chunk_size_;
+  bool next_in_new_chunk_ = false;
   std::vector<std::vector<uint8_t>> chunks_;
   std::map<std::pair<const void*, size_t>, Place> placed_;
 };
@@ -147,6 +152,7 @@ class ModelWriter {
       auto r = constants_only.graph(g);
       if (!r.is_ok()) return r.status();
     }
+    w_.end_chunk();  // compiling can start once the constants' chunks are in
     for (size_t ni = 0; ni < g.nodes.size(); ++ni)
       if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
         auto p = w_.place(blob_tensor(it->second));

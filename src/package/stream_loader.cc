@@ -64,8 +64,8 @@ struct StreamLoader::State {
   Status error;                  // what ended the stream early (under `mutex`)
   std::thread receiver;
   bool started = false;
-  std::atomic<bool> first_step_seen{false};
-  std::optional<Clock::time_point> first_step_at, all_verified_at;
+  std::atomic<bool> first_step_seen{false}, first_weighted_step_seen{false};
+  std::optional<Clock::time_point> first_step_at, first_weighted_step_at, all_verified_at;
 
   uint8_t* base() { return static_cast<uint8_t*>(buffer.get()); }
 
@@ -324,6 +324,10 @@ std::optional<StreamLoader::Clock::time_point> StreamLoader::first_step_time() c
   std::lock_guard<std::mutex> lock(state_->mutex);
   return state_->first_step_at;
 }
+std::optional<StreamLoader::Clock::time_point> StreamLoader::first_weighted_step_time() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->first_weighted_step_at;
+}
 std::optional<StreamLoader::Clock::time_point> StreamLoader::all_verified_time() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
   return state_->all_verified_at;
@@ -363,6 +367,10 @@ Result<std::unique_ptr<Session>> StreamLoader::session(const SessionOptions& opt
       if (!state->first_step_seen.exchange(true)) {
         std::lock_guard<std::mutex> lock(state->mutex);
         state->first_step_at = Clock::now();
+      }
+      if (need > state->compile_chunk && !state->first_weighted_step_seen.exchange(true)) {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        state->first_weighted_step_at = Clock::now();
       }
       return ready;
     });

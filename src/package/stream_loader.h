@@ -91,10 +91,13 @@ class StreamLoader {
   // Blocks until chunks 0..`chunk` are verified; the stream's error if it failed before.
   Status wait_for_chunk(int chunk);
 
-  // When a session's first step was let through its gate, and when the last chunk was
+  // When a session's first step was let through its gate, the first step whose weights come
+  // after the chunks compiling needed (with pre-packed weights: the first convolution or
+  // MatMul, the first "layer"; never for a --no-prepack package), and when the last chunk was
   // verified (for measurements; read them after the run and finish()).
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> first_step_time() const;
+  std::optional<Clock::time_point> first_weighted_step_time() const;
   std::optional<Clock::time_point> all_verified_time() const;
 
   struct State;  // shared with the receiving thread and the sessions' step gates

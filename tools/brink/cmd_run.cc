@@ -180,6 +180,7 @@ int run_command(const RunOptions& o) {
       return t ? std::chrono::duration<double, std::milli>(*t - st.start).count() : -1.0;
     };
     const double first = since(st.loader->first_step_time());
+    const double first_weighted = since(st.loader->first_weighted_step_time());
     const double all = since(st.loader->all_verified_time());
     const double done = since(start) + ms;
     stream_json = {{"first_layer_ms", first},
@@ -188,9 +189,9 @@ int run_command(const RunOptions& o) {
                    {"progressive", st.loader->progressive()}};
     if (!o.json)
       std::printf(
-          "stream: first layer started at %.1f ms, all %zu chunks verified at %.1f ms, "
-          "result at %.1f ms%s\n",
-          first, st.loader->info().chunks.size(), all, done,
+          "stream: first step at %.1f ms, first layer started at %.1f ms, all %zu chunks "
+          "verified at %.1f ms, result at %.1f ms%s\n",
+          first, first_weighted, st.loader->info().chunks.size(), all, done,
           st.loader->progressive() ? "" : " (read whole: format 1 or encrypted)");
   }
 
