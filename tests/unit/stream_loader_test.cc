@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "brink/session.h"
@@ -40,12 +41,15 @@ struct Packed {
   std::string path;
   KeyPair keys = generate_keypair();
   std::shared_ptr<std::vector<uint8_t>> bytes;
-  explicit Packed(const std::string& name, uint16_t format = kFormatMajor) {
+  explicit Packed(const std::string& name, uint16_t format = kFormatMajor, bool prepack = true,
+                  std::optional<EncryptionKey> encrypt = std::nullopt) {
     path = temp_path(name);
     PackOptions options;
     options.chunk_size = 4096;
     options.signing_key = keys.secret;
     options.format_major = format;
+    options.prepack = prepack;
+    options.encryption_key = encrypt;
     auto model = onnx_io::load_onnx_file(kDigits);
     EXPECT_TRUE(model.is_ok());
     auto s = write_package(std::move(*model), options, path);
@@ -179,7 +183,7 @@ TEST(StreamLoader, FirstLayersRunBeforeTheLastChunkArrives) {
     ran = true;
   });
   // The first layer starts with the last chunk still missing; the run cannot finish.
-  for (int i = 0; i < 500 && !(*loader)->first_step_time(); ++i)
+  for (int i = 0; i < 5000 && !(*loader)->first_step_time(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_TRUE((*loader)->first_step_time().has_value());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -296,6 +300,38 @@ TEST(StreamLoader, ReadsTheFormatOneLayout) {
   EXPECT_EQ(*read_file(rebuilt), *new_layout.bytes);
   std::filesystem::remove(delta);
   std::filesystem::remove(rebuilt);
+}
+
+// Without pre-packed weights compiling reads every weight: the session waits for all of them
+// (verified progressively all the same). An encrypted package is read whole, then decrypted.
+TEST(StreamLoader, UnpackedAndEncryptedPackagesStillLoad) {
+  Packed plain("noprepack.brink", kFormatMajor, /*prepack=*/false);
+  auto loader = StreamLoader::open(memory_source(plain.bytes, 500), "stream", plain.trusting());
+  ASSERT_TRUE(loader.is_ok()) << loader.status().message();
+  EXPECT_TRUE((*loader)->progressive());
+  EXPECT_EQ((*loader)->compile_chunk(), static_cast<int>((*loader)->info().chunks.size()) - 1);
+  auto session = (*loader)->session({});
+  ASSERT_TRUE(session.is_ok()) << session.status().message();
+  auto y = run(**session);
+  ASSERT_TRUE(y.is_ok()) << y.status().message();
+  EXPECT_EQ(*y, run_file(kDigits));
+  EXPECT_TRUE((*loader)->finish().is_ok());
+
+  const EncryptionKey key = generate_encryption_key();
+  Packed sealed("encrypted.brink", kFormatMajor, /*prepack=*/true, key);
+  VerifyOptions v = sealed.trusting();
+  auto no_key = StreamLoader::open(memory_source(sealed.bytes), "stream", v);
+  ASSERT_FALSE(no_key.is_ok());
+  EXPECT_NE(no_key.status().message().find("encrypted"), std::string::npos);
+  v.decryption_key = key;
+  auto opened = StreamLoader::open(memory_source(sealed.bytes), "stream", v);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().message();
+  EXPECT_FALSE((*opened)->progressive());
+  auto s2 = (*opened)->session({});
+  ASSERT_TRUE(s2.is_ok()) << s2.status().message();
+  auto y2 = run(**s2);
+  ASSERT_TRUE(y2.is_ok());
+  EXPECT_EQ(*y2, run_file(kDigits));
 }
 
 }  // namespace
