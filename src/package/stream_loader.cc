@@ -23,6 +23,8 @@ ByteSource fd_source(int fd) {
     for (;;) {
       const ssize_t n = ::read(fd, dst, max);
       if (n >= 0) return static_cast<size_t>(n);
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return Status(StatusCode::kIoError, "no data within the receive timeout");
       if (errno != EINTR)
         return Status(StatusCode::kIoError, std::string("read failed: ") + std::strerror(errno));
     }
@@ -44,6 +46,7 @@ struct StreamLoader::State {
   std::string what;
   VerifyOptions options;
   ProgressFn progress;
+  bool check_end = true;
 
   std::shared_ptr<void> buffer;  // the whole package, filled as it arrives
   uint64_t size = 0;
@@ -137,6 +140,7 @@ struct StreamLoader::State {
       if (Status s = receive_chunk(static_cast<uint32_t>(i)); !s.is_ok()) return fail(s);
       publish(i);
     }
+    if (!check_end) return;
     uint8_t extra = 0;
     auto got = source(&extra, 1);
     if (!got.is_ok()) return fail(got.status().with_context(what));
@@ -232,13 +236,14 @@ int StreamLoader::compile_chunk() const {
 
 Result<std::unique_ptr<StreamLoader>> StreamLoader::open(ByteSource source, const std::string& what,
                                                          const VerifyOptions& options,
-                                                         ProgressFn progress) {
+                                                         ProgressFn progress, bool check_end) {
   auto loader = std::unique_ptr<StreamLoader>(new StreamLoader());
   State& s = *loader->state_;
   s.source = std::move(source);
   s.what = what;
   s.options = options;
   s.progress = std::move(progress);
+  s.check_end = check_end;
 
   // The header says how big the package is and where its parts are.
   uint8_t header[kHeaderBytes];

@@ -45,7 +45,8 @@ namespace brink::package {
 // Copies up to `max` bytes of the stream into `dst`; returns how many, 0 at the end of the
 // stream, or an error.
 using ByteSource = std::function<Result<size_t>(uint8_t* dst, size_t max)>;
-// read(2) from a file descriptor (a file or a connected socket); the caller owns `fd`.
+// read(2) from a file descriptor (a file or a connected socket); the caller owns `fd`. A
+// socket with a receive timeout (SO_RCVTIMEO) that expires gives an error saying so.
 ByteSource fd_source(int fd);
 // Bytes in memory, handed out at most `step` at a time (tests).
 ByteSource memory_source(std::shared_ptr<const std::vector<uint8_t>> bytes, size_t step = 65536);
@@ -67,9 +68,12 @@ class StreamLoader {
   // Reads and verifies the head and the graph chunk (see the top of this file). `what` names
   // the stream in errors. `progress` is called from this thread and the receiving thread,
   // never from two at once.
+  // `check_end`: the stream must end where the package does (a file); false for a socket
+  // whose sender may keep it open: nothing after the package is read.
   static Result<std::unique_ptr<StreamLoader>> open(ByteSource source, const std::string& what,
                                                     const VerifyOptions& options = {},
-                                                    ProgressFn progress = {});
+                                                    ProgressFn progress = {},
+                                                    bool check_end = true);
   // Waits for the receiving thread: give the source an end (close the socket) first.
   ~StreamLoader();
   StreamLoader(const StreamLoader&) = delete;

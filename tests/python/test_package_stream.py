@@ -24,8 +24,8 @@ GENERATED = os.path.join(os.path.dirname(__file__), ".generated", "v1")
 class SlowServer:
     """Serves `data` to one TCP client in `pieces` writes, sleeping `delay` s after each."""
 
-    def __init__(self, data: bytes, pieces: int = 40, delay: float = 0.03):
-        self.data, self.pieces, self.delay = data, pieces, delay
+    def __init__(self, data: bytes, pieces: int = 40, delay: float = 0.03, close: bool = True):
+        self.data, self.pieces, self.delay, self.close = data, pieces, delay, close
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)
@@ -45,7 +45,8 @@ class SlowServer:
                     conn.sendall(self.data[at:at + step])
                     time.sleep(self.delay)
                 self.sent_all_at = time.monotonic()
-                conn.shutdown(socket.SHUT_WR)
+                if self.close:
+                    conn.shutdown(socket.SHUT_WR)
                 conn.settimeout(60)
                 while conn.recv(4096):  # until the client closes
                     pass
@@ -147,6 +148,18 @@ def test_streamed_mobilenet_over_tcp(brink, keys, tmp_path):
     first = float(line.split("first layer started at ")[1].split(" ms")[0])
     verified = float(line.split("chunks verified at ")[1].split(" ms")[0])
     assert first < verified, line  # the first layers ran before the last chunk arrived
+
+
+def test_a_server_may_keep_the_connection_open(brink, keys, digits, tmp_path):
+    want = file_outputs(brink, digits, tmp_path / "file")
+    server = SlowServer(digits.read_bytes(), pieces=5, delay=0.01, close=False)
+    proc = brink("run", server.url, "--random", "--seed", "3", "-o", tmp_path / "tcp", "--pubkey",
+                 keys / "dev.pub", timeout=20)
+    server.join()
+    assert proc.returncode == 0, Brink.describe(proc)
+    got = outputs(tmp_path / "tcp")
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
 def test_stream_from_a_file(brink, digits, tmp_path):

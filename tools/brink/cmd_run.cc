@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,6 +79,10 @@ Result<int> open_stream(const std::string& model) {
   }
   ::freeaddrinfo(found);
   if (fd < 0) return Status(StatusCode::kIoError, model + ": cannot connect: " + why);
+  // A sender that stalls fails the load instead of hanging it.
+  timeval timeout{};
+  timeout.tv_sec = 30;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   return fd;
 }
 
@@ -128,8 +133,11 @@ Result<std::unique_ptr<Session>> load_streamed(const RunOptions& o, const Sessio
       std::fflush(stderr);
     };
   }
-  BRINK_ASSIGN_OR_RETURN(st->loader, package::StreamLoader::open(package::fd_source(st->fd),
-                                                                 o.model, verify, progress));
+  // A file must end where the package does; a server may keep its socket open after it.
+  const bool from_socket = o.model.rfind("tcp://", 0) == 0;
+  BRINK_ASSIGN_OR_RETURN(
+      st->loader, package::StreamLoader::open(package::fd_source(st->fd), o.model, verify, progress,
+                                              /*check_end=*/!from_socket));
   return st->loader->session(so);
 }
 
