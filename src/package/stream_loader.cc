@@ -112,6 +112,7 @@ struct StreamLoader::State {
       p.nodes_runnable = ready_after[static_cast<size_t>(chunk)];
     p.nodes_runnable_total = runnable;
     p.nodes_total = static_cast<int64_t>(node_need.size());
+    if (package) p.graph = &package->model().graph;
     p.done = p.chunks_verified == chunks;
     progress(p);
   }

@@ -59,7 +59,8 @@ struct StreamProgress {
   // compile read are verified), and how many are runnable so far of how many.
   std::vector<int> nodes_runnable;
   int64_t nodes_runnable_total = 0, nodes_total = 0;
-  bool done = false;  // every chunk verified
+  const ir::Graph* graph = nullptr;  // names the nodes; null until the graph chunk is decoded
+  bool done = false;                 // every chunk verified
 };
 using ProgressFn = std::function<void(const StreamProgress&)>;
 

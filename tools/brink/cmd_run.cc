@@ -86,6 +86,19 @@ Result<int> open_stream(const std::string& model) {
   return fd;
 }
 
+// " (+N: FIRST .. LAST)": the nodes a verified chunk made runnable, by name.
+std::string newly_runnable(const package::StreamProgress& p) {
+  if (p.nodes_runnable.empty() || p.graph == nullptr) return "";
+  auto name = [&](int i) {
+    const ir::Node& n = p.graph->nodes[static_cast<size_t>(i)];
+    return n.name.empty() ? n.op_type : n.name;
+  };
+  std::string s =
+      " (+" + std::to_string(p.nodes_runnable.size()) + ": " + name(p.nodes_runnable.front());
+  if (p.nodes_runnable.size() > 1) s += " .. " + name(p.nodes_runnable.back());
+  return s + ")";
+}
+
 // Loads a package progressively; the loader stays alive (receiving) while the session runs.
 struct Streamed {
   int fd = -1;
@@ -124,12 +137,12 @@ Result<std::unique_ptr<Session>> load_streamed(const RunOptions& o, const Sessio
       else
         std::fprintf(stderr,
                      "progress: %.1f ms: chunk %d verified (%d of %d chunks, %llu of %llu bytes), "
-                     "%lld of %lld nodes runnable\n",
+                     "%lld of %lld nodes runnable%s\n",
                      ms, p.chunk, p.chunks_verified, p.chunks_total,
                      static_cast<unsigned long long>(p.bytes_received),
                      static_cast<unsigned long long>(p.bytes_total),
                      static_cast<long long>(p.nodes_runnable_total),
-                     static_cast<long long>(p.nodes_total));
+                     static_cast<long long>(p.nodes_total), newly_runnable(p).c_str());
       std::fflush(stderr);
     };
   }
