@@ -204,7 +204,8 @@ int run_command(const RunOptions& o) {
     const double first_weighted = since(st.loader->first_weighted_step_time());
     const double all = since(st.loader->all_verified_time());
     const double done = since(start) + ms;
-    stream_json = {{"first_layer_ms", first},
+    stream_json = {{"first_step_ms", first},
+                   {"first_layer_ms", first_weighted},
                    {"all_verified_ms", all},
                    {"result_ms", done},
                    {"progressive", st.loader->progressive()}};
