@@ -302,6 +302,25 @@ TEST(StreamLoader, ReadsTheFormatOneLayout) {
   std::filesystem::remove(rebuilt);
 }
 
+// Packages written by the format-1 writer (before format 2 existed), kept in the fuzz corpus:
+// they open, stream (read whole) and run like the model they came from.
+TEST(StreamLoader, ReadsPackagesFromTheFormatOneWriter) {
+  const std::string dir = std::string(BRINK_SOURCE_DIR) + "/tests/fuzz/corpus_package_loader/";
+  for (const char* name : {"conv.brink", "digits.brink", "if.brink", "loop.brink"}) {
+    VerifyOptions v;
+    v.check_target = false;
+    auto pkg = open_package(dir + name, v);
+    ASSERT_TRUE(pkg.is_ok()) << name << ": " << pkg.status().message();
+    EXPECT_EQ((*pkg)->info().format_major, 1) << name;
+    auto loader = StreamLoader::open(memory_source(read_file(dir + name)), name, v);
+    ASSERT_TRUE(loader.is_ok()) << name << ": " << loader.status().message();
+    EXPECT_FALSE((*loader)->progressive());
+    EXPECT_TRUE((*loader)->finish().is_ok());
+  }
+  if (!check_target_runs_here("x86-64-v4").is_ok()) GTEST_SKIP() << "packed for x86-64-v4";
+  EXPECT_EQ(run_file(dir + "digits.brink"), run_file(kDigits));
+}
+
 // Without pre-packed weights compiling reads every weight: the session waits for all of them
 // (verified progressively all the same). An encrypted package is read whole, then decrypted.
 TEST(StreamLoader, UnpackedAndEncryptedPackagesStillLoad) {
