@@ -1,12 +1,17 @@
 // The .brink package: one file per model that a device can verify, map and run at once.
 //
 //   [ fixed header, 64 bytes ]  magic "BRINKPKG", format version, where the rest is
-//   [ chunk 0: the Model     ]  the compiled graph (FlatBuffer, package.fbs), after passes
-//   [ chunk 1..n: weights    ]  constants, 64-byte aligned, in order of first use
 //   [ manifest               ]  FlatBuffer: each chunk's offset, size and SHA-256; model card
 //   [ seal: 32 bytes         ]  SHA-256 of header || manifest
 //   [ signature: 96 bytes    ]  optional: Ed25519 public key (32) + signature of header || manifest
-//   (64)
+//   [ chunk 0: the Model     ]  the compiled graph (FlatBuffer, package.fbs), after passes
+//   [ chunk 1..n: weights    ]  constants, 64-byte aligned: what loading reads first, then
+//                               packed weights in order of first use
+//
+// That is format 2: everything a reader checks before trusting a byte comes first, so a
+// streaming reader (stream_loader.h) verifies the package before the first chunk arrives and
+// each chunk as it completes. Format 1 put manifest, seal and signature after the chunks; it
+// is still read (and written with PackOptions::format_major = 1).
 //
 // Every byte is covered: the header and manifest by the seal (and the signature when
 // signed), each chunk by its hash, the padding between chunks must be zero, and the layout
@@ -37,7 +42,8 @@
 namespace brink::package {
 
 inline constexpr char kMagic[8] = {'B', 'R', 'I', 'N', 'K', 'P', 'K', 'G'};
-inline constexpr uint16_t kFormatMajor = 1;  // readers refuse a newer major version
+// 2: manifest, seal and signature before the chunks (streamable); 1: after them (still read).
+inline constexpr uint16_t kFormatMajor = 2;  // readers refuse a newer major version
 inline constexpr uint16_t kFormatMinor = 0;  // readers accept any minor of their major
 inline constexpr size_t kHeaderBytes = 64;
 inline constexpr size_t kAlignment = 64;
@@ -49,8 +55,8 @@ struct FixedHeader {
   char magic[8];
   uint16_t format_major;
   uint16_t format_minor;
-  uint32_t header_bytes;  // 64
-  uint64_t manifest_offset;
+  uint32_t header_bytes;     // 64
+  uint64_t manifest_offset;  // format 2: 64 (right after the header)
   uint64_t manifest_size;
   uint64_t trailer_offset;  // = manifest_offset + manifest_size: the seal, then the signature
   uint64_t signature_size;  // 0 (unsigned) or 96
@@ -92,6 +98,9 @@ struct PackOptions {
   // replace, so a load maps them in place. Needs a machine that runs the target's kernels;
   // otherwise, or when false, the ONNX-layout weights are stored and packed at load.
   bool prepack = true;
+  // The layout to write: 2 (the current one, streamable) or 1 (manifest after the chunks,
+  // for readers older than format 2; also how tests keep an old-layout package).
+  uint16_t format_major = kFormatMajor;
 };
 
 struct PackSummary {

@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "package/package.h"
 #include "package/package_generated.h"
+#include "package/package_internal.h"
 #include "runtime/compiled_model.h"
 
 namespace brink::package {
@@ -416,6 +417,18 @@ struct PackageAccess {
   static Result<std::unique_ptr<Package>> open(std::shared_ptr<const void> owner, size_t size,
                                                const std::string& what,
                                                const VerifyOptions& options, bool file_mapping);
+  static void fill(Package& p, ir::Model model, int optimization_level,
+                   std::map<int, ops::PackedWeights> prepacked, const uint8_t* base, size_t size,
+                   bool file_mapping) {
+    p.model_ = std::move(model);
+    p.optimization_level_ = optimization_level;
+    p.prepacked_ = std::move(prepacked);
+    p.base_ = base;
+    p.size_ = size;
+    p.file_mapping_ = file_mapping;
+  }
+  static PackageInfo& info(Package& p) { return p.info_; }
+  static std::unique_ptr<Package> create() { return std::unique_ptr<Package>(new Package()); }
 };
 
 Package::~Package() = default;
@@ -477,15 +490,12 @@ Result<std::unique_ptr<Package>> open_package_memory(std::shared_ptr<const void>
   return PackageAccess::open(std::move(owner), size, what, options, /*file_mapping=*/false);
 }
 
-Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void> owner, size_t size,
-                                                     const std::string& what,
-                                                     const VerifyOptions& options,
-                                                     bool file_mapping) {
-  const auto* base = static_cast<const uint8_t*>(owner.get());
-  // 1. The fixed header and the exact layout.
+namespace internal {
+
+Status check_header(const uint8_t* base, uint64_t size, const std::string& what, Layout* out) {
   if (size < kHeaderBytes || std::memcmp(base, kMagic, sizeof kMagic) != 0)
     return bad(what, "not a Brink package (no BRINKPKG header)");
-  FixedHeader h;
+  FixedHeader& h = out->header;
   std::memcpy(&h, base, sizeof h);
   if (h.format_major > kFormatMajor)
     return Status(StatusCode::kUnsupported,
@@ -501,38 +511,55 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   if (h.signature_size != 0 && h.signature_size != kSignatureBytes)
     return bad(what, "the header's signature size is " + std::to_string(h.signature_size) +
                          " (expected 0 or 96)");
+  const std::string where = "the header's layout does not match the file (manifest " +
+                            range(h.manifest_offset, h.manifest_size) + ")";
   if (h.manifest_offset < kHeaderBytes || h.manifest_offset % kAlignment != 0 ||
       h.manifest_offset > size || h.manifest_size > size - h.manifest_offset ||
       h.trailer_offset != h.manifest_offset + h.manifest_size ||
-      size - h.trailer_offset != kSealBytes + h.signature_size)
-    return bad(what, "the header's layout does not match the file (manifest " +
-                         range(h.manifest_offset, h.manifest_size) + ")");
+      size - h.trailer_offset < kSealBytes + h.signature_size)
+    return bad(what, where);
+  out->head_end = h.trailer_offset + kSealBytes + h.signature_size;
+  if (h.format_major == 1) {
+    // Chunks, then manifest, seal and signature ending the file.
+    if (out->head_end != size) return bad(what, where);
+    out->chunks_begin = kHeaderBytes;
+    out->chunks_end = h.manifest_offset;
+  } else {
+    // Manifest, seal and signature right after the header, then the chunks (64-aligned).
+    if (h.manifest_offset != kHeaderBytes || align_up(out->head_end) > size)
+      return bad(what, where);
+    out->chunks_begin = align_up(out->head_end);
+    out->chunks_end = size;
+  }
+  return Status::ok();
+}
 
-  // 2. The seal and the signature over header || manifest, before the manifest is read.
-  const uint8_t* manifest_bytes = base + h.manifest_offset;
-  const uint8_t* trailer = base + h.trailer_offset;
-  const Sha256 seal = sha256(base, kHeaderBytes, manifest_bytes, h.manifest_size);
+Result<Head> check_head(const Layout& layout, const uint8_t* header, const uint8_t* manifest_bytes,
+                        const uint8_t* trailer, const std::string& what,
+                        const VerifyOptions& options) {
+  const FixedHeader& h = layout.header;
+  // The seal and the signature over header || manifest, before the manifest is read.
+  Head head;
+  const Sha256 seal = sha256(header, kHeaderBytes, manifest_bytes, h.manifest_size);
   if (std::memcmp(seal.data(), trailer, kSealBytes) != 0)
     return bad(what,
                "the header or the manifest fails its SHA-256 seal: the file was modified "
                "or damaged");
-  std::string signer_id;
-  bool trusted = false;
   if (h.signature_size == kSignatureBytes) {
     PublicKey signer;
     std::memcpy(signer.bytes.data(), trailer + kSealBytes, 32);
-    signer_id = signer.id();
+    head.signer_id = signer.id();
     std::vector<uint8_t> message(kHeaderBytes + h.manifest_size);
-    std::memcpy(message.data(), base, kHeaderBytes);
+    std::memcpy(message.data(), header, kHeaderBytes);
     std::memcpy(message.data() + kHeaderBytes, manifest_bytes, h.manifest_size);
     if (!verify_signature(signer, trailer + kSealBytes + 32, message.data(), message.size()))
-      return bad(what, "the signature by key " + signer_id +
+      return bad(what, "the signature by key " + head.signer_id +
                            " does not verify: the package was modified after signing");
     if (options.trusted_key) {
       if (signer.bytes != options.trusted_key->bytes)
-        return bad(what, "signed by key " + signer_id + ", not by the trusted key " +
+        return bad(what, "signed by key " + head.signer_id + ", not by the trusted key " +
                              options.trusted_key->id());
-      trusted = true;
+      head.trusted = true;
     }
   } else if (options.trusted_key) {
     return bad(what, "the package is not signed, but a signature by key " +
@@ -545,7 +572,7 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
                            format_date(*options.trusted_key->expires));
   }
 
-  // 3. The manifest.
+  // The manifest.
   flatbuffers::Verifier mv(manifest_bytes, h.manifest_size);
   if (!mv.VerifyBuffer<fb::Manifest>(nullptr))
     return bad(what, "the manifest is malformed (FlatBuffers verification failed)");
@@ -553,62 +580,69 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   if (m->chunks() == nullptr || m->chunks()->size() == 0 ||
       m->chunks()->Get(0)->kind() != fb::ChunkKind_Graph)
     return bad(what, "the manifest lists no graph chunk");
-  const std::string target = m->target() ? m->target()->str() : "";
-  if (std::find(known_targets().begin(), known_targets().end(), target) == known_targets().end())
+  head.target = m->target() ? m->target()->str() : "";
+  if (std::find(known_targets().begin(), known_targets().end(), head.target) ==
+      known_targets().end())
     return bad(what,
                "the package's target is not one this reader knows (x86-64-v4, x86-64-v3, "
                "aarch64, portable)");
   if (options.check_target) {
-    Status s = check_target_runs_here(target);
+    Status s = check_target_runs_here(head.target);
     if (!s.is_ok()) return s.with_context(what);
   }
 
-  // 4. Chunks: exact tiling of [header, manifest) with zero padding, then every hash.
+  // The chunks tile the layout's chunk range exactly (padding is checked with the bytes).
   const auto* chunks = m->chunks();
-  uint64_t expect = kHeaderBytes;
+  uint64_t expect = layout.chunks_begin;
   for (uint32_t i = 0; i < chunks->size(); ++i) {
     const fb::Chunk* c = chunks->Get(i);
-    if (c->offset() != expect || c->size() > h.manifest_offset - c->offset() ||
-        c->sha256() == nullptr || c->sha256()->size() != 32 ||
-        (i > 0 && c->kind() != fb::ChunkKind_Weights))
+    if (c->offset() != expect || c->offset() > layout.chunks_end ||
+        c->size() > layout.chunks_end - c->offset() || c->sha256() == nullptr ||
+        c->sha256()->size() != 32 || (i > 0 && c->kind() != fb::ChunkKind_Weights))
       return bad(what, "chunk " + std::to_string(i) + " (" + range(c->offset(), c->size()) +
                            ") is out of place in the manifest");
-    const uint64_t end = c->offset() + c->size();
-    for (uint64_t p = end; p < align_up(end); ++p)
-      if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
-    expect = align_up(end);
+    expect = align_up(c->offset() + c->size());
   }
-  if (expect != h.manifest_offset)
-    return bad(what, "the chunks do not end where the manifest starts");
-  const bool drop_pages = file_mapping && !options.resident;
-  std::atomic<int64_t> failed{-1};
-  auto check_chunk = [&](int64_t i) {
-    const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
-    const Sha256 got = sha256(base + c->offset(), c->size());
-    if (drop_pages) drop_range(base + c->offset(), c->size());
-    if (std::memcmp(got.data(), c->sha256()->data(), 32) != 0) {
-      int64_t none = -1;
-      failed.compare_exchange_strong(none, i);
-    }
-  };
-  const int threads =
-      options.num_threads > 0 ? options.num_threads : ThreadPool::default_num_threads();
-  // Threads pay off from a few MiB (SHA-256 runs at ~1.7 GB/s per core).
-  if (threads > 1 && chunks->size() > 1 && h.manifest_offset > (size_t{8} << 20)) {
-    ThreadPool pool(std::min<int>(threads, static_cast<int>(chunks->size())));
-    pool.parallel_for(chunks->size(), check_chunk);
-  } else {
-    for (uint32_t i = 0; i < chunks->size(); ++i) check_chunk(i);
-  }
-  if (failed.load() >= 0) {
-    const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(failed.load()));
-    return bad(what, "chunk " + std::to_string(failed.load()) + " (" +
-                         (c->kind() == fb::ChunkKind_Graph ? "graph" : "weights") + ", " +
-                         range(c->offset(), c->size()) +
-                         ") fails its SHA-256 check: the file was modified or damaged");
-  }
+  if (expect != layout.chunks_end)
+    return bad(what, h.format_major == 1 ? "the chunks do not end where the manifest starts"
+                                         : "the chunks do not end where the file ends");
+  head.manifest = m;
+  return head;
+}
 
-  // 5. Encrypted packages: every chunk decrypted (and its tag checked) into one aligned
+Status check_chunk_padding(const uint8_t* base, const fb::Manifest* m, uint32_t i,
+                           const std::string& what) {
+  const fb::Chunk* c = m->chunks()->Get(i);
+  const uint64_t end = c->offset() + c->size();
+  for (uint64_t p = end; p < align_up(end); ++p)
+    if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
+  return Status::ok();
+}
+
+bool chunk_hash_matches(const uint8_t* bytes, const fb::Manifest* m, uint32_t i) {
+  const fb::Chunk* c = m->chunks()->Get(i);
+  const Sha256 got = sha256(bytes, c->size());
+  return std::memcmp(got.data(), c->sha256()->data(), 32) == 0;
+}
+
+Status chunk_hash_error(const fb::Manifest* m, uint32_t i, const std::string& what) {
+  const fb::Chunk* c = m->chunks()->Get(i);
+  return bad(what, "chunk " + std::to_string(i) + " (" +
+                       (c->kind() == fb::ChunkKind_Graph ? "graph" : "weights") + ", " +
+                       range(c->offset(), c->size()) +
+                       ") fails its SHA-256 check: the file was modified or damaged");
+}
+
+Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head& head,
+                                                const uint8_t* base,
+                                                std::shared_ptr<const void> owner,
+                                                const std::string& what,
+                                                const VerifyOptions& options, bool file_mapping) {
+  const FixedHeader& h = layout.header;
+  const fb::Manifest* m = head.manifest;
+  const auto* chunks = m->chunks();
+  const size_t size = h.file_size;
+  // Encrypted packages: every chunk decrypted (and its tag checked) into one aligned
   // buffer, at its offset in the file, which the model then views instead of the mapping.
   const uint8_t* data = base;
   std::shared_ptr<void> data_owner = std::const_pointer_cast<void>(owner);
@@ -625,9 +659,9 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
     if (options.decryption_key->id() != encryption_key_id)
       return bad(what, "encrypted with key " + encryption_key_id + ", not with the key given (" +
                            options.decryption_key->id() + ")");
-    std::shared_ptr<void> plain = shared_aligned(std::max<size_t>(h.manifest_offset, 1));
+    std::shared_ptr<void> plain = shared_aligned(std::max<size_t>(layout.chunks_end, 1));
     auto* out = static_cast<uint8_t*>(plain.get());
-    std::memset(out, 0, kHeaderBytes);
+    std::memset(out, 0, layout.chunks_begin);
     for (uint32_t i = 0; i < chunks->size(); ++i) {
       const fb::Chunk* c = chunks->Get(i);
       const uint8_t ad[4] = {static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8),
@@ -643,8 +677,9 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
     tag = kEncryptionTagBytes;
   }
 
-  // 6. The graph.
+  // The graph.
   const fb::Chunk* gc = chunks->Get(0);
+  if (gc->size() < tag) return bad(what, "the graph chunk is too small");
   flatbuffers::Verifier gv(data + gc->offset(), gc->size() - tag,
                            flatbuffers::Verifier::Options{/*max_depth=*/128,
                                                           /*max_tables=*/10000000});
@@ -655,19 +690,15 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   auto model = reader.model(fm);
   if (!model.is_ok()) return model.status().with_context(what + ": graph");
 
-  auto pkg = std::unique_ptr<Package>(new Package());
-  pkg->model_ = std::move(*model);
-  pkg->optimization_level_ = fm->optimization_level();
-  pkg->prepacked_ = reader.take_prepacked();
-  pkg->base_ = data;
-  pkg->size_ = tag > 0 ? h.manifest_offset : size;
-  pkg->file_mapping_ = file_mapping && tag == 0;
-  PackageInfo& info = pkg->info_;
+  auto pkg = PackageAccess::create();
+  PackageAccess::fill(*pkg, std::move(*model), fm->optimization_level(), reader.take_prepacked(),
+                      data, tag > 0 ? layout.chunks_end : size, file_mapping && tag == 0);
+  PackageInfo& info = PackageAccess::info(*pkg);
   info.format_major = h.format_major;
   info.format_minor = h.format_minor;
   if (m->name()) info.name = m->name()->str();
   if (m->version()) info.version = m->version()->str();
-  info.target = target;
+  info.target = head.target;
   if (m->created_by()) info.created_by = m->created_by()->str();
   if (m->meta_json()) info.meta_json = m->meta_json()->str();
   if (m->labels())
@@ -682,12 +713,65 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   for (const auto* c : *chunks)
     info.chunks.push_back({c->kind() == fb::ChunkKind_Graph ? "graph" : "weights", c->offset(),
                            c->size(), to_hex(c->sha256()->data(), 32)});
-  info.signer_key_id = signer_id;
-  info.signer_trusted = trusted;
-  info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked_.size());
+  info.signer_key_id = head.signer_id;
+  info.signer_trusted = head.trusted;
+  info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked().size());
   info.encrypted = tag > 0;
   info.encryption_key_id = encryption_key_id;
   return pkg;
+}
+
+}  // namespace internal
+
+Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void> owner, size_t size,
+                                                     const std::string& what,
+                                                     const VerifyOptions& options,
+                                                     bool file_mapping) {
+  const auto* base = static_cast<const uint8_t*>(owner.get());
+  // 1. The fixed header and the exact layout.
+  internal::Layout layout;
+  BRINK_RETURN_IF_ERROR(internal::check_header(base, size, what, &layout));
+  const FixedHeader& h = layout.header;
+  // 2.-4. Seal, signature and trust, the manifest, the target, the chunks' places.
+  BRINK_ASSIGN_OR_RETURN(const internal::Head head,
+                         internal::check_head(layout, base, base + h.manifest_offset,
+                                              base + h.trailer_offset, what, options));
+  const fb::Manifest* m = head.manifest;
+  const auto* chunks = m->chunks();
+  // Format 2: the bytes between the signature and the first chunk are zero.
+  for (uint64_t p = layout.head_end; h.format_major >= 2 && p < layout.chunks_begin; ++p)
+    if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
+  for (uint32_t i = 0; i < chunks->size(); ++i)
+    BRINK_RETURN_IF_ERROR(internal::check_chunk_padding(base, m, i, what));
+
+  // 5. Every chunk's hash.
+  const bool drop_pages = file_mapping && !options.resident;
+  std::atomic<int64_t> failed{-1};
+  auto check_chunk = [&](int64_t i) {
+    const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
+    const bool ok = internal::chunk_hash_matches(base + c->offset(), m, static_cast<uint32_t>(i));
+    if (drop_pages) drop_range(base + c->offset(), c->size());
+    if (!ok) {
+      int64_t none = -1;
+      failed.compare_exchange_strong(none, i);
+    }
+  };
+  const int threads =
+      options.num_threads > 0 ? options.num_threads : ThreadPool::default_num_threads();
+  // Threads pay off from a few MiB (SHA-256 runs at ~1.7 GB/s per core).
+  if (threads > 1 && chunks->size() > 1 &&
+      layout.chunks_end - layout.chunks_begin > (size_t{8} << 20)) {
+    ThreadPool pool(std::min<int>(threads, static_cast<int>(chunks->size())));
+    pool.parallel_for(chunks->size(), check_chunk);
+  } else {
+    for (uint32_t i = 0; i < chunks->size(); ++i) check_chunk(i);
+  }
+  if (failed.load() >= 0)
+    return internal::chunk_hash_error(m, static_cast<uint32_t>(failed.load()), what);
+
+  // 6.-7. Decryption, the graph.
+  return internal::decode_package(layout, head, base, std::move(owner), what, options,
+                                  file_mapping);
 }
 
 Result<std::unique_ptr<Session>> load_package_session(const std::string& path,

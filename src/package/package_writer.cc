@@ -42,9 +42,10 @@ class WeightLayout {
     const auto key = std::make_pair(t.raw_data(), t.nbytes());
     if (auto it = placed_.find(key); it != placed_.end()) return it->second;
     const size_t n = t.nbytes();
-    if (chunks_.empty() ||
+    if (chunks_.empty() || next_in_new_chunk_ ||
         (chunks_.back().size() > 0 && align_up(chunks_.back().size()) + n > chunk_size_))
       chunks_.emplace_back();
+    next_in_new_chunk_ = false;
     std::vector<uint8_t>& c = chunks_.back();
     const size_t at = align_up(c.size());
     c.resize(at + n, 0);
@@ -54,9 +55,13 @@ class WeightLayout {
     return p;
   }
   std::vector<std::vector<uint8_t>>& chunks() { return chunks_; }
+  // What is placed next starts a new chunk (so that a chunk holds what a loader needs at
+  // one time: the constants for compiling, or packed weights).
+  void end_chunk() { next_in_new_chunk_ = !chunks_.empty(); }
 
  private:
   size_t chunk_size_;
+  bool next_in_new_chunk_ = false;
   std::vector<std::vector<uint8_t>> chunks_;
   std::map<std::pair<const void*, size_t>, Place> placed_;
 };
@@ -126,22 +131,33 @@ class ModelWriter {
   ModelWriter(flatbuffers::FlatBufferBuilder& b, WeightLayout& w, const Prepacking& pre)
       : b_(b), w_(w), pre_(pre) {}
 
-  // Places the main graph's packed weights and constants in the order nodes read them
-  // (progressive loading reads the file front to back), before serialization places
-  // whatever is left.
-  Status place_by_first_use(const ir::Graph& g) {
-    for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
-      const ir::Node& node = g.nodes[ni];
-      if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
-        auto p = w_.place(blob_tensor(it->second));
-        if (!p.is_ok()) return p.status().with_context(node.describe());
-      }
-      for (int v : node.inputs)
+  // Places the bytes in the order a loader needs them, so that a streamed package can start
+  // running before its last chunk arrives (stream_loader.h): first every stored constant
+  // (compiling the model reads those: shapes, weights packed at load, folding), by the node
+  // that first reads them, then the main graph's packed weights, which only their kernels
+  // read when they run, by node. A dry serialization (no packed weights) places the
+  // constants of subgraphs and attributes too, before serialization proper places the rest.
+  Status place_by_first_use(const ir::Model& m) {
+    const ir::Graph& g = m.graph;
+    for (size_t ni = 0; ni < g.nodes.size(); ++ni)
+      for (int v : g.nodes[ni].inputs)
         if (v != ir::kNoValue && g.value(v).constant && !pre_.elided[static_cast<size_t>(v)]) {
           auto p = w_.place(*g.value(v).constant);
           if (!p.is_ok()) return p.status().with_context("value '" + g.value(v).name + "'");
         }
+    {
+      flatbuffers::FlatBufferBuilder dry(1 << 12);
+      ModelWriter constants_only(dry, w_, pre_);
+      constants_only.place_packed_ = false;
+      auto r = constants_only.graph(g);
+      if (!r.is_ok()) return r.status();
     }
+    w_.end_chunk();  // compiling can start once the constants' chunks are in
+    for (size_t ni = 0; ni < g.nodes.size(); ++ni)
+      if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
+        auto p = w_.place(blob_tensor(it->second));
+        if (!p.is_ok()) return p.status().with_context(g.nodes[ni].describe());
+      }
     return Status::ok();
   }
 
@@ -217,7 +233,8 @@ class ModelWriter {
     for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
       const ir::Node& n = g.nodes[ni];
       flatbuffers::Offset<fb::Prepacked> prepacked = 0;
-      if (auto it = pre_.by_node.find(static_cast<int>(ni)); main && it != pre_.by_node.end()) {
+      if (auto it = pre_.by_node.find(static_cast<int>(ni));
+          main && place_packed_ && it != pre_.by_node.end()) {
         BRINK_ASSIGN_OR_RETURN(auto t, tensor(blob_tensor(it->second)));
         prepacked = fb::CreatePrepacked(b_, b_.CreateString(it->second.layout), t);
       }
@@ -246,7 +263,7 @@ class ModelWriter {
   }
 
   Result<flatbuffers::Offset<fb::Model>> model(const ir::Model& m, int optimization_level) {
-    BRINK_RETURN_IF_ERROR(place_by_first_use(m.graph));
+    BRINK_RETURN_IF_ERROR(place_by_first_use(m));
     BRINK_ASSIGN_OR_RETURN(auto g, graph(m.graph));
     std::vector<flatbuffers::Offset<fb::OpsetId>> opsets;
     for (const auto& o : m.opset_imports)
@@ -268,6 +285,7 @@ class ModelWriter {
   WeightLayout& w_;
   const Prepacking& pre_;
   int depth_ = 0;
+  bool place_packed_ = true;  // false: a dry run placing constants only
 };
 
 flatbuffers::Offset<fb::IoInfo> io_info(flatbuffers::FlatBufferBuilder& b, const TensorInfo& t) {
@@ -350,46 +368,73 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
       chunks[i].second = {ciphertexts[i].data(), ciphertexts[i].size()};
   }
 
-  // Manifest.
-  flatbuffers::FlatBufferBuilder mb(4096);
-  std::vector<flatbuffers::Offset<fb::Chunk>> chunk_entries;
-  uint64_t offset = kHeaderBytes;
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const auto& [kind, bytes] = chunks[i];
-    const Sha256 h = sha256(bytes.first, bytes.second);
-    auto hash = mb.CreateVector(h.data(), h.size());
-    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> nonce = 0;
-    if (!nonces.empty()) nonce = mb.CreateVector(nonces[i].data(), nonces[i].size());
-    chunk_entries.push_back(fb::CreateChunk(mb, kind, offset, bytes.second, hash, nonce));
-    offset = align_up(offset + bytes.second);
-  }
-  const uint64_t manifest_offset = offset;
-  std::vector<flatbuffers::Offset<fb::IoInfo>> ins, outs;
-  for (const TensorInfo& t : compiled->inputs()) ins.push_back(io_info(mb, t));
-  for (const TensorInfo& t : compiled->outputs()) outs.push_back(io_info(mb, t));
-  std::vector<flatbuffers::Offset<flatbuffers::String>> labels;
-  for (const std::string& l : options.labels) labels.push_back(mb.CreateString(l));
+  // Manifest. Format 2 puts it before the chunks, so the chunks' offsets depend on its size,
+  // which does not depend on their values (FlatBuffers stores scalars at fixed width; the
+  // offsets are never 0, the default it would leave out): built twice at most.
+  const bool v2 = options.format_major >= 2;
+  if (options.format_major != 1 && options.format_major != kFormatMajor)
+    return Status(StatusCode::kInvalidArgument,
+                  "package format " + std::to_string(options.format_major) + ": expected 1 or " +
+                      std::to_string(kFormatMajor));
+  std::vector<Sha256> hashes;
+  for (const auto& c : chunks) hashes.push_back(sha256(c.second.first, c.second.second));
   const std::string key_id =
       options.signing_key ? options.signing_key->public_key().id() : std::string();
-  auto manifest = fb::CreateManifest(
-      mb, mb.CreateString(options.name), mb.CreateString(options.version), mb.CreateString(target),
-      mb.CreateString(options.created_by), mb.CreateVector(chunk_entries), mb.CreateVector(ins),
-      mb.CreateVector(outs), compiled->arena_bytes().value_or(-1), compiled->parameter_bytes(),
-      mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id),
-      options.encryption_key.has_value(),
-      mb.CreateString(options.encryption_key ? options.encryption_key->id() : std::string()));
-  mb.Finish(manifest);
+  const uint64_t signature_size = options.signing_key ? kSignatureBytes : 0;
+  flatbuffers::FlatBufferBuilder mb(4096);
+  auto build_manifest = [&](uint64_t first_chunk) {
+    mb.Clear();
+    std::vector<flatbuffers::Offset<fb::Chunk>> chunk_entries;
+    uint64_t offset = first_chunk;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const auto& [kind, bytes] = chunks[i];
+      auto hash = mb.CreateVector(hashes[i].data(), hashes[i].size());
+      flatbuffers::Offset<flatbuffers::Vector<uint8_t>> nonce = 0;
+      if (!nonces.empty()) nonce = mb.CreateVector(nonces[i].data(), nonces[i].size());
+      chunk_entries.push_back(fb::CreateChunk(mb, kind, offset, bytes.second, hash, nonce));
+      offset = align_up(offset + bytes.second);
+    }
+    std::vector<flatbuffers::Offset<fb::IoInfo>> ins, outs;
+    for (const TensorInfo& t : compiled->inputs()) ins.push_back(io_info(mb, t));
+    for (const TensorInfo& t : compiled->outputs()) outs.push_back(io_info(mb, t));
+    std::vector<flatbuffers::Offset<flatbuffers::String>> labels;
+    for (const std::string& l : options.labels) labels.push_back(mb.CreateString(l));
+    auto manifest = fb::CreateManifest(
+        mb, mb.CreateString(options.name), mb.CreateString(options.version),
+        mb.CreateString(target), mb.CreateString(options.created_by),
+        mb.CreateVector(chunk_entries), mb.CreateVector(ins), mb.CreateVector(outs),
+        compiled->arena_bytes().value_or(-1), compiled->parameter_bytes(),
+        mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id),
+        options.encryption_key.has_value(),
+        mb.CreateString(options.encryption_key ? options.encryption_key->id() : std::string()));
+    mb.Finish(manifest);
+    return offset;  // where the chunks end
+  };
+  uint64_t chunks_begin = kHeaderBytes, chunks_end = 0;
+  if (v2) {
+    build_manifest(kAlignment);  // any non-zero offsets: only the size matters here
+    chunks_begin = align_up(kHeaderBytes + mb.GetSize() + kSealBytes + signature_size);
+    for (int tries = 0;; ++tries) {
+      chunks_end = build_manifest(chunks_begin);
+      const uint64_t need = align_up(kHeaderBytes + mb.GetSize() + kSealBytes + signature_size);
+      if (need == chunks_begin) break;
+      if (tries == 3) return Status(StatusCode::kInternal, "the manifest's size does not settle");
+      chunks_begin = need;
+    }
+  } else {
+    chunks_end = build_manifest(kHeaderBytes);
+  }
 
   FixedHeader h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
-  h.format_major = kFormatMajor;
-  h.format_minor = kFormatMinor;
+  h.format_major = v2 ? kFormatMajor : 1;
+  h.format_minor = v2 ? kFormatMinor : 0;
   h.header_bytes = kHeaderBytes;
-  h.manifest_offset = manifest_offset;
+  h.manifest_offset = v2 ? kHeaderBytes : chunks_end;
   h.manifest_size = mb.GetSize();
-  h.trailer_offset = manifest_offset + mb.GetSize();
-  h.signature_size = options.signing_key ? kSignatureBytes : 0;
-  h.file_size = h.trailer_offset + kSealBytes + h.signature_size;
+  h.trailer_offset = h.manifest_offset + mb.GetSize();
+  h.signature_size = signature_size;
+  h.file_size = v2 ? chunks_end : h.trailer_offset + kSealBytes + h.signature_size;
 
   std::vector<uint8_t> signed_part(kHeaderBytes + mb.GetSize());
   std::memcpy(signed_part.data(), &h, kHeaderBytes);
@@ -399,21 +444,33 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   auto write_all = [&](std::FILE* f) {
     static const char zeros[kAlignment] = {};
     auto put = [&](const void* p, size_t n) { return std::fwrite(p, 1, n, f) == n; };
+    uint64_t at = 0;
+    auto pad = [&] {
+      const bool ok = put(zeros, align_up(at) - at);
+      at = align_up(at);
+      return ok;
+    };
+    auto head = [&] {
+      bool ok = put(mb.GetBufferPointer(), mb.GetSize()) && put(seal.data(), seal.size());
+      at += mb.GetSize() + seal.size();
+      if (options.signing_key) {
+        const auto pk = options.signing_key->public_key();
+        const auto sig = sign(*options.signing_key, signed_part.data(), signed_part.size());
+        ok = ok && put(pk.bytes.data(), pk.bytes.size()) && put(sig.data(), sig.size());
+        at += pk.bytes.size() + sig.size();
+      }
+      return ok;
+    };
     bool ok = put(&h, kHeaderBytes);
-    uint64_t at = kHeaderBytes;
+    at = kHeaderBytes;
+    if (v2) ok = ok && head() && pad();
     for (const auto& [kind, bytes] : chunks) {
       ok = ok && put(bytes.first, bytes.second);
       at += bytes.second;
-      ok = ok && put(zeros, align_up(at) - at);
-      at = align_up(at);
+      ok = ok && pad();
     }
-    ok = ok && put(mb.GetBufferPointer(), mb.GetSize()) && put(seal.data(), seal.size());
-    if (options.signing_key) {
-      const auto pk = options.signing_key->public_key();
-      const auto sig = sign(*options.signing_key, signed_part.data(), signed_part.size());
-      ok = ok && put(pk.bytes.data(), pk.bytes.size()) && put(sig.data(), sig.size());
-    }
-    return ok;
+    if (!v2) ok = ok && head();
+    return ok && at == h.file_size;
   };
   BRINK_RETURN_IF_ERROR(write_file_atomically(path, write_all));
 

@@ -326,6 +326,7 @@ Result<std::vector<Tensor>> CompiledModel::run_static(const std::vector<const Te
   for (size_t s = 0; s < steps_.size(); ++s) {
     if (plan.is_view[s]) continue;
     const Step& step = steps_[s];
+    if (step_gate_) BRINK_RETURN_IF_ERROR(step_gate_(step.node_index));
     const auto start =
         step_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     ops::KernelContext ctx(state->step_inputs[s], &state->step_outputs[s], num_threads_);

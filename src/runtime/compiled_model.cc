@@ -712,6 +712,7 @@ Result<std::vector<Tensor>> CompiledModel::run_dynamic(const std::vector<const T
         inputs.push_back(&values[static_cast<size_t>(in)]);
       }
     }
+    if (step_gate_) BRINK_RETURN_IF_ERROR(step_gate_(step.node_index));
     const auto start = std::chrono::steady_clock::now();
     if (!step_pages_.empty() && si + 1 < steps_.size()) page_in_weights(si + 1);
     Status s = ops::run_kernel(*step.def, *step.kernel, node, step.opset, inputs, &outputs,

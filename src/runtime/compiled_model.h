@@ -58,6 +58,12 @@ class CompiledModel {
   // one layer's. Call before the first run.
   void set_weight_paging(const std::map<int, std::vector<std::pair<const void*, size_t>>>& by_node);
   bool pages_weights() const { return !step_pages_.empty(); }
+  // Progressive loading (a .brink package still streaming in, package/stream_loader.h):
+  // called with a step's node index before its kernel runs; returns once the bytes that
+  // node reads have arrived and been verified, or the error that ended the stream (the run
+  // then fails with it). Call before the first run.
+  using StepGate = std::function<Status(int node_index)>;
+  void set_step_gate(StepGate gate) { step_gate_ = std::move(gate); }
   // Bytes of the largest step's weight ranges (what paging keeps resident at once).
   int64_t largest_step_weight_bytes() const;
 
@@ -190,6 +196,7 @@ class CompiledModel {
   const CompileExtras* extras_ = nullptr;  // during compile only
   // By step: page-aligned ranges of mapped weights (memory-bounded execution), else empty.
   std::vector<std::vector<std::pair<uint8_t*, size_t>>> step_pages_;
+  StepGate step_gate_;
   void page_in_weights(size_t step) const;
   void page_out_weights(size_t step) const;
   passes::OptimizeReport optimize_report_;

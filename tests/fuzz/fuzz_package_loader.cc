@@ -4,7 +4,10 @@
 // the header-and-manifest seal): mutations then reach the manifest and graph decoders behind the
 // hashes, which is where a parser bug would hide. The corpus holds unsigned packages (a signature
 // cannot be re-made here). The same bytes are then applied as a delta to a fixed base package-sized
-// buffer, with the delta's base hash set to match so the operations are parsed.
+// buffer, with the delta's base hash set to match so the operations are parsed, and streamed
+// through the progressive loader (StreamLoader), which must agree with open_package_memory:
+// both open the bytes or both refuse them. The corpus holds packages of both layouts (format
+// 1, manifest last; format 2, manifest first).
 //
 // Build: CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBRINK_FUZZ=ON -DBRINK_TESTS=OFF
 // Run:   ./build-fuzz/fuzz_package_loader tests/fuzz/corpus_package_loader
@@ -19,6 +22,7 @@
 #include "package/delta.h"
 #include "package/package.h"
 #include "package/package_generated.h"
+#include "package/stream_loader.h"
 
 namespace {
 
@@ -81,6 +85,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.check_target = false;
   options.num_threads = 1;
   auto pkg = package::open_package_memory(buffer, size, "fuzz input", options);
+  {
+    auto bytes =
+        std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(buffer.get()),
+                                               static_cast<const uint8_t*>(buffer.get()) + size);
+    auto loader =
+        package::StreamLoader::open(package::memory_source(bytes, 4096), "fuzz stream", options);
+    Status streamed = loader.is_ok() ? (*loader)->finish() : loader.status();
+    for (char c : streamed.message())
+      if (c == '\n' || c == '\r') fail("stream error message spans lines", streamed);
+    if (streamed.is_ok() != pkg.is_ok())
+      fail("the stream and the buffer disagree", pkg.is_ok() ? streamed : pkg.status());
+  }
   if (!pkg.is_ok()) {
     const std::string& m = pkg.status().message();
     if (m.empty()) fail("error with an empty message", pkg.status());

@@ -62,6 +62,7 @@ struct PackOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
   bool no_prepack = false;
+  int format = package::kFormatMajor;
   bool json = false;
 };
 
@@ -82,6 +83,7 @@ int pack_command(const PackOptions& o) {
   po.created_by = std::string("brink ") + BRINK_VERSION;
   po.session.optimization_level = o.opt_level;
   po.prepack = !o.no_prepack;
+  po.format_major = static_cast<uint16_t>(o.format);
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
   po.session.dim_values = *dims;
@@ -334,6 +336,10 @@ void add_package_commands(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 2));
   pack->add_flag("--no-prepack", p->no_prepack,
                  "Store weights as in the model (packed at load) instead of pre-packed");
+  pack->add_option("--format", p->format,
+                   "Package format major version: 2 (default; streamable) or 1 (manifest last, "
+                   "for readers older than format 2)")
+      ->check(CLI::Range(1, 2));
   pack->add_flag("--json", p->json, "Print JSON");
   pack->callback([p, exit_code] { *exit_code = pack_command(*p); });
 

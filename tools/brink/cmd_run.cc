@@ -1,13 +1,29 @@
 // brink run MODEL: one inference; outputs saved as .npy, a summary printed.
+//
+// With --stream (or a tcp://HOST:PORT model) a .brink package is read front to back as a
+// stream and loaded progressively (package/stream_loader.h): verified before any chunk is
+// accepted, each chunk verified as it arrives, and the inference started as soon as the
+// session compiles, its layers waiting for their weights. --progress prints a line to stderr
+// per verified chunk.
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "loader/npy.h"
+#include "package/signing.h"
+#include "package/stream_loader.h"
 
 namespace brink::cli {
 
@@ -23,7 +39,121 @@ struct RunOptions {
   int opt_level = 2;
   PackageLoadOptions package;
   std::string int8_kernels = "faster";
+  bool stream = false;
+  bool progress = false;
 };
+
+// The progressive loader's stream: a file read front to back, or a TCP connection for a
+// model named tcp://HOST:PORT. Returns an open file descriptor.
+Result<int> open_stream(const std::string& model) {
+  const std::string scheme = "tcp://";
+  if (model.rfind(scheme, 0) != 0) {
+    const int fd = ::open(model.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return Status(StatusCode::kNotFound, model + ": cannot open: " + std::strerror(errno));
+    return fd;
+  }
+  const std::string hostport = model.substr(scheme.size());
+  const size_t colon = hostport.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == hostport.size())
+    return Status(StatusCode::kInvalidArgument, model + ": expected tcp://HOST:PORT");
+  std::string host = hostport.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  const std::string port = hostport.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int e = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); e != 0)
+    return Status(StatusCode::kNotFound, model + ": cannot resolve: " + ::gai_strerror(e));
+  int fd = -1;
+  std::string why = "no address";
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      why = std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0) return Status(StatusCode::kIoError, model + ": cannot connect: " + why);
+  // A sender that stalls fails the load instead of hanging it.
+  timeval timeout{};
+  timeout.tv_sec = 30;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+// " (+N: FIRST .. LAST)": the nodes a verified chunk made runnable, by name.
+std::string newly_runnable(const package::StreamProgress& p) {
+  if (p.nodes_runnable.empty() || p.graph == nullptr) return "";
+  auto name = [&](int i) {
+    const ir::Node& n = p.graph->nodes[static_cast<size_t>(i)];
+    return n.name.empty() ? n.op_type : n.name;
+  };
+  std::string s =
+      " (+" + std::to_string(p.nodes_runnable.size()) + ": " + name(p.nodes_runnable.front());
+  if (p.nodes_runnable.size() > 1) s += " .. " + name(p.nodes_runnable.back());
+  return s + ")";
+}
+
+// Loads a package progressively; the loader stays alive (receiving) while the session runs.
+struct Streamed {
+  int fd = -1;
+  std::unique_ptr<package::StreamLoader> loader;
+  package::StreamLoader::Clock::time_point start;
+  ~Streamed() {
+    loader.reset();  // joins the receiving thread (the stream has ended or failed)
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Result<std::unique_ptr<Session>> load_streamed(const RunOptions& o, const SessionOptions& so,
+                                               Streamed* st) {
+  st->start = package::StreamLoader::Clock::now();
+  package::VerifyOptions verify;
+  if (!o.package.pubkey.empty()) {
+    BRINK_ASSIGN_OR_RETURN(verify.trusted_key, package::load_public_key(o.package.pubkey));
+  }
+  if (!o.package.key.empty()) {
+    BRINK_ASSIGN_OR_RETURN(verify.decryption_key, package::load_encryption_key(o.package.key));
+  }
+  BRINK_ASSIGN_OR_RETURN(st->fd, open_stream(o.model));
+  package::ProgressFn progress;
+  if (o.progress) {
+    const auto start = st->start;
+    progress = [start](const package::StreamProgress& p) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(package::StreamLoader::Clock::now() - start)
+              .count();
+      if (p.chunk < 0)
+        std::fprintf(
+            stderr,
+            "progress: %.1f ms: header, manifest and signature verified (%llu of %llu bytes)\n", ms,
+            static_cast<unsigned long long>(p.bytes_received),
+            static_cast<unsigned long long>(p.bytes_total));
+      else
+        std::fprintf(stderr,
+                     "progress: %.1f ms: chunk %d verified (%d of %d chunks, %llu of %llu bytes), "
+                     "%lld of %lld nodes runnable%s\n",
+                     ms, p.chunk, p.chunks_verified, p.chunks_total,
+                     static_cast<unsigned long long>(p.bytes_received),
+                     static_cast<unsigned long long>(p.bytes_total),
+                     static_cast<long long>(p.nodes_runnable_total),
+                     static_cast<long long>(p.nodes_total), newly_runnable(p).c_str());
+      std::fflush(stderr);
+    };
+  }
+  // A file must end where the package does; a server may keep its socket open after it.
+  const bool from_socket = o.model.rfind("tcp://", 0) == 0;
+  BRINK_ASSIGN_OR_RETURN(
+      st->loader, package::StreamLoader::open(package::fd_source(st->fd), o.model, verify, progress,
+                                              /*check_end=*/!from_socket));
+  return st->loader->session(so);
+}
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
 void print_top5(const std::string& name, const Tensor& t) {
@@ -50,7 +180,13 @@ int run_command(const RunOptions& o) {
   so.optimization_level = o.opt_level;
   o.package.apply(&so);
   so.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
-  auto session = Session::load(o.model, so);
+  const bool streamed = o.stream || o.model.rfind("tcp://", 0) == 0;
+  Streamed st;
+  if (streamed && o.package.max_memory_mb > 0)
+    return report_error(
+        Status(StatusCode::kInvalidArgument,
+               "--max-memory does not apply to a streamed package (held in memory)"));
+  auto session = streamed ? load_streamed(o, so, &st) : Session::load(o.model, so);
   if (!session) return report_error(session.status());
   auto feeds = load_feeds(**session, o.feeds);
   if (!feeds) return report_error(feeds.status());
@@ -59,6 +195,29 @@ int run_command(const RunOptions& o) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!outputs) return report_error(outputs.status());
+  nlohmann::json stream_json;
+  if (streamed) {
+    // The whole stream must verify (and end where the package ends), not only what ran.
+    if (Status s = st.loader->finish(); !s.is_ok()) return report_error(s);
+    auto since = [&](std::optional<package::StreamLoader::Clock::time_point> t) {
+      return t ? std::chrono::duration<double, std::milli>(*t - st.start).count() : -1.0;
+    };
+    const double first = since(st.loader->first_step_time());
+    const double first_weighted = since(st.loader->first_weighted_step_time());
+    const double all = since(st.loader->all_verified_time());
+    const double done = since(start) + ms;
+    stream_json = {{"first_step_ms", first},
+                   {"first_layer_ms", first_weighted},
+                   {"all_verified_ms", all},
+                   {"result_ms", done},
+                   {"progressive", st.loader->progressive()}};
+    if (!o.json)
+      std::printf(
+          "stream: first step at %.1f ms, first layer started at %.1f ms, all %zu chunks "
+          "verified at %.1f ms, result at %.1f ms%s\n",
+          first, first_weighted, st.loader->info().chunks.size(), all, done,
+          st.loader->progressive() ? "" : " (read whole: format 1 or encrypted)");
+  }
 
   nlohmann::json out_json = nlohmann::json::array();
   if (!o.output_dir.empty()) {
@@ -83,6 +242,7 @@ int run_command(const RunOptions& o) {
   }
   if (o.json) {
     nlohmann::json j = {{"model", o.model}, {"outputs", out_json}, {"latency_ms", ms}};
+    if (streamed) j["stream"] = stream_json;
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
@@ -102,7 +262,13 @@ int run_command(const RunOptions& o) {
 void add_run_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Run one inference and save the outputs as .npy");
-  cmd->add_option("model", o->model, "Model file (.onnx or .brink)")->required();
+  cmd->add_option("model", o->model,
+                  "Model file (.onnx or .brink), or tcp://HOST:PORT to stream a .brink package")
+      ->required();
+  cmd->add_flag("--stream", o->stream,
+                "Load a .brink package progressively, reading it as a stream (implied by tcp://)");
+  cmd->add_flag("--progress", o->progress,
+                "With --stream: print a line to stderr as each chunk is verified");
   cmd->add_option("--input,-i", o->feeds.input_specs, "An input as NAME=FILE.npy (repeatable)");
   cmd->add_option("--inputs", o->feeds.inputs_npz, "An .npz file whose arrays are inputs, by name");
   cmd->add_flag("--random", o->feeds.random, "Fill inputs not given with seeded random data");
