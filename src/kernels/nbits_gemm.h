@@ -10,14 +10,15 @@
 // AND and a shift give the q of two rows of K for the 16 columns; per (K block, column) the
 // panel keeps scale and -zp * scale, so one FMA turns q into the weight:
 //   w = q * scale + (-zp * scale).
-// Weights stay 4-bit in memory (a quarter of int8's bandwidth, an eighth of float's); they are
+// Weights stay 4-bit in memory (half of int8's bandwidth, an eighth of float's); they are
 // dequantized in registers in the inner loop and never written out whole:
-//   - M <= MR rows (GEMV, a few tokens): each pair of K rows is dequantized into registers and
-//     multiplied into the MR row accumulators at once;
+//   - a few rows (GEMV, a few tokens): each pair of K rows is dequantized into registers and
+//     multiplied into every row's accumulators at once;
 //   - more rows: one panel (K x 16 floats, in L1/L2) is dequantized into a per-thread scratch
 //     buffer, then swept by an MR x 16 micro-kernel for every MR rows of A, so the dequant
 //     costs once per panel however many rows there are.
-// MR is 8 on AVX-512 (8 zmm accumulators), 6 on AVX2 (12 ymm), 4 portable. The N remainder
+// Rows in registers / rows of the panel micro-kernel: AVX-512 4 / 8 (zmm), AVX2 2 / 6 (two ymm
+// a row), NEON 3 / 6 (four q a row), portable 4 / 4 (plain C++). The N remainder
 // is a partial last panel (its padding columns have scale 0), stored with masks or a copy, so
 // nothing outside A, bias and C is touched. K need not be a multiple of anything: an odd last
 // row uses the low nibble only, and the padded rows of the last block are never read.
