@@ -9,8 +9,10 @@
   skipped when it is not installed) on the 64 real sentences of tests/data/sentences.txt:
   embedding cosine vs FP32 of ORT's quantize_dynamic (per-tensor, its default, and
   per-channel) and of `brink quantize --mode int8-dynamic` (>= 0.99 for every sentence, and a
-  mean not worse than ORT's better setting, less 0.001). Marked slow (the first export takes a
-  minute or two).
+  mean not worse than ORT's better setting, less 0.001); and of `brink quantize --mode int4`
+  (block 32, symmetric: >= 0.98 for every sentence, a mean not worse than ORT's
+  MatMul4BitsQuantizer with the same block size, less 0.001). Marked slow (the first export
+  takes a minute or two).
 
 Every quantized model is run by Brink (brink eval runs both models with Brink Sessions); the
 numbers are printed (pytest -s) with the prefix "accuracy:".
@@ -168,4 +170,38 @@ def test_minilm_brink_dynamic(brink, minilm, minilm_ort_results, tmp_path):
           f"min {o['cosine_min']:.5f}, SQNR {o['sqnr_db']:.1f} dB (best ORT mean {ort_o['cosine_mean']:.5f} "
           f"min {ort_o['cosine_min']:.5f})")
     assert o["cosine_mean"] >= 0.99 and o["cosine_min"] >= 0.99
+    assert o["cosine_mean"] >= ort_o["cosine_mean"] - 1e-3
+
+
+@pytest.fixture(scope="module")
+def minilm_ort_int4(brink, minilm, tmp_path_factory):
+    """brink eval of ORT's MatMul4BitsQuantizer model (block 32, symmetric: Brink's defaults)."""
+    pytest.importorskip("onnx_ir", reason="ORT's MatMul4BitsQuantizer imports onnx_ir (scripts/requirements.txt)")
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    import onnx
+    _quiet_ort_logging()
+    out = str(tmp_path_factory.mktemp("minilm_ort_int4") / "int4.onnx")
+    q = MatMulNBitsQuantizer(onnx.load(minilm["model"]), bits=4, block_size=32, is_symmetric=True)
+    q.process()
+    q.model.save_model_to_file(out, False)
+    return out, _eval(brink, minilm["model"], out, minilm["data"])
+
+
+@pytest.mark.slow
+def test_minilm_brink_int4(brink, minilm, minilm_ort_int4, tmp_path):
+    if not _has_quantize(brink):
+        pytest.skip("this brink binary has no `brink quantize` command")
+    out = str(tmp_path / "brink_int4.onnx")
+    proc = brink("quantize", minilm["model"], "-o", out, "--mode", "int4", "--threads", "1", timeout=600)
+    assert proc.returncode == 0, brink.describe(proc)
+    r = _eval(brink, minilm["model"], out, minilm["data"])
+    (o,) = r["outputs"]
+    ort_path, ort_r = minilm_ort_int4
+    (ort_o,) = ort_r["outputs"]
+    fp32_bytes, ours, theirs = (os.path.getsize(p) for p in (minilm["model"], out, ort_path))
+    print(f"\naccuracy: MiniLM Brink int4 (b32) embedding cosine mean {o['cosine_mean']:.5f} "
+          f"min {o['cosine_min']:.5f}, SQNR {o['sqnr_db']:.1f} dB (ORT MatMul4BitsQuantizer b32 mean "
+          f"{ort_o['cosine_mean']:.5f} min {ort_o['cosine_min']:.5f}); size FP32 {fp32_bytes} bytes, "
+          f"Brink int4 {ours} ({ours / fp32_bytes:.3f}x), ORT int4 {theirs} ({theirs / fp32_bytes:.3f}x)")
+    assert o["cosine_mean"] >= 0.98 and o["cosine_min"] >= 0.98
     assert o["cosine_mean"] >= ort_o["cosine_mean"] - 1e-3

@@ -1,4 +1,4 @@
-// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16 [--calib DATA] ...
+// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16|int4 [--calib DATA] ...
 //
 // Quantizes an FP32 ONNX model into a standard ONNX model (src/quant/quantize.h,
 // docs/QUANTIZATION.md), prints a per-layer table (SQNR and cosine against FP32, measured by
@@ -28,6 +28,8 @@ struct QuantizeCliOptions {
   int64_t samples = -1;
   int64_t report_samples = 4;
   int threads = 0;
+  int64_t block_size = 0;  // int4; 0: not given (32)
+  bool int4_zero_point = false;
 };
 
 Status write_text(const std::string& path, const std::string& text) {
@@ -61,6 +63,13 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (!(o.percentile > 50.0 && o.percentile <= 100.0))
     return usage_error(
         invalid_argument("--percentile must be in (50, 100], got " + std::to_string(o.percentile)));
+  if (*mode != quant::QuantMode::kInt4 && (o.block_size != 0 || o.int4_zero_point))
+    return usage_error(
+        invalid_argument("--block-size and --int4-zero-point apply to --mode int4 only"));
+  if (*mode == quant::QuantMode::kInt4 && o.block_size != 0 && o.block_size != 16 &&
+      o.block_size != 32 && o.block_size != 64 && o.block_size != 128)
+    return usage_error(invalid_argument("--block-size must be 16, 32, 64 or 128, got " +
+                                        std::to_string(o.block_size)));
   if (same_file(o.model, o.out))
     return report_error(invalid_argument("the output '" + o.out +
                                          "' is the input model; refusing to overwrite it"));
@@ -75,6 +84,12 @@ int quantize_command(const QuantizeCliOptions& o) {
   qo.mode = *mode;
   qo.per_channel = !o.per_tensor;
   qo.signed_activations = o.activation_type == "s8";
+  if (o.block_size != 0) qo.int4_block_size = o.block_size;
+  qo.int4_zero_point = o.int4_zero_point;
+  if (qo.mode == quant::QuantMode::kInt4 && !o.calib.empty())
+    std::fprintf(stderr,
+                 "warning: --mode int4 is weight-only and needs no calibration; --calib is used "
+                 "only for the report's comparison\n");
   qo.calibration.method = *method;
   qo.calibration.percentile = o.percentile;
   qo.calibration.num_threads = o.threads;
@@ -132,10 +147,16 @@ int quantize_command(const QuantizeCliOptions& o) {
 void add_quantize_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<QuantizeCliOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "quantize", "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible) or fp16 weights");
+      "quantize",
+      "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible), fp16 or int4 weights");
   cmd->add_option("model", o->model, "Model file (.onnx, float32)")->required();
   cmd->add_option("-o,--out", o->out, "Quantized model to write (.onnx)")->required();
-  cmd->add_option("--mode", o->mode, "int8 (static, QDQ; default), int8-dynamic or fp16");
+  cmd->add_option(
+      "--mode", o->mode,
+      "int8 (static, QDQ; default), int8-dynamic, fp16 or int4 (weight-only MatMulNBits)");
+  cmd->add_option("--block-size", o->block_size, "int4: K values per scale, 16/32/64/128 (32)");
+  cmd->add_flag("--int4-zero-point", o->int4_zero_point,
+                "int4: asymmetric blocks with a 4-bit zero point (default symmetric)");
   cmd->add_option("--calib", o->calib,
                   "Calibration data: an .npz (one array per input), an .npy, or a folder of them");
   cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile, entropy, mse");
