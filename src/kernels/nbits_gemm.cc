@@ -32,6 +32,7 @@ struct PortableTraits {
   };
   static constexpr int kDirectMax = 4;
   static constexpr int kMr = 4;
+  static constexpr int kMr2 = 4;
   static Vec zero() { return Vec{}; }
   static Vec load(const float* p) {
     Vec r;
@@ -149,7 +150,7 @@ void nbits_gemm(int64_t m, const float* a, int64_t lda, const PackedNBits& b, co
   parallel_for(pool, tasks, [&](int64_t t) {
     const int64_t p0 = b.num_panels * t / tasks, p1 = b.num_panels * (t + 1) / tasks;
     thread_local std::vector<float> scratch;
-    const size_t need = static_cast<size_t>(b.k * kNBitsPanel);
+    const size_t need = static_cast<size_t>(2 * b.k * kNBitsPanel);
     if (scratch.size() < need) scratch.resize(need);
     fn(b, p0, p1, m, a, lda, bias, c, ldc, scratch.data());
   });

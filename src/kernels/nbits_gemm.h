@@ -14,14 +14,15 @@
 // dequantized in registers in the inner loop and never written out whole:
 //   - a few rows (GEMV, a few tokens): each pair of K rows is dequantized into registers and
 //     multiplied into every row's accumulators at once;
-//   - more rows: one panel (K x 16 floats, in L1/L2) is dequantized into a per-thread scratch
-//     buffer, then swept by an MR x 16 micro-kernel for every MR rows of A, so the dequant
-//     costs once per panel however many rows there are.
-// Rows in registers / rows of the panel micro-kernel: AVX-512 4 / 8 (zmm), AVX2 2 / 6 (two ymm
-// a row), NEON 3 / 6 (four q a row), portable 4 / 4 (plain C++). The N remainder
-// is a partial last panel (its padding columns have scale 0), stored with masks or a copy, so
-// nothing outside A, bias and C is touched. K need not be a multiple of anything: an odd last
-// row uses the low nibble only, and the padded rows of the last block are never read.
+//   - more rows: two panels (2 x K x 16 floats, in L1/L2) are dequantized into a per-thread
+//     scratch buffer, then swept by an MR x 32 micro-kernel for every MR rows of A (one
+//     broadcast of A feeds two FMAs), so the dequant costs once per panel however many rows
+//     there are; an odd last panel goes through an MR x 16 one.
+// Rows in registers / of the x32 / of the x16 micro-kernel: AVX-512 4 / 8 / 8 (zmm), AVX2
+// 2 / 3 / 6 (two ymm a panel row), NEON 3 / 3 / 6 (four q), portable 4 / 4 / 4 (plain C++). The N
+// remainder is a partial last panel (its padding columns have scale 0), stored with masks or a
+// copy, so nothing outside A, bias and C is touched. K need not be a multiple of anything: an odd
+// last row uses the low nibble only, and the padded rows of the last block are never read.
 //
 // Threads: panels are split evenly over the pool (one parallel_for per call).
 //
@@ -78,7 +79,7 @@ std::vector<float> dequantize_nbits(const uint8_t* b, const float* scales,
                                     int64_t block_size);
 
 namespace nbits_detail {
-// Computes panels [p0, p1) of C for all m rows; `scratch` holds b.k * 16 floats (any
+// Computes panels [p0, p1) of C for all m rows; `scratch` holds 2 * b.k * 16 floats (any
 // unaligned is fine), used when m is larger than the in-register path takes.
 using PanelsFn = void (*)(const PackedNBits& b, int64_t p0, int64_t p1, int64_t m, const float* a,
                           int64_t lda, const float* bias, float* c, int64_t ldc, float* scratch);

@@ -16,6 +16,7 @@ struct Avx2Traits {
   };
   static constexpr int kDirectMax = 2;
   static constexpr int kMr = 6;
+  static constexpr int kMr2 = 3;
   static Vec zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static Vec load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
   static Vec load_n(const float* p, int n) {

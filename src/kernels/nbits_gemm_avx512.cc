@@ -11,6 +11,7 @@ struct Avx512Traits {
   using Vec = __m512;
   static constexpr int kDirectMax = 4;
   static constexpr int kMr = 8;
+  static constexpr int kMr2 = 8;
   static Vec zero() { return _mm512_setzero_ps(); }
   static Vec load(const float* p) { return _mm512_loadu_ps(p); }
   static Vec load_n(const float* p, int n) {

@@ -4,7 +4,9 @@
 //   Vec                          16 floats (one zmm, two ymm, or a plain array)
 //   kDirectMax                   most rows the in-register path takes (it keeps 2 x rows Vec
 //                                accumulators: even and odd k, so a GEMV has two FMA chains)
-//   kMr                          rows of the micro-kernel over a dequantized panel
+//   kMr                          rows of the micro-kernel over one dequantized panel
+//   kMr2                         rows of the micro-kernel over two dequantized panels (32
+//                                columns: twice the accumulators per broadcast of A)
 //   zero(), load(p), load_n(p, n), store(p, v), store_n(p, v, n), add(x, y)
 //   fma(a, w, acc)               acc + a * w, a broadcast
 //   dequant(bytes, s, nz, &lo, &hi)
@@ -116,6 +118,39 @@ void panel_tile(const float* w, int64_t k, const float* a, int64_t lda, const fl
   }
 }
 
+// C rows [0, MR) of two neighbouring panels (32 columns, the second `cols` wide) from their
+// dequantized weights w0, w1: one broadcast of A feeds two FMAs.
+template <class T, int MR>
+void panel_tile2(const float* w0, const float* w1, int64_t k, const float* a, int64_t lda,
+                 const float* bias, float* c, int64_t ldc, int cols) {
+  using Vec = typename T::Vec;
+  Vec acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = T::zero();
+  for (int64_t i = 0; i < k; ++i) {
+    const Vec x0 = T::load(w0 + i * kNBitsPanel), x1 = T::load(w1 + i * kNBitsPanel);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const float av = a[r * lda + i];
+      acc0[r] = T::fma(av, x0, acc0[r]);
+      acc1[r] = T::fma(av, x1, acc1[r]);
+    }
+  }
+  const Vec b0 = bias == nullptr ? T::zero() : T::load(bias);
+  const Vec b1 = bias == nullptr       ? T::zero()
+                 : cols == kNBitsPanel ? T::load(bias + kNBitsPanel)
+                                       : T::load_n(bias + kNBitsPanel, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    T::store(c + r * ldc, T::add(acc0[r], b0));
+    const Vec v = T::add(acc1[r], b1);
+    if (cols == kNBitsPanel)
+      T::store(c + r * ldc + kNBitsPanel, v);
+    else
+      T::store_n(c + r * ldc + kNBitsPanel, v, cols);
+  }
+}
+
 using DirectFn = void (*)(const PackedNBits&, int64_t, const float*, int64_t, const float*, float*,
                           int64_t, int);
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t,
@@ -124,6 +159,13 @@ using TileFn = void (*)(const float*, int64_t, const float*, int64_t, const floa
 template <class T, int... R>
 constexpr std::array<DirectFn, sizeof...(R)> direct_table(std::integer_sequence<int, R...>) {
   return {&direct_tile<T, R + 1>...};
+}
+using Tile2Fn = void (*)(const float*, const float*, int64_t, const float*, int64_t, const float*,
+                         float*, int64_t, int);
+
+template <class T, int... R>
+constexpr std::array<Tile2Fn, sizeof...(R)> tile2_table(std::integer_sequence<int, R...>) {
+  return {&panel_tile2<T, R + 1>...};
 }
 template <class T, int... R>
 constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
@@ -135,7 +177,25 @@ void panels(const PackedNBits& b, int64_t p0, int64_t p1, int64_t m, const float
             const float* bias, float* c, int64_t ldc, float* scratch) {
   static constexpr auto direct = direct_table<T>(std::make_integer_sequence<int, T::kDirectMax>());
   static constexpr auto tile = tile_table<T>(std::make_integer_sequence<int, T::kMr>());
-  for (int64_t p = p0; p < p1; ++p) {
+  static constexpr auto tile2 = tile2_table<T>(std::make_integer_sequence<int, T::kMr2>());
+  int64_t p = p0;
+  if (m > T::kDirectMax) {
+    // Two panels at a time: dequantize both (2 x k x 16 floats of scratch), then sweep A.
+    float* second = scratch + b.k * kNBitsPanel;
+    for (; p + 1 < p1; p += 2) {
+      const int64_t col0 = p * kNBitsPanel;
+      const int cols = static_cast<int>(std::min<int64_t>(kNBitsPanel, b.n - col0 - kNBitsPanel));
+      const float* bp = bias != nullptr ? bias + col0 : nullptr;
+      dequant_panel<T>(b, p, scratch);
+      dequant_panel<T>(b, p + 1, second);
+      for (int64_t r = 0; r < m; r += T::kMr2) {
+        const int rows = static_cast<int>(std::min<int64_t>(T::kMr2, m - r));
+        tile2[static_cast<size_t>(rows - 1)](scratch, second, b.k, a + r * lda, lda, bp,
+                                             c + r * ldc + col0, ldc, cols);
+      }
+    }
+  }
+  for (; p < p1; ++p) {
     const int64_t col0 = p * kNBitsPanel;
     const int cols = static_cast<int>(std::min<int64_t>(kNBitsPanel, b.n - col0));
     const float* bp = bias != nullptr ? bias + col0 : nullptr;

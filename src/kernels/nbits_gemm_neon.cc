@@ -17,6 +17,7 @@ struct NeonTraits {
   };
   static constexpr int kDirectMax = 3;
   static constexpr int kMr = 6;
+  static constexpr int kMr2 = 3;
   static Vec zero() {
     const float32x4_t z = vdupq_n_f32(0.0f);
     return {{z, z, z, z}};

@@ -14,13 +14,14 @@
 // transB is applied when packing, alpha is folded into the scales, and a constant C of N
 // elements becomes MatMulNBits' bias input (times beta); any other C stays a float Add.
 // Embedding tables (Gather of a constant float matrix of 1 MiB or more along axis 0) are
-// stored as int8 per tensor behind a DequantizeLinear, as int8-dynamic does. Everything else
+// stored as int8 with a scale per row (Gather, Cast, Mul: standard ops). Everything else
 // stays float. A is left float: this is weight-only quantization.
 #include "quant/quantize_int4.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -85,8 +86,10 @@ Tensor to_tensor(const std::vector<uint8_t>& v, Shape shape) {
   return t;
 }
 
-// An embedding table as int8 per tensor (symmetric, [-127, 127]): Gather reads the int8 rows,
-// a DequantizeLinear after it makes them float again. Returns false when `n` is not one.
+// An embedding table as int8 with one scale per row (symmetric, [-127, 127]): Gather reads the
+// int8 rows and their scales, a Cast and a Mul make them float again. Per row, a word's
+// vector keeps its own range (per tensor, rare large rows would coarsen every other word).
+// Returns false when `n` is not one.
 bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, NodeNames& names,
                      std::vector<ir::Node>& nodes, QuantizeReport* report) {
   if (!(n.domain.empty() && n.op_type == "Gather" && n.inputs.size() == 2 &&
@@ -94,39 +97,55 @@ bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, Nod
     return false;
   const Tensor* table = f32_initializer(g, n.inputs[0]);
   if (table == nullptr || table->rank() != 2 || table->nbytes() < (size_t{1} << 20)) return false;
-  float absmax = 0;
+  const int64_t rows = table->dim(0), cols = table->dim(1);
   const float* x = table->data<float>();
-  for (int64_t i = 0; i < table->numel(); ++i) absmax = std::max(absmax, std::fabs(x[i]));
-  float scale = absmax / 127.0f;
-  if (!(scale >= std::numeric_limits<float>::min())) scale = 1.0f;
   Tensor q = Tensor::empty(DataType::kInt8, table->shape());
-  for (int64_t i = 0; i < table->numel(); ++i)
-    q.data<int8_t>()[i] = static_cast<int8_t>(
-        std::clamp(std::rint(static_cast<double>(x[i]) / scale), -127.0, 127.0));
+  Tensor scales = Tensor::empty(DataType::kFloat32, {rows, 1});
+  for (int64_t r = 0; r < rows; ++r) {
+    float absmax = 0;
+    for (int64_t c = 0; c < cols; ++c) absmax = std::max(absmax, std::fabs(x[r * cols + c]));
+    float scale = absmax / 127.0f;
+    if (!(scale >= std::numeric_limits<float>::min())) scale = 1.0f;
+    scales.data<float>()[r] = scale;
+    for (int64_t c = 0; c < cols; ++c)
+      q.data<int8_t>()[r * cols + c] = static_cast<int8_t>(
+          std::clamp(std::rint(static_cast<double>(x[r * cols + c]) / scale), -127.0, 127.0));
+  }
   LayerReport layer;
   layer.name = node_label(g, n);
   layer.op = n.op_type;
-  layer.precision = "w8";
+  layer.precision = "w8-row";
   layer.weight_bytes_before = static_cast<int64_t>(table->nbytes());
+  layer.weight_bytes_after = static_cast<int64_t>(q.nbytes() + scales.nbytes());
   const std::string tname = g.value(n.inputs[0]).name;
   const int tq = passes::add_initializer(g, tname + "_quantized", q);
-  const int ts = passes::add_initializer(g, tname + "_scale", Tensor::scalar<float>(scale));
-  const int tz = passes::add_initializer(g, tname + "_zero_point", Tensor::scalar<int8_t>(0));
-  layer.weight_bytes_after = static_cast<int64_t>(q.nbytes()) + 4 + 1;
+  const int ts = passes::add_initializer(g, tname + "_scales", scales);
   const int y = n.outputs[0];
   const std::string yn = g.value(y).name;
-  const int gq =
-      passes::add_value(g, yn + "_quantized", ir::TensorType(DataType::kInt8, info.type(y).dims));
+  const ir::TensorType yt = info.type(y);
+  std::optional<std::vector<ir::Dim>> sdims = yt.dims;
+  if (sdims && !sdims->empty()) sdims->back() = ir::Dim(1);
+  const int gq = passes::add_value(g, yn + "_quantized", ir::TensorType(DataType::kInt8, yt.dims));
+  const int gf =
+      passes::add_value(g, yn + "_dequantized", ir::TensorType(DataType::kFloat32, yt.dims));
+  const int gs = passes::add_value(g, yn + "_scale", ir::TensorType(DataType::kFloat32, sdims));
+  const auto node = [&](const char* op, const std::string& name, std::vector<int> in, int out) {
+    ir::Node m;
+    m.op_type = op;
+    m.name = names(name);
+    m.inputs = std::move(in);
+    m.outputs = {out};
+    return m;
+  };
   ir::Node gather = n;
   gather.inputs[0] = tq;
   gather.outputs = {gq};
   nodes.push_back(std::move(gather));
-  ir::Node dq;
-  dq.op_type = "DequantizeLinear";
-  dq.name = names(yn + "_DequantizeLinear");
-  dq.inputs = {gq, ts, tz};
-  dq.outputs = {y};
-  nodes.push_back(std::move(dq));
+  nodes.push_back(node("Gather", yn + "_scale_Gather", {ts, n.inputs[1]}, gs));
+  ir::Node cast = node("Cast", yn + "_Cast", {gq}, gf);
+  cast.attributes.push_back(int_attr("to", static_cast<int64_t>(DataType::kFloat32)));
+  nodes.push_back(std::move(cast));
+  nodes.push_back(node("Mul", yn + "_scale_Mul", {gf, gs}, y));
   layer.fp32_tensor = layer.quant_tensor = yn;
   report->layers.push_back(layer);
   return true;
@@ -135,7 +154,7 @@ bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, Nod
 }  // namespace
 
 Int4Weights quantize_int4_blockwise(const float* w, int64_t k, int64_t n, int64_t block_size,
-                                    bool zero_point) {
+                                    bool zero_point, bool search) {
   Int4Weights r;
   r.k = k;
   r.n = n;
@@ -145,6 +164,7 @@ Int4Weights quantize_int4_blockwise(const float* w, int64_t k, int64_t n, int64_
   r.b.assign(static_cast<size_t>(n * r.k_blocks * blob), 0);
   r.scales.assign(static_cast<size_t>(n * r.k_blocks), 0.0f);
   if (zero_point) r.zero_points.assign(static_cast<size_t>(n * zp_stride), 0);
+  std::vector<float> vals(static_cast<size_t>(block_size));
   for (int64_t c = 0; c < n; ++c)
     for (int64_t g = 0; g < r.k_blocks; ++g) {
       const int64_t k0 = g * block_size, k1 = std::min(k, k0 + block_size);
@@ -153,21 +173,59 @@ Int4Weights quantize_int4_blockwise(const float* w, int64_t k, int64_t n, int64_
         lo = std::min(lo, w[i * n + c]);
         hi = std::max(hi, w[i * n + c]);
       }
+      // ORT's parameters (t = 1), then, with `search` and symmetric blocks, the largest
+      // magnitude shrunk by t = 0.975 .. 0.7 and/or mapped to +7 instead of -8: the candidate
+      // with the smallest squared error over the block wins (ties keep ORT's). With zero
+      // points the search measured no better on MiniLM (worse on its worst sentence), so
+      // asymmetric blocks keep ORT's round-to-nearest parameters.
+      const int64_t len = k1 - k0;
+      for (int64_t i = 0; i < len; ++i) vals[static_cast<size_t>(i)] = w[(k0 + i) * n + c];
+      const auto block_error = [&](float s, int z) {
+        double e = 0;
+        const float rs = s != 0.0f ? 1.0f / s : 0.0f;
+        for (int64_t i = 0; i < len; ++i) {
+          const float v = vals[static_cast<size_t>(i)];
+          const float q = std::clamp(std::roundf(v * rs + static_cast<float>(z)), 0.0f, 15.0f);
+          const double d = v - (q - static_cast<float>(z)) * s;
+          e += d * d;
+        }
+        return e;
+      };
+      const auto candidate = [&](float t, bool plus7, float* s, int* z) {
+        if (zero_point) {  // MLAS range2scalezp
+          const float l = std::min(lo, 0.0f) * t, h = std::max(hi, 0.0f) * t;
+          *s = (h - l) / 15.0f;
+          float zf = l;
+          if (*s != 0.0f) zf = 0.0f - l / *s;
+          *z = zf < 0.0f ? 0 : zf > 15.0f ? 15 : static_cast<int>(std::roundf(zf));
+        } else {  // MLAS range2scale
+          const float m = std::fabs(hi) > std::fabs(lo) ? hi : lo;
+          *s = plus7 ? m * t / 7.0f : m * t / -8.0f;
+          *z = 8;
+        }
+      };
       float scale;
       int zp;
-      if (zero_point) {  // MLAS range2scalezp
-        lo = std::min(lo, 0.0f);
-        hi = std::max(hi, 0.0f);
-        scale = (hi - lo) / 15.0f;
-        float zf = lo;
-        if (scale != 0.0f) zf = 0.0f - lo / scale;
-        zp = zf < 0.0f ? 0 : zf > 15.0f ? 15 : static_cast<int>(std::roundf(zf));
+      candidate(1.0f, false, &scale, &zp);
+      if (search && !zero_point) {
+        double best = block_error(scale, zp);
+        for (int step = 0; step <= 12; ++step)
+          for (bool plus7 : {false, true}) {
+            if ((step == 0 && !plus7) || (zero_point && plus7)) continue;
+            float s;
+            int z;
+            candidate(1.0f - 0.025f * static_cast<float>(step), plus7, &s, &z);
+            const double e = block_error(s, z);
+            if (e < best) {
+              best = e;
+              scale = s;
+              zp = z;
+            }
+          }
+      }
+      if (zero_point) {
         uint8_t& byte = r.zero_points[static_cast<size_t>(c * zp_stride + g / 2)];
         byte = static_cast<uint8_t>(g % 2 == 0 ? (byte & 0xF0) | zp : (byte & 0x0F) | (zp << 4));
-      } else {  // MLAS range2scale
-        const float m = std::fabs(hi) > std::fabs(lo) ? hi : lo;
-        scale = m / -8.0f;
-        zp = 8;
       }
       r.scales[static_cast<size_t>(c * r.k_blocks + g)] = scale;
       const float rs = scale != 0.0f ? 1.0f / scale : 0.0f;
@@ -191,13 +249,12 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
   const GraphInfo info = GraphInfo::analyze(model);
   NodeNames names(g);
   std::vector<ir::Node> nodes;
-  const bool can_dequantize = model.opset("") >= 10;
   const std::string precision = "w4-b" + std::to_string(bs);
   int converted = 0;
   const size_t count = g.nodes.size();
   for (size_t i = 0; i < count; ++i) {
     const ir::Node n = g.nodes[i];
-    if (can_dequantize && quantize_gather(g, info, n, names, nodes, report)) continue;
+    if (quantize_gather(g, info, n, names, nodes, report)) continue;
     const bool gemm = n.op_type == "Gemm";
     const bool candidate =
         n.domain.empty() && (n.op_type == "MatMul" || gemm) && n.inputs.size() >= 2;
@@ -225,7 +282,8 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
     for (int64_t r = 0; r < K; ++r)
       for (int64_t col = 0; col < N; ++col)
         w[static_cast<size_t>(r * N + col)] = trans_b ? src[col * K + r] : src[r * N + col];
-    Int4Weights q = quantize_int4_blockwise(w.data(), K, N, bs, options.int4_zero_point);
+    Int4Weights q =
+        quantize_int4_blockwise(w.data(), K, N, bs, options.int4_zero_point, options.int4_search);
     for (float& s : q.scales) s *= alpha;
 
     LayerReport layer;

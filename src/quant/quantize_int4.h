@@ -18,13 +18,15 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
 // matrix w [k][n] (row-major), in MatMulNBits' layout: b [n][k_blocks][block_size / 2] (k even
 // in the low nibble; the padded tail of the last block holds the zero point), scales
 // [n][k_blocks], zero_points [n][ceil(k_blocks / 2)] (block g of a column in byte g / 2, low
-// nibble when g is even; left empty when symmetric, where the zero point is 8).
+// nibble when g is even; left empty when symmetric, where the zero point is 8). With `search`
+// (symmetric only), each block's scale is instead the one of smallest squared error among ORT's
+// and a few that clip the extremes or map them to +7, as llama.cpp-style RTN searches do.
 struct Int4Weights {
   std::vector<uint8_t> b, zero_points;
   std::vector<float> scales;
   int64_t k = 0, n = 0, block_size = 0, k_blocks = 0;
 };
 Int4Weights quantize_int4_blockwise(const float* w, int64_t k, int64_t n, int64_t block_size,
-                                    bool zero_point);
+                                    bool zero_point, bool search);
 
 }  // namespace brink::quant
