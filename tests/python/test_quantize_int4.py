@@ -242,3 +242,29 @@ def test_int4_matmul_model_size(brink, tmp_path):
     assert ratio <= 0.16, ratio
     x = np.random.default_rng(3).standard_normal((8, 384)).astype(np.float32)
     assert cosine(ort_run(src, {"x": x}), brink_run(brink, out, x, tmp_path, "ffn")) > 0.99
+
+
+def test_int4_embedding_table_rows_int8(brink, tmp_path):
+    """A Gather of a 2 MiB embedding table becomes int8 rows with a scale each (Gather, Cast,
+    Mul), the MatMul after it MatMulNBits; ORT and Brink agree on the result."""
+    inits = [_init("table", 2048, 256), _init("w", 256, 64, scale=0.1)]
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], "embed"),
+             helper.make_node("MatMul", ["e", "w"], ["y"], "proj")]
+    graph = helper.make_graph(nodes, "embed", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 7, 64])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    src, out, report = tmp_path / "embed.onnx", tmp_path / "embed_int4.onnx", tmp_path / "r.json"
+    onnx.save(model, str(src))
+    proc = brink("quantize", src, "-o", out, "--mode", "int4", "--report", report)
+    assert proc.returncode == 0, Brink.describe(proc)
+    layers = {l["op"]: l for l in json.loads(report.read_text())["layers"]}
+    assert layers["Gather"]["precision"] == "w8-row" and layers["MatMul"]["precision"] == "w4-b32"
+    assert layers["Gather"]["weight_bytes_after"] == 2048 * 256 + 2048 * 4
+    ids = np.array([[0, 5, 2047, 9, 5, 100, 1]], np.int64)
+    y_fp32, y_ort = ort_run(src, {"ids": ids}), ort_run(out, {"ids": ids})
+    np.savez(tmp_path / "in.npz", ids=ids)
+    proc = brink("run", out, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o")
+    assert proc.returncode == 0, Brink.describe(proc)
+    y_brink = np.load(tmp_path / "o" / "y.npy")
+    np.testing.assert_allclose(y_brink, y_ort, rtol=0, atol=1e-4 * np.abs(y_ort).max())
+    assert cosine(y_fp32, y_brink) > 0.99
