@@ -12,13 +12,13 @@
 //   w = q * scale + (-zp * scale).
 // Weights stay 4-bit in memory (half of int8's bandwidth, an eighth of float's); they are
 // dequantized in registers in the inner loop and never written out whole:
-//   - a few rows (GEMV, a few tokens): each pair of K rows is dequantized into registers and
-//     multiplied into every row's accumulators at once;
+//   - a few rows (GEMV, a few tokens: up to 4 x the rows the ISA keeps in registers): each pair
+//     of K rows is dequantized into registers and multiplied into those rows' accumulators;
 //   - more rows: two panels (2 x K x 16 floats, in L1/L2) are dequantized into a per-thread
 //     scratch buffer, then swept by an MR x 32 micro-kernel for every MR rows of A (one
 //     broadcast of A feeds two FMAs), so the dequant costs once per panel however many rows
 //     there are; an odd last panel goes through an MR x 16 one.
-// Rows in registers / of the x32 / of the x16 micro-kernel: AVX-512 4 / 8 / 8 (zmm), AVX2
+// Rows in registers / of the x32 / of the x16 micro-kernel: AVX-512 8 / 8 / 8 (zmm), AVX2
 // 2 / 3 / 6 (two ymm a panel row), NEON 3 / 3 / 6 (four q), portable 4 / 4 / 4 (plain C++). The N
 // remainder is a partial last panel (its padding columns have scale 0), stored with masks or a
 // copy, so nothing outside A, bias and C is touched. K need not be a multiple of anything: an odd

@@ -1,5 +1,6 @@
-// AVX-512 INT4 weight-only GEMM (nbits_gemm_impl.h): one zmm per 16-column row, 4 rows in
-// registers (even/odd accumulators), 8 rows over a dequantized panel. Partial panels use masks.
+// AVX-512 INT4 weight-only GEMM (nbits_gemm_impl.h): one zmm per 16-column row, 8 rows in
+// registers (even/odd accumulators: 16 zmm), 8 rows over a dequantized panel. Partial panels use
+// masks.
 #include <immintrin.h>
 
 #include "kernels/nbits_gemm_impl.h"
@@ -9,7 +10,7 @@ namespace {
 
 struct Avx512Traits {
   using Vec = __m512;
-  static constexpr int kDirectMax = 4;
+  static constexpr int kDirectMax = 8;
   static constexpr int kMr = 8;
   static constexpr int kMr2 = 8;
   static Vec zero() { return _mm512_setzero_ps(); }

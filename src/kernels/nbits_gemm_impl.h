@@ -178,8 +178,11 @@ void panels(const PackedNBits& b, int64_t p0, int64_t p1, int64_t m, const float
   static constexpr auto direct = direct_table<T>(std::make_integer_sequence<int, T::kDirectMax>());
   static constexpr auto tile = tile_table<T>(std::make_integer_sequence<int, T::kMr>());
   static constexpr auto tile2 = tile2_table<T>(std::make_integer_sequence<int, T::kMr2>());
+  // Up to 4 x kDirectMax rows, dequantizing in registers once per kDirectMax rows costs less
+  // than writing the panel out and reading it back; past that the panel pays off.
+  constexpr int64_t kDirectRows = 4 * T::kDirectMax;
   int64_t p = p0;
-  if (m > T::kDirectMax) {
+  if (m > kDirectRows) {
     // Two panels at a time: dequantize both (2 x k x 16 floats of scratch), then sweep A.
     float* second = scratch + b.k * kNBitsPanel;
     for (; p + 1 < p1; p += 2) {
@@ -199,8 +202,12 @@ void panels(const PackedNBits& b, int64_t p0, int64_t p1, int64_t m, const float
     const int64_t col0 = p * kNBitsPanel;
     const int cols = static_cast<int>(std::min<int64_t>(kNBitsPanel, b.n - col0));
     const float* bp = bias != nullptr ? bias + col0 : nullptr;
-    if (m <= T::kDirectMax) {
-      direct[static_cast<size_t>(m - 1)](b, p, a, lda, bp, c + col0, ldc, cols);
+    if (m <= kDirectRows) {  // in registers, kDirectMax rows at a time
+      for (int64_t r = 0; r < m; r += T::kDirectMax) {
+        const int rows = static_cast<int>(std::min<int64_t>(T::kDirectMax, m - r));
+        direct[static_cast<size_t>(rows - 1)](b, p, a + r * lda, lda, bp, c + r * ldc + col0, ldc,
+                                              cols);
+      }
       continue;
     }
     dequant_panel<T>(b, p, scratch);
