@@ -1,5 +1,6 @@
 // com.microsoft MatMulNBits with bits = 4: ONNX Runtime's weight-only INT4 MatMul, what ORT's
-// MatMul4BitsQuantizer and `brink quantize --mode int4` emit.
+// MatMul4BitsQuantizer and `brink quantize --mode int4` emit; and GatherBlockQuantized for
+// int4 embedding tables (below).
 //   inputs:  A (float32 [..., K]), B (uint8 [N, k_blocks, block_size / 2]),
 //            scales (float32 [N * k_blocks] or [N, k_blocks]),
 //            zero_points (optional, uint8 [N * ceil(k_blocks / 2)] packed nibbles; absent: 8),
@@ -184,10 +185,88 @@ OpDef matmul_nbits() {
   return d;
 }
 
+// com.microsoft GatherBlockQuantized with uint8 data and bits = 4 (what `brink quantize
+// --mode int4 --int4-embeddings` writes for embedding tables): data [V, D / 2] uint8 (two
+// 4-bit values a byte, the even one in the low nibble), indices (int32 / int64, negative
+// ones count from the end), scales float [V, ceil(D / block_size)], no zero points (8).
+//   Y[i..., d] = (q[idx][d] - 8) * scales[idx][d / block_size]
+// Only gather_axis = 0 and quantize_axis = 1 (the last) are supported.
+OpDef gather_block_quantized() {
+  OpDef d;
+  d.op_type = "GatherBlockQuantized";
+  d.domain = "com.microsoft";
+  d.since_version = 1;
+  d.infer = [](InferContext& ctx) -> Status {
+    const ir::Node& n = ctx.node();
+    if (n.attr_int("bits", 4) != 4 || n.attr_int("gather_axis", 0) != 0 ||
+        n.attr_int("quantize_axis", 1) != 1)
+      return ctx.unsupported_here(
+          "Brink supports bits=4, gather_axis=0 and quantize_axis=1 (a 2-D table)");
+    const int64_t bs = n.attr_int("block_size", 128);
+    if (bs < 16 || (bs & (bs - 1)) != 0)
+      return ctx.invalid("block_size must be a power of two >= 16, found " + std::to_string(bs));
+    if (!ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2))
+      return ctx.invalid("needs inputs data, indices and scales");
+    if (ctx.has_input(3)) return ctx.unsupported_here("zero_points are not supported");
+    if (ctx.input_dtype(0) != DataType::kUInt8)
+      return ctx.unsupported_here("data of type " + std::string(dtype_name(ctx.input_dtype(0))) +
+                                  " (Brink supports packed uint8)");
+    if (ctx.input_dtype(1) != DataType::kInt64 && ctx.input_dtype(1) != DataType::kInt32)
+      return ctx.invalid("indices must be int32 or int64");
+    if (ctx.input_dtype(2) != DataType::kFloat32)
+      return ctx.unsupported_here("scales must be float32");
+    const TensorType& data = ctx.input_type(0);
+    const TensorType& idx = ctx.input_type(1);
+    if (data.dims && data.rank() != 2) return ctx.invalid("data must be 2-D");
+    if (!idx.dims) {
+      ctx.set_output(0, TensorType(DataType::kFloat32, std::nullopt));
+      return Status::ok();
+    }
+    std::vector<Dim> dims = *idx.dims;
+    Dim dd;
+    if (data.dims && (*data.dims)[1].known()) dd = Dim((*data.dims)[1].value * 2);
+    dims.push_back(dd);
+    ctx.set_output(0, TensorType(DataType::kFloat32, std::move(dims)));
+    return Status::ok();
+  };
+  d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+    const std::string where = c.node.describe();
+    const int64_t bs = c.node.attr_int("block_size", 128);
+    return make_kernel([=](KernelContext& ctx) -> Status {
+      const Tensor& data = ctx.input(0);
+      const Tensor& idx = ctx.input(1);
+      const Tensor& scales = ctx.input(2);
+      const int64_t v = data.dim(0), dd = data.dim(1) * 2, blocks = (dd + bs - 1) / bs;
+      if (scales.numel() != v * blocks)
+        return invalid_model(where + ": scales must have " + std::to_string(v) + " x " +
+                             std::to_string(blocks) + " elements, found " +
+                             shape_to_string(scales.shape()));
+      const uint8_t* q = data.data<uint8_t>();
+      const float* s = scales.data<float>();
+      float* y = ctx.output(0).data<float>();
+      for (int64_t i = 0; i < idx.numel(); ++i) {
+        int64_t r = idx.element_as_int64(i);
+        if (r < 0) r += v;
+        if (r < 0 || r >= v)
+          return invalid_argument(where + ": index " + std::to_string(idx.element_as_int64(i)) +
+                                  " is out of range for " + std::to_string(v) + " rows");
+        for (int64_t k = 0; k < dd; ++k) {
+          const uint8_t byte = q[r * (dd / 2) + k / 2];
+          const int nib = (k % 2 == 0) ? (byte & 15) : (byte >> 4);
+          y[i * dd + k] = static_cast<float>(nib - 8) * s[r * blocks + k / bs];
+        }
+      }
+      return Status::ok();
+    });
+  };
+  return d;
+}
+
 }  // namespace
 
 void register_matmul_nbits_ops(OpRegistry& r) {
   r.add(matmul_nbits());
+  r.add(gather_block_quantized());
 }
 
 }  // namespace brink::ops

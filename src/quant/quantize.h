@@ -61,6 +61,7 @@ struct QuantizeOptions {
   bool signed_activations = false;  // int8: s8 symmetric activations instead of u8
   int64_t int4_block_size = 32;     // int4: K values per scale (16, 32, 64 or 128)
   bool int4_zero_point = false;     // int4: asymmetric blocks with a uint4 zero point each
+  bool int4_embeddings = false;     // int4: embedding tables as 4-bit GatherBlockQuantized
   bool int4_search = true;  // int4 symmetric: least-squares scale per block (false: ORT's RTN)
 };
 

@@ -14,7 +14,10 @@
 // transB is applied when packing, alpha is folded into the scales, and a constant C of N
 // elements becomes MatMulNBits' bias input (times beta); any other C stays a float Add.
 // Embedding tables (Gather of a constant float matrix of 1 MiB or more along axis 0) are
-// stored as int8 with a scale per row (Gather, Cast, Mul: standard ops). Everything else
+// stored as int8 with a scale per row (Gather, Cast, Mul: standard ops), or, with
+// int4_embeddings (--int4-embeddings), as 4-bit blocks along each row in ORT's
+// com.microsoft GatherBlockQuantized (uint8 data, bits = 4, symmetric): an eighth of the size,
+// at some accuracy cost. Everything else
 // stays float. A is left float: this is weight-only quantization.
 #include "quant/quantize_int4.h"
 
@@ -91,7 +94,8 @@ Tensor to_tensor(const std::vector<uint8_t>& v, Shape shape) {
 // vector keeps its own range (per tensor, rare large rows would coarsen every other word).
 // Returns false when `n` is not one.
 bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, NodeNames& names,
-                     std::vector<ir::Node>& nodes, QuantizeReport* report) {
+                     std::vector<ir::Node>& nodes, const QuantizeOptions& options,
+                     QuantizeReport* report) {
   if (!(n.domain.empty() && n.op_type == "Gather" && n.inputs.size() == 2 &&
         n.outputs.size() == 1 && n.attr_int("axis", 0) == 0))
     return false;
@@ -99,6 +103,39 @@ bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, Nod
   if (table == nullptr || table->rank() != 2 || table->nbytes() < (size_t{1} << 20)) return false;
   const int64_t rows = table->dim(0), cols = table->dim(1);
   const float* x = table->data<float>();
+  const int64_t bs = options.int4_block_size;
+  if (options.int4_embeddings && cols % bs == 0) {
+    // 4-bit blocks of bs values along each row: quantize_int4_blockwise on the transposed
+    // table lays them out as GatherBlockQuantized reads them, [rows, cols / 2] bytes.
+    std::vector<float> t(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) t[static_cast<size_t>(c * rows + r)] = x[r * cols + c];
+    const Int4Weights q4 =
+        quantize_int4_blockwise(t.data(), cols, rows, bs, false, options.int4_search);
+    Tensor data = Tensor::empty(DataType::kUInt8, {rows, cols / 2});
+    std::copy(q4.b.begin(), q4.b.end(), data.data<uint8_t>());
+    const Tensor sc = Tensor::from_vector<float>({rows, cols / bs}, q4.scales);
+    LayerReport layer;
+    layer.name = node_label(g, n);
+    layer.op = n.op_type;
+    layer.precision = "w4-b" + std::to_string(bs);
+    layer.weight_bytes_before = static_cast<int64_t>(table->nbytes());
+    layer.weight_bytes_after = static_cast<int64_t>(data.nbytes() + sc.nbytes());
+    const std::string tname = g.value(n.inputs[0]).name;
+    ir::Node gq;
+    gq.op_type = "GatherBlockQuantized";
+    gq.domain = kMsDomain;
+    gq.name = names(node_label(g, n) + "_Q4");
+    gq.inputs = {passes::add_initializer(g, tname + "_Q4", data), n.inputs[1],
+                 passes::add_initializer(g, tname + "_scales", sc)};
+    gq.outputs = n.outputs;
+    gq.attributes = {int_attr("gather_axis", 0), int_attr("quantize_axis", 1),
+                     int_attr("block_size", bs), int_attr("bits", 4)};
+    nodes.push_back(std::move(gq));
+    layer.fp32_tensor = layer.quant_tensor = g.value(n.outputs[0]).name;
+    report->layers.push_back(layer);
+    return true;
+  }
   Tensor q = Tensor::empty(DataType::kInt8, table->shape());
   Tensor scales = Tensor::empty(DataType::kFloat32, {rows, 1});
   for (int64_t r = 0; r < rows; ++r) {
@@ -254,7 +291,7 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
   const size_t count = g.nodes.size();
   for (size_t i = 0; i < count; ++i) {
     const ir::Node n = g.nodes[i];
-    if (quantize_gather(g, info, n, names, nodes, report)) continue;
+    if (quantize_gather(g, info, n, names, nodes, options, report)) continue;
     const bool gemm = n.op_type == "Gemm";
     const bool candidate =
         n.domain.empty() && (n.op_type == "MatMul" || gemm) && n.inputs.size() >= 2;

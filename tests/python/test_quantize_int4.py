@@ -10,8 +10,11 @@ MatMulNBits.
   alpha, beta, bias).
 - Bad input: block size 48, --block-size without --mode int4, a model with no MatMul/Gemm
   -> one line on stderr, no output; --calib with int4 is accepted with a warning.
-- Size: a MatMul-only model is <= 0.16x FP32; the encoder's MatMul weights (bench/models.py
-  encoder_6x384, marked slow) are <= 0.16x, its file ~0.21x (an int8 embedding table). Accuracy on all-MiniLM-L6-v2 is in test_quant_accuracy.py.
+- Embedding tables: int8 rows by default, ORT's GatherBlockQuantized with --int4-embeddings;
+  ORT and Brink agree on both.
+- Size: a MatMul-only model is <= 0.16x FP32; the encoder (bench/models.py encoder_6x384,
+  marked slow): MatMul weights <= 0.16x, file ~0.21x (int8 embedding table), <= 0.16x with
+  --int4-embeddings. Accuracy on all-MiniLM-L6-v2 is in test_quant_accuracy.py.
 """
 from __future__ import annotations
 
@@ -205,8 +208,8 @@ def test_int4_bad_input(brink, model_dir, tmp_path):
 @pytest.mark.slow
 def test_int4_encoder_size(brink, tmp_path):
     """encoder_6x384 (bench/models.py): the MatMul weights shrink to <= 0.16x. Half of its FP32
-    file is a 30522 x 384 token-embedding table, which int4 mode stores as int8 (Brink does not
-    run ORT's int4 GatherBlockQuantized yet), so the whole file lands near 0.21x."""
+    file is a 30522 x 384 token-embedding table, which int4 mode stores as int8 rows by default
+    (the file lands near 0.21x), or as 4-bit blocks with --int4-embeddings (<= 0.16x)."""
     pytest.importorskip("torch")
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import compare_ort  # bench/: registers the bench models (encoder_6x384) with tests/python/models.py
@@ -224,6 +227,13 @@ def test_int4_encoder_size(brink, tmp_path):
           f"{ratio:.3f}x; MatMul weights {mm_ratio:.3f}x")
     assert mm_ratio <= 0.16
     assert ratio <= 0.22
+    out4 = tmp_path / "encoder_int4_embeddings.onnx"
+    proc = brink("quantize", src, "-o", out4, "--mode", "int4", "--int4-embeddings", "--report-samples", "1",
+                 timeout=600)
+    assert proc.returncode == 0, Brink.describe(proc)
+    ratio4 = os.path.getsize(out4) / os.path.getsize(src)
+    print(f"size: encoder_6x384 int4 --int4-embeddings {os.path.getsize(out4)} bytes, {ratio4:.3f}x")
+    assert ratio4 <= 0.16
 
 
 def test_int4_matmul_model_size(brink, tmp_path):
@@ -244,9 +254,11 @@ def test_int4_matmul_model_size(brink, tmp_path):
     assert cosine(ort_run(src, {"x": x}), brink_run(brink, out, x, tmp_path, "ffn")) > 0.99
 
 
-def test_int4_embedding_table_rows_int8(brink, tmp_path):
+@pytest.mark.parametrize("int4_embeddings", [False, True])
+def test_int4_embedding_table(brink, tmp_path, int4_embeddings):
     """A Gather of a 2 MiB embedding table becomes int8 rows with a scale each (Gather, Cast,
-    Mul), the MatMul after it MatMulNBits; ORT and Brink agree on the result."""
+    Mul), or with --int4-embeddings ORT's GatherBlockQuantized (4-bit blocks along each row);
+    the MatMul after it MatMulNBits; ORT and Brink agree on the result."""
     inits = [_init("table", 2048, 256), _init("w", 256, 64, scale=0.1)]
     nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], "embed"),
              helper.make_node("MatMul", ["e", "w"], ["y"], "proj")]
@@ -255,11 +267,18 @@ def test_int4_embedding_table_rows_int8(brink, tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     src, out, report = tmp_path / "embed.onnx", tmp_path / "embed_int4.onnx", tmp_path / "r.json"
     onnx.save(model, str(src))
-    proc = brink("quantize", src, "-o", out, "--mode", "int4", "--report", report)
+    proc = brink("quantize", src, "-o", out, "--mode", "int4", "--report", report,
+                 *(["--int4-embeddings"] if int4_embeddings else []))
     assert proc.returncode == 0, Brink.describe(proc)
     layers = {l["op"]: l for l in json.loads(report.read_text())["layers"]}
-    assert layers["Gather"]["precision"] == "w8-row" and layers["MatMul"]["precision"] == "w4-b32"
-    assert layers["Gather"]["weight_bytes_after"] == 2048 * 256 + 2048 * 4
+    assert layers["MatMul"]["precision"] == "w4-b32"
+    if int4_embeddings:
+        assert layers["Gather"]["precision"] == "w4-b32"
+        assert layers["Gather"]["weight_bytes_after"] == 2048 * 128 + 2048 * 8 * 4
+        assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["GatherBlockQuantized", "MatMulNBits"]
+    else:
+        assert layers["Gather"]["precision"] == "w8-row"
+        assert layers["Gather"]["weight_bytes_after"] == 2048 * 256 + 2048 * 4
     ids = np.array([[0, 5, 2047, 9, 5, 100, 1]], np.int64)
     y_fp32, y_ort = ort_run(src, {"ids": ids}), ort_run(out, {"ids": ids})
     np.savez(tmp_path / "in.npz", ids=ids)

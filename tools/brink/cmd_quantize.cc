@@ -29,7 +29,7 @@ struct QuantizeCliOptions {
   int64_t report_samples = 4;
   int threads = 0;
   int64_t block_size = 0;  // int4; 0: not given (32)
-  bool int4_zero_point = false, int4_rtn = false;
+  bool int4_zero_point = false, int4_rtn = false, int4_embeddings = false;
 };
 
 Status write_text(const std::string& path, const std::string& text) {
@@ -63,9 +63,10 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (!(o.percentile > 50.0 && o.percentile <= 100.0))
     return usage_error(
         invalid_argument("--percentile must be in (50, 100], got " + std::to_string(o.percentile)));
-  if (*mode != quant::QuantMode::kInt4 && (o.block_size != 0 || o.int4_zero_point || o.int4_rtn))
-    return usage_error(invalid_argument(
-        "--block-size, --int4-zero-point and --int4-rtn apply to --mode int4 only"));
+  if (*mode != quant::QuantMode::kInt4 &&
+      (o.block_size != 0 || o.int4_zero_point || o.int4_rtn || o.int4_embeddings))
+    return usage_error(
+        invalid_argument("--block-size and the --int4-* options apply to --mode int4 only"));
   if (*mode == quant::QuantMode::kInt4 && o.block_size != 0 && o.block_size != 16 &&
       o.block_size != 32 && o.block_size != 64 && o.block_size != 128)
     return usage_error(invalid_argument("--block-size must be 16, 32, 64 or 128, got " +
@@ -87,6 +88,7 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (o.block_size != 0) qo.int4_block_size = o.block_size;
   qo.int4_zero_point = o.int4_zero_point;
   qo.int4_search = !o.int4_rtn;
+  qo.int4_embeddings = o.int4_embeddings;
   if (qo.mode == quant::QuantMode::kInt4 && !o.calib.empty())
     std::fprintf(stderr,
                  "warning: --mode int4 is weight-only and needs no calibration; --calib is used "
@@ -158,6 +160,8 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--block-size", o->block_size, "int4: K values per scale, 16/32/64/128 (32)");
   cmd->add_flag("--int4-zero-point", o->int4_zero_point,
                 "int4: asymmetric blocks with a 4-bit zero point (default symmetric)");
+  cmd->add_flag("--int4-embeddings", o->int4_embeddings,
+                "int4: embedding tables as 4-bit GatherBlockQuantized too (default int8 rows)");
   cmd->add_flag("--int4-rtn", o->int4_rtn,
                 "int4: ORT's exact round-to-nearest scales (default, symmetric: least-squares "
                 "scale per block)");
