@@ -96,7 +96,8 @@ def int4_models(name: str, fp32_path: str) -> Dict[str, str]:
     out = {"brink": os.path.join(d, f"model.int4.b{INT4_BLOCK_SIZE}.brink.onnx"),
            "ort": os.path.join(d, f"model.int4.b{INT4_BLOCK_SIZE}.ort.onnx")}
     stale = lambda p: not os.path.isfile(p) or os.path.getmtime(p) < os.path.getmtime(fp32_path)  # noqa: E731
-    if stale(out["brink"]):
+    # Brink's model also goes stale with the quantizer: remade when the binary is newer.
+    if stale(out["brink"]) or os.path.getmtime(out["brink"]) < os.path.getmtime(compare_ort.brink_binary()):
         print(f"[quant_bench] {name}: brink quantize --mode int4", file=sys.stderr)
         subprocess.run([compare_ort.brink_binary(), "quantize", fp32_path, "-o", out["brink"], "--mode", "int4",
                         "--block-size", str(INT4_BLOCK_SIZE), "--report-samples", "1"], check=True,
