@@ -103,6 +103,8 @@ bool quantize_gather(ir::Graph& g, const GraphInfo& info, const ir::Node& n, Nod
   if (table == nullptr || table->rank() != 2 || table->nbytes() < (size_t{1} << 20)) return false;
   const int64_t rows = table->dim(0), cols = table->dim(1);
   const float* x = table->data<float>();
+  for (int64_t i = 0; i < table->numel(); ++i)
+    if (!std::isfinite(x[i])) return false;  // NaN / Inf: left float
   const int64_t bs = options.int4_block_size;
   if (options.int4_embeddings && cols % bs == 0) {
     // 4-bit blocks of bs values along each row: quantize_int4_blockwise on the transposed
@@ -248,7 +250,7 @@ Int4Weights quantize_int4_blockwise(const float* w, int64_t k, int64_t n, int64_
         double best = block_error(scale, zp);
         for (int step = 0; step <= 12; ++step)
           for (bool plus7 : {false, true}) {
-            if ((step == 0 && !plus7) || (zero_point && plus7)) continue;
+            if (step == 0 && !plus7) continue;  // ORT's, already measured
             float s;
             int z;
             candidate(1.0f - 0.025f * static_cast<float>(step), plus7, &s, &z);
@@ -316,6 +318,12 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
     // B as [K, N] row-major.
     std::vector<float> w(static_cast<size_t>(K * N));
     const float* src = wt->data<float>();
+    for (int64_t j = 0; j < K * N; ++j)
+      if (!std::isfinite(src[j]))
+        return invalid_argument("the weight '" + g.value(n.inputs[1]).name + "' of " +
+                                node_label(g, n) +
+                                " has NaN or Inf values; int4 needs finite "
+                                "weights (no output was written)");
     for (int64_t r = 0; r < K; ++r)
       for (int64_t col = 0; col < N; ++col)
         w[static_cast<size_t>(r * N + col)] = trans_b ? src[col * K + r] : src[r * N + col];

@@ -197,6 +197,15 @@ def test_int4_bad_input(brink, model_dir, tmp_path):
     onnx.save(model, str(tmp_path / "relu.onnx"))
     brink.expect_error("quantize", tmp_path / "relu.onnx", "-o", out, "--mode", "int4", mentions=["MatMul"])
     assert not out.exists()
+    w = np.ones((8, 4), np.float32)
+    w[2, 1] = np.nan
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], "mm")], "nan",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "nan.onnx"))
+    brink.expect_error("quantize", tmp_path / "nan.onnx", "-o", out, "--mode", "int4", mentions=["NaN", "'w'"])
+    assert not out.exists()
     # --calib is not needed; given, it only feeds the report's comparison (with a warning).
     np.savez(tmp_path / "calib.npz", x=np.ones((2, 5, 70), np.float32))
     proc = brink("quantize", model_dir / "mlp.onnx", "-o", out, "--mode", "int4", "--calib", tmp_path / "calib.npz")
