@@ -9,13 +9,18 @@ samples for every engine). Then, in one process, interleaved, batch 1, at 1 and 
   - ONNX Runtime FP32 and ONNX Runtime INT8 (the same QDQ model, fused into ORT's own
     integer kernels: what a user of ORT gets from its quantizer).
 
+INT4 rows (--int4-models, default the encoder): weight-only block-wise INT4 (block 32,
+symmetric): Brink FP32 against Brink running its own `brink quantize --mode int4` model, and
+ONNX Runtime FP32 against ORT running the model of its own MatMul4BitsQuantizer (same block
+size and symmetry; both are com.microsoft MatMulNBits).
+
 Reported: p50 latencies, Brink's INT8 speed-up over its FP32 (the issue's target: ResNet-50
 >= 3.0x, MobileNetV2 >= 2.0x at 1 thread), Brink INT8 / ORT INT8 (target: < 1 at 1 and 2
 threads), file sizes, and how far Brink's INT8 outputs are from ORT's INT8 and from FP32
 (cosine). These machines are noisy: medians, ratios from the same run.
 
     .venv/bin/python bench/quant_bench.py [--models resnet50 mobilenet_v2] [--threads 1 2]
-        [--seconds 3] [--update-docs]
+        [--int4-models encoder] [--seconds 3] [--update-docs]
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "encoder"]
 # Quantized dynamically (weights int8 per channel, activations at run time), as transformers are.
 DYNAMIC_MODELS = {"encoder"}
 CALIBRATION_SAMPLES = 16
+INT4_BLOCK_SIZE = 32
 
 
 def quantize_with_ort(fp32_path: str, out_path: str, input_name: str, shape: List[int]) -> None:
@@ -80,6 +86,31 @@ def int8_model(name: str, fp32_path: str, inputs: Dict[str, Any]) -> str:
         else:
             (input_name, x), = inputs.items()
             quantize_with_ort(fp32_path, out, input_name, list(x.shape))
+    return out
+
+
+def int4_models(name: str, fp32_path: str) -> Dict[str, str]:
+    """Brink's `quantize --mode int4` model and ORT's MatMul4BitsQuantizer model (block 32,
+    symmetric), cached next to the FP32 model."""
+    d = os.path.dirname(fp32_path)
+    out = {"brink": os.path.join(d, f"model.int4.b{INT4_BLOCK_SIZE}.brink.onnx"),
+           "ort": os.path.join(d, f"model.int4.b{INT4_BLOCK_SIZE}.ort.onnx")}
+    stale = lambda p: not os.path.isfile(p) or os.path.getmtime(p) < os.path.getmtime(fp32_path)  # noqa: E731
+    # Brink's model also goes stale with the quantizer: remade when the binary is newer.
+    if stale(out["brink"]) or os.path.getmtime(out["brink"]) < os.path.getmtime(compare_ort.brink_binary()):
+        print(f"[quant_bench] {name}: brink quantize --mode int4", file=sys.stderr)
+        subprocess.run([compare_ort.brink_binary(), "quantize", fp32_path, "-o", out["brink"], "--mode", "int4",
+                        "--block-size", str(INT4_BLOCK_SIZE), "--report-samples", "1"], check=True,
+                       capture_output=True, text=True)
+    if stale(out["ort"]):
+        print(f"[quant_bench] {name}: ORT MatMul4BitsQuantizer", file=sys.stderr)
+        import logging
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        logging.getLogger().setLevel(logging.ERROR)
+        q = MatMulNBitsQuantizer(onnx.load(fp32_path), bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True)
+        q.process()
+        q.model.save_model_to_file(out["ort"], False)
     return out
 
 
@@ -127,6 +158,58 @@ def measure(name: str, threads: int, seconds: float) -> Dict[str, Any]:
     return row
 
 
+def measure_int4(name: str, threads: int, seconds: float) -> Dict[str, Any]:
+    models = compare_ort.load_bench_models()
+    g = models.ensure(name)
+    inputs = g.load_inputs()
+    paths = int4_models(name, g.path)
+    sessions = {
+        "brink_fp32": compare_ort.brink_session(g.path, threads),
+        "brink_int4": compare_ort.brink_session(paths["brink"], threads),
+        "ort_fp32": compare_ort.ort_session(g.path, threads),
+        "ort_int4": compare_ort.ort_session(paths["ort"], threads),
+    }
+    outs = {k: s.run(None, inputs)[0] for k, s in sessions.items()}
+    times = compare_ort.interleaved_latency(sessions, inputs, warmup=3, iterations=None, seconds=seconds,
+                                            gap_s=0.05)
+    p50 = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {
+        "model": name, "threads": threads, "mode": f"int4 b{INT4_BLOCK_SIZE} symmetric",
+        **{f"{k}_p50_ms": v for k, v in p50.items()},
+        "brink_int4_speedup": p50["brink_fp32"] / p50["brink_int4"],
+        "ort_int4_speedup": p50["ort_fp32"] / p50["ort_int4"],
+        "brink_int4_vs_ort_int4": p50["brink_int4"] / p50["ort_int4"],
+        "fp32_mib": os.path.getsize(g.path) / 2**20,
+        "brink_int4_mib": os.path.getsize(paths["brink"]) / 2**20,
+        "ort_int4_mib": os.path.getsize(paths["ort"]) / 2**20,
+        "cos_brink_int4_vs_fp32": cosine(outs["brink_int4"], outs["ort_fp32"]),
+        "cos_ort_int4_vs_fp32": cosine(outs["ort_int4"], outs["ort_fp32"]),
+        "samples": {k: len(v) for k, v in times.items()},
+    }
+
+
+def markdown_int4(rows: List[Dict[str, Any]]) -> List[str]:
+    if not rows:
+        return []
+    lines = ["## INT4 weight-only", "",
+             f"Brink: its own `brink quantize --mode int4` model (block {INT4_BLOCK_SIZE}, symmetric; MatMulNBits). "
+             "ORT: the model of its own MatMul4BitsQuantizer (same block size and symmetry). Weights stay 4-bit; "
+             "activations float.", "",
+             "| model | threads | Brink FP32 ms | Brink INT4 ms | **Brink INT4 speed-up** | ORT FP32 ms | ORT INT4 ms "
+             "| ORT INT4 speed-up | **Brink INT4 / ORT INT4** | FP32 MiB | Brink INT4 MiB | ORT INT4 MiB "
+             "| cos(Brink INT4, FP32) | cos(ORT INT4, FP32) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['threads']} | {r['brink_fp32_p50_ms']:.2f} | {r['brink_int4_p50_ms']:.2f} "
+            f"| **{r['brink_int4_speedup']:.2f}x** | {r['ort_fp32_p50_ms']:.2f} | {r['ort_int4_p50_ms']:.2f} "
+            f"| {r['ort_int4_speedup']:.2f}x | **{r['brink_int4_vs_ort_int4']:.2f}** | {r['fp32_mib']:.1f} "
+            f"| {r['brink_int4_mib']:.1f} | {r['ort_int4_mib']:.1f} | {r['cos_brink_int4_vs_fp32']:.4f} "
+            f"| {r['cos_ort_int4_vs_fp32']:.4f} |")
+    lines.append("")
+    return lines
+
+
 def markdown(rows: List[Dict[str, Any]], machine: Dict[str, Any], commit: str) -> str:
     lines = compare_ort.generated_doc_header(
         "INT8 performance: Brink against ONNX Runtime", "bench/quant_bench.py", compare_ort.SETUP_COMMAND,
@@ -159,8 +242,10 @@ def markdown(rows: List[Dict[str, Any]], machine: Dict[str, Any], commit: str) -
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    p.add_argument("--models", nargs="*", default=DEFAULT_MODELS)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--int4-models", nargs="*", default=["encoder"],
+                   help="models for the INT4 weight-only rows (none: skip them)")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per engine and configuration")
     p.add_argument("--json", help="also write the rows as JSON here")
     p.add_argument("--update-docs", action="store_true", help=f"rewrite {os.path.relpath(DOCS_PATH, ROOT)}")
@@ -171,11 +256,18 @@ def main(argv: List[str]) -> int:
             row = measure(name, t, args.seconds)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    text = markdown(rows, compare_ort.machine_description(), compare_ort.git_commit() or "unknown")
+    int4_rows = []
+    for name in args.int4_models:
+        for t in args.threads:
+            row = measure_int4(name, t, args.seconds)
+            int4_rows.append(row)
+            print(json.dumps(row), flush=True)
+    text = markdown(rows, compare_ort.machine_description(), compare_ort.git_commit() or "unknown") if rows else ""
+    text += "\n".join(markdown_int4(int4_rows))
     print(text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump(rows + int4_rows, f, indent=1)
     if args.update_docs:
         with open(DOCS_PATH, "w") as f:
             f.write(text)

@@ -34,5 +34,6 @@ void register_fused_transformer_ops(
     OpRegistry& r);  // fused_transformer.cc: brink.LayerNormalization, Gelu, Attention
 void register_fused_pool_ops(OpRegistry& r);  // fused_pool.cc: brink.MaxPool, AveragePool, Global*
 void register_fused_quantized_ops(OpRegistry& r);  // fused_quantized.cc: brink.QConv, QAdd
+void register_matmul_nbits_ops(OpRegistry& r);     // matmul_nbits.cc: com.microsoft MatMulNBits
 
 }  // namespace brink::ops

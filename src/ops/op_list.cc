@@ -17,6 +17,7 @@ OpRegistry build_registry() {
   register_resize_ops(r);
   register_rnn_ops(r);
   register_quantized_ops(r);
+  register_matmul_nbits_ops(r);
   register_loss_ops(r);
   register_signal_ops(r);
   register_detection_ops(r);

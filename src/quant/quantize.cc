@@ -14,6 +14,7 @@
 #include "passes/pass_util.h"
 #include "passes/passes.h"
 #include "quant/equalize.h"
+#include "quant/quantize_int4.h"
 #include "quant/smooth_quant.h"
 
 namespace brink::quant {
@@ -22,8 +23,9 @@ Result<QuantMode> parse_quant_mode(const std::string& name) {
   if (name == "int8") return QuantMode::kInt8;
   if (name == "int8-dynamic") return QuantMode::kInt8Dynamic;
   if (name == "fp16") return QuantMode::kFp16;
+  if (name == "int4") return QuantMode::kInt4;
   return invalid_argument("unknown quantization mode '" + name +
-                          "' (expected int8, int8-dynamic or fp16)");
+                          "' (expected int8, int8-dynamic, fp16 or int4)");
 }
 
 const char* quant_mode_name(QuantMode mode) {
@@ -34,6 +36,8 @@ const char* quant_mode_name(QuantMode mode) {
       return "int8-dynamic";
     case QuantMode::kFp16:
       return "fp16";
+    case QuantMode::kInt4:
+      return "int4";
   }
   return "?";
 }
@@ -976,6 +980,9 @@ Result<QuantizeResult> quantize_model(const ir::Model& model, const Dataset* cal
       break;
     case QuantMode::kFp16:
       BRINK_RETURN_IF_ERROR(quantize_fp16(result.quantized, &report));
+      break;
+    case QuantMode::kInt4:
+      BRINK_RETURN_IF_ERROR(quantize_int4(result.quantized, options, &report));
       break;
   }
   // Drop the float weights nothing reads any more.

@@ -27,6 +27,9 @@
 // int8-dynamic emits ORT's quantize_dynamic layout for MatMul / Gemm with a constant weight:
 //   A -> DynamicQuantizeLinear -> MatMulInteger(A_q, W_q, A_zp, W_zp) -> Cast(float)
 //     -> Mul(a_scale * w_scale) [-> Add(beta * C) for Gemm]; Conv stays float.
+// int4 (weight-only) turns MatMul / Gemm with a constant weight into ONNX Runtime's
+//   com.microsoft MatMulNBits (4-bit blocks of int4_block_size along K, symmetric or with
+//   zero points), exactly as ORT's MatMul4BitsQuantizer does; see quantize_int4.cc.
 // fp16 stores each float32 initializer of 16+ elements (within float16's range) as a float16
 //   initializer followed by a Cast to float (Brink folds the Cast at load).
 //
@@ -50,9 +53,9 @@
 
 namespace brink::quant {
 
-enum class QuantMode { kInt8, kInt8Dynamic, kFp16 };
+enum class QuantMode { kInt8, kInt8Dynamic, kFp16, kInt4 };
 
-// "int8", "int8-dynamic", "fp16"; anything else is an error naming the choices.
+// "int8", "int8-dynamic", "fp16", "int4"; anything else is an error naming the choices.
 Result<QuantMode> parse_quant_mode(const std::string& name);
 const char* quant_mode_name(QuantMode mode);
 
@@ -76,6 +79,10 @@ struct QuantizeOptions {
   bool bias_correction = false;     // subtract the weight quantization's mean output error
   bool smooth_quant = false;        // SmoothQuant of LayerNorm -> MatMul (quant/smooth_quant.h)
   double smooth_quant_alpha = 0.5;  // migration strength, in [0, 1]
+  int64_t int4_block_size = 32;     // int4: K values per scale (16, 32, 64 or 128)
+  bool int4_zero_point = false;     // int4: asymmetric blocks with a uint4 zero point each
+  bool int4_embeddings = false;     // int4: embedding tables as 4-bit GatherBlockQuantized
+  bool int4_search = true;  // int4 symmetric: least-squares scale per block (false: ORT's RTN)
 };
 
 // How the runtime ran one side (FP32 or quantized) of a layer: filled by time_layers
@@ -93,7 +100,7 @@ struct LayerTime {
 struct LayerReport {
   std::string name;                       // node name (its first output's name when it has none)
   std::string op;                         // op type in the input model
-  std::string precision;                  // "w8a8", "a8", "w8-dynamic", "fp16"
+  std::string precision;                  // "w8a8", "a8", "w8-dynamic", "fp16", "w4-b32"
   std::string fp32_tensor, quant_tensor;  // the output compared (in each model)
   bool compared = false;                  // sqnr_db / cosine measured
   double sqnr_db = 0, cosine = 0;

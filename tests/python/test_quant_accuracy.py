@@ -9,8 +9,10 @@
   skipped when it is not installed) on the 64 real sentences of tests/data/sentences.txt:
   embedding cosine vs FP32 of ORT's quantize_dynamic (per-tensor, its default, and
   per-channel) and of `brink quantize --mode int8-dynamic` (>= 0.99 for every sentence, and a
-  mean not worse than ORT's better setting, less 0.001). Marked slow (the first export takes a
-  minute or two).
+  mean not worse than ORT's better setting, less 0.001); and of `brink quantize --mode int4`
+  (block 32 symmetric, block 16 with zero points: mean and min not worse than ORT's
+  MatMul4BitsQuantizer with the same settings, less 0.001; mean >= 0.98 with block 16 + zero
+  points, >= 0.97 with block 32). Marked slow (the first export takes a minute or two).
 
 Every quantized model is run by Brink (brink eval runs both models with Brink Sessions); the
 numbers are printed (pytest -s) with the prefix "accuracy:".
@@ -169,3 +171,54 @@ def test_minilm_brink_dynamic(brink, minilm, minilm_ort_results, tmp_path):
           f"min {ort_o['cosine_min']:.5f})")
     assert o["cosine_mean"] >= 0.99 and o["cosine_min"] >= 0.99
     assert o["cosine_mean"] >= ort_o["cosine_mean"] - 1e-3
+
+
+# (block size, zero points): Brink's default, and the setting that meets the 0.98 mean.
+INT4_SETTINGS = [(32, False), (16, True)]
+
+
+@pytest.fixture(scope="module")
+def minilm_ort_int4(brink, minilm, tmp_path_factory):
+    """brink eval of ORT's MatMul4BitsQuantizer models, per INT4_SETTINGS."""
+    pytest.importorskip("onnx_ir", reason="ORT's MatMul4BitsQuantizer imports onnx_ir (scripts/requirements.txt)")
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    import onnx
+    _quiet_ort_logging()
+    d = tmp_path_factory.mktemp("minilm_ort_int4")
+    results = {}
+    for block, zp in INT4_SETTINGS:
+        out = str(d / f"int4_b{block}{'_zp' if zp else ''}.onnx")
+        q = MatMulNBitsQuantizer(onnx.load(minilm["model"]), bits=4, block_size=block, is_symmetric=not zp)
+        q.process()
+        q.model.save_model_to_file(out, False)
+        results[(block, zp)] = (out, _eval(brink, minilm["model"], out, minilm["data"]))
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block,zp", INT4_SETTINGS)
+def test_minilm_brink_int4(brink, minilm, minilm_ort_int4, tmp_path, block, zp):
+    """Block 32 symmetric (the default) stays >= 0.97 and at least as good as ORT's; block 16
+    with zero points reaches the issue's 0.98 on the mean (not yet on every sentence: the worst
+    is ~0.978, as with ORT's quantizer; round-to-nearest int4 without calibration data has no
+    more to give on this model)."""
+    if not _has_quantize(brink):
+        pytest.skip("this brink binary has no `brink quantize` command")
+    out = str(tmp_path / "brink_int4.onnx")
+    proc = brink("quantize", minilm["model"], "-o", out, "--mode", "int4", "--block-size", str(block),
+                 *(["--int4-zero-point"] if zp else []), "--threads", "1", timeout=600)
+    assert proc.returncode == 0, brink.describe(proc)
+    r = _eval(brink, minilm["model"], out, minilm["data"])
+    (o,) = r["outputs"]
+    ort_path, ort_r = minilm_ort_int4[(block, zp)]
+    (ort_o,) = ort_r["outputs"]
+    fp32_bytes, ours, theirs = (os.path.getsize(p) for p in (minilm["model"], out, ort_path))
+    tag = f"b{block}{' zp' if zp else ''}"
+    print(f"\naccuracy: MiniLM Brink int4 ({tag}) embedding cosine mean {o['cosine_mean']:.5f} "
+          f"min {o['cosine_min']:.5f}, SQNR {o['sqnr_db']:.1f} dB (ORT MatMul4BitsQuantizer {tag} mean "
+          f"{ort_o['cosine_mean']:.5f} min {ort_o['cosine_min']:.5f}); size FP32 {fp32_bytes} bytes, "
+          f"Brink int4 {ours} ({ours / fp32_bytes:.3f}x), ORT int4 {theirs} ({theirs / fp32_bytes:.3f}x)")
+    assert o["cosine_mean"] >= ort_o["cosine_mean"] - 1e-3
+    assert o["cosine_min"] >= ort_o["cosine_min"] - 1e-3
+    assert o["cosine_mean"] >= (0.98 if block == 16 else 0.97)
+    assert o["cosine_min"] >= 0.96

@@ -291,7 +291,7 @@ def _expect_refused(brink, model, out, *args, mentions=()):
 def test_bad_input_is_refused_cleanly(brink, cnn, tmp_path):
     model = cnn / "cnn.onnx"
     out = tmp_path / "never.onnx"
-    _expect_refused(brink, model, out, "--calib", cnn / "calib.npz", "--mode", "int4", mentions=["int4"])
+    _expect_refused(brink, model, out, "--calib", cnn / "calib.npz", "--mode", "int3", mentions=["int3"])
     _expect_refused(brink, model, out, "--calib", cnn / "calib.npz", "--method", "kl", mentions=["kl"])
     _expect_refused(brink, model, out, mentions=["--calib"])  # int8 needs data
     np.save(tmp_path / "wrong.npy", np.zeros((4, 3, 8, 8), np.float32))

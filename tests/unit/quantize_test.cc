@@ -409,7 +409,8 @@ TEST(Quantize, RefusesModelsWithoutQuantizableLayers) {
   o.mode = QuantMode::kInt8Dynamic;
   EXPECT_FALSE(quantize_model(m, nullptr, o).is_ok());
   EXPECT_FALSE(quantize_model(small_cnn(), nullptr, {}).is_ok());  // int8 needs data
-  EXPECT_FALSE(parse_quant_mode("int4").is_ok());
+  EXPECT_FALSE(parse_quant_mode("int3").is_ok());
+  EXPECT_TRUE(parse_quant_mode("int4").is_ok());
   // Per-channel needs opset 13.
   ir::Model old = small_cnn();
   old.opset_imports[0].version = 11;

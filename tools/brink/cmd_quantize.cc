@@ -1,4 +1,4 @@
-// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16|mixed [--calib DATA]
+// brink quantize MODEL.onnx -o OUT.onnx --mode int8|int8-dynamic|fp16|int4|mixed [--calib DATA]
 //                [--accuracy-target T --eval DATA [--labels L] [--metric cosine|top1]] ...
 //
 // Quantizes an FP32 ONNX model into a standard ONNX model (src/quant/quantize.h,
@@ -51,6 +51,8 @@ struct QuantizeCliOptions {
   double accuracy_target = std::numeric_limits<double>::quiet_NaN();
   std::string eval, labels, metric = "auto";
   int64_t linear_limit = 16;
+  int64_t block_size = 0;  // int4; 0: not given (32)
+  bool int4_zero_point = false, int4_rtn = false, int4_embeddings = false;
 };
 
 Status write_text(const std::string& path, const std::string& text) {
@@ -80,7 +82,7 @@ int quantize_command(const QuantizeCliOptions& o) {
                     : quant::parse_quant_mode(o.mode);
   if (!mode)
     return usage_error(invalid_argument("unknown quantization mode '" + o.mode +
-                                        "' (expected int8, int8-dynamic, fp16 or mixed)"));
+                                        "' (expected int8, int8-dynamic, fp16, int4 or mixed)"));
   const bool search = !std::isnan(o.accuracy_target);
   if (mixed && !search)
     return usage_error(invalid_argument(
@@ -93,9 +95,11 @@ int quantize_command(const QuantizeCliOptions& o) {
     return usage_error(invalid_argument("--eval is used with --accuracy-target T only"));
   if (!search && !o.labels.empty())
     return usage_error(invalid_argument("--labels is used with --accuracy-target T only"));
-  if (search && *mode == quant::QuantMode::kFp16)
-    return usage_error(invalid_argument(
-        "--accuracy-target applies to --mode int8, int8-dynamic and mixed, not fp16"));
+  if (search && (*mode == quant::QuantMode::kFp16 || *mode == quant::QuantMode::kInt4))
+    return usage_error(
+        invalid_argument("--accuracy-target applies to --mode int8, int8-dynamic "
+                         "and mixed, not " +
+                         o.mode));
   const std::string metric_name =
       o.metric == "auto" ? (o.labels.empty() ? "cosine" : "top1") : o.metric;
   auto metric = quant::parse_accuracy_metric(metric_name);
@@ -118,6 +122,14 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (!(o.percentile > 50.0 && o.percentile <= 100.0))
     return usage_error(
         invalid_argument("--percentile must be in (50, 100], got " + std::to_string(o.percentile)));
+  if (*mode != quant::QuantMode::kInt4 &&
+      (o.block_size != 0 || o.int4_zero_point || o.int4_rtn || o.int4_embeddings))
+    return usage_error(
+        invalid_argument("--block-size and the --int4-* options apply to --mode int4 only"));
+  if (*mode == quant::QuantMode::kInt4 && o.block_size != 0 && o.block_size != 16 &&
+      o.block_size != 32 && o.block_size != 64 && o.block_size != 128)
+    return usage_error(invalid_argument("--block-size must be 16, 32, 64 or 128, got " +
+                                        std::to_string(o.block_size)));
   if (same_file(o.model, o.out))
     return report_error(invalid_argument("the output '" + o.out +
                                          "' is the input model; refusing to overwrite it"));
@@ -160,6 +172,14 @@ int quantize_command(const QuantizeCliOptions& o) {
   qo.bias_correction = o.bias_correction;
   qo.smooth_quant = smooth;
   qo.smooth_quant_alpha = alpha;
+  if (o.block_size != 0) qo.int4_block_size = o.block_size;
+  qo.int4_zero_point = o.int4_zero_point;
+  qo.int4_search = !o.int4_rtn;
+  qo.int4_embeddings = o.int4_embeddings;
+  if (qo.mode == quant::QuantMode::kInt4 && !o.calib.empty())
+    std::fprintf(stderr,
+                 "warning: --mode int4 is weight-only and needs no calibration; --calib is used "
+                 "only for the report's comparison\n");
   qo.calibration.method = *method;
   qo.calibration.percentile = o.percentile;
   qo.calibration.num_threads = o.threads;
@@ -264,12 +284,22 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<QuantizeCliOptions>();
   CLI::App* cmd = app.add_subcommand(
       "quantize",
-      "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible), fp16 weights or mixed precision");
+      "Quantize an FP32 ONNX model to int8 (QDQ, ORT-compatible), fp16 or int4 weights, or mixed "
+      "precision");
   cmd->add_option("model", o->model, "Model file (.onnx, float32)")->required();
   cmd->add_option("-o,--out", o->out, "Quantized model to write (.onnx)")->required();
   cmd->add_option("--mode", o->mode,
-                  "int8 (static, QDQ; default), int8-dynamic, fp16, or mixed (int8 with fp16 / "
-                  "fp32 layers chosen to meet --accuracy-target)");
+                  "int8 (static, QDQ; default), int8-dynamic, fp16, int4 (weight-only "
+                  "MatMulNBits), or mixed (int8 with fp16 / fp32 layers chosen to meet "
+                  "--accuracy-target)");
+  cmd->add_option("--block-size", o->block_size, "int4: K values per scale, 16/32/64/128 (32)");
+  cmd->add_flag("--int4-zero-point", o->int4_zero_point,
+                "int4: asymmetric blocks with a 4-bit zero point (default symmetric)");
+  cmd->add_flag("--int4-embeddings", o->int4_embeddings,
+                "int4: embedding tables as 4-bit GatherBlockQuantized too (default int8 rows)");
+  cmd->add_flag("--int4-rtn", o->int4_rtn,
+                "int4: ORT's exact round-to-nearest scales (default, symmetric: least-squares "
+                "scale per block)");
   cmd->add_option("--calib", o->calib,
                   "Calibration data: an .npz (one array per input), an .npy, a folder of them, or "
                   "a folder of images (PNG, JPEG, BMP)");
