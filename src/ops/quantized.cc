@@ -22,6 +22,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/qelementwise.h"
 #include "kernels/qgemm.h"
+#include "kernels/qpool.h"
 #include "ops/op_groups.h"
 #include "ops/op_util.h"
 
@@ -1338,10 +1339,21 @@ OpDef qlinear_global_average_pool() {
   };
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
     const bool cl = c.node.attr_int("channels_last", 0) != 0;
-    return make_kernel([cl](KernelContext& ctx) -> Status {
+    // uint8 channels-last (what the NHWC layout pass makes of a quantized CNN's head): the
+    // kernel sums all channels of a pixel at once (kernels/qpool.h, the same formula).
+    const bool fast = cl && kernels::fast_kernels_enabled() && c.input_dtype(0) == DataType::kUInt8;
+    const Isa isa = c.isa;
+    return make_kernel([cl, fast, isa](KernelContext& ctx) -> Status {
       const Tensor& x = ctx.input(0);
       const int64_t N = x.dim(0), C = cl ? x.dim(x.rank() - 1) : x.dim(1);
       const int64_t S = C && N ? x.numel() / (N * C) : 0;
+      if (fast) {
+        kernels::qglobal_avg_pool_nhwc_u8(N, S, C, x.data<uint8_t>(), scalar_f(ctx.input(1)),
+                                          scalar_zp(ctx, 2), ctx.output(0).data<uint8_t>(),
+                                          scalar_f(ctx.input(3)), scalar_zp(ctx, 4),
+                                          ctx.thread_pool(), isa);
+        return Status::ok();
+      }
       visit_8bit(x.dtype(), [&]<typename Q>() {
         global_avg_pool_q<Q>(x.data<Q>(), ctx.output(0).data<Q>(), N, C, S, cl,
                              scalar_f(ctx.input(1)), scalar_zp(ctx, 2), scalar_f(ctx.input(3)),

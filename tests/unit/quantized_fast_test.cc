@@ -323,5 +323,39 @@ TEST(QGemmFast, MatchesReferenceBitForBit) {
   }
 }
 
+TEST(QLinearGlobalAveragePoolFast, ChannelsLastMatchesReferenceBitForBit) {
+  for (int64_t n : {1, 2}) {
+    for (int64_t hw : {1, 7, 49}) {
+      for (int64_t c : {1, 13, 64, 2048}) {
+        const Tensor x = random_u8({n, hw, 1, c}, 8);
+        const Tensor xs = Tensor::scalar<float>(0.07f), ys = Tensor::scalar<float>(0.05f);
+        const Tensor xz = Tensor::scalar<uint8_t>(9), yz = Tensor::scalar<uint8_t>(131);
+        const ir::Node node = make_node("QLinearGlobalAveragePool", 5, 1,
+                                        {make_attr("channels_last", int64_t{1})}, "com.microsoft");
+        std::vector<const Tensor*> in = {&x, &xs, &xz, &ys, &yz};
+        std::vector<Tensor> want;
+        {
+          ReferenceKernels ref;
+          auto r = evaluate_node(node, 1, in, EvaluateOptions{});
+          ASSERT_TRUE(r.is_ok()) << r.status().message();
+          want = std::move(*r);
+        }
+        for (Isa isa : supported_isas()) {
+          EvaluateOptions o;
+          o.isa = isa;
+          o.num_threads = 2;
+          auto got = evaluate_node(node, 1, in, o);
+          ASSERT_TRUE(got.is_ok()) << got.status().message();
+          ASSERT_EQ((*got)[0].shape(), want[0].shape());
+          ASSERT_EQ(std::memcmp((*got)[0].raw_data(), want[0].raw_data(),
+                                static_cast<size_t>(want[0].numel())),
+                    0)
+              << "n" << n << " hw" << hw << " c" << c << " " << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace brink::ops
