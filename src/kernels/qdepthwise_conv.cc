@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/elementwise.h"  // BRINK_DECLARE_PER_ISA, BRINK_ISA_DISPATCH
+#include "kernels/qgemm.h"        // qisa_for: whether this CPU has VNNI
 
 namespace brink::kernels {
 
@@ -59,13 +60,19 @@ int64_t block_width(Isa isa) {
 // The channel (within its block) that slot s holds. x86 interleaves two taps' int16 vectors
 // with vpunpcklwd/vpunpckhwd, which work per 128-bit lane: the low half of the slots holds
 // channels 0-3 of every group of 8, the high half channels 4-7.
-int64_t slot_channel(Isa isa, int64_t b, int64_t s) {
+int64_t slot_channel(Isa isa, bool vnni, int64_t b, int64_t s) {
+  if (vnni) return 16 * ((s % 16) / 4) + 4 * (s / 16) + s % 4;  // b = 64: see the header
   if (isa != Isa::kAvx512 && isa != Isa::kAvx2) return s;
   const int64_t h = b / 2, half = s / h, j = s % h;
   return 8 * (j / 4) + 4 * half + j % 4;
 }
 
-void run_row(Isa isa, const RowArgs& a) {
+void run_row(Isa isa, bool vnni, const RowArgs& a) {
+#if defined(__x86_64__)
+  if (vnni) return qdepthwise_internal::qdepthwise_row_avx512vnni(a);
+#else
+  (void)vnni;
+#endif
   BRINK_ISA_DISPATCH(isa, qdepthwise_row, a)
 }
 
@@ -90,15 +97,22 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
   k->p_ = p;
   k->isa_ = isa;
   k->x_zero_ = x_zero;
-  const int64_t b = block_width(isa);
+  k->vnni_ = isa == Isa::kAvx512 && qisa_for(isa) == QIsa::kAvx512Vnni && c >= 64;
+  const int64_t b = k->vnni_ ? 64 : block_width(isa);
   const int64_t taps = p.kernel_h * p.kernel_w;
+  const int64_t g = k->vnni_ ? 4 : 2;
   k->block_ = b;
   k->blocks_ = (c + b - 1) / b;
-  k->pairs_ = (taps + 1) / 2;
+  k->group_taps_ = g;
+  k->groups_ = (taps + g - 1) / g;
   k->slot_channel_.resize(static_cast<size_t>(b));
   for (int64_t s = 0; s < b; ++s)
-    k->slot_channel_[static_cast<size_t>(s)] = slot_channel(isa, b, s);
-  k->w_.assign(static_cast<size_t>(k->blocks_ * k->pairs_ * b * 2), 0);
+    k->slot_channel_[static_cast<size_t>(s)] = slot_channel(isa, k->vnni_, b, s);
+  const size_t packed = static_cast<size_t>(k->blocks_ * k->groups_ * b * g);
+  if (k->vnni_)
+    k->w8_.assign(packed, 0);
+  else
+    k->w_.assign(packed, 0);
   k->bias_.assign(static_cast<size_t>(k->blocks_ * b), 0);
   for (int64_t blk = 0; blk < k->blocks_; ++blk)
     for (int64_t s = 0; s < b; ++s) {
@@ -108,7 +122,11 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
       for (int64_t t = 0; t < taps; ++t) {
         const int8_t wt = w[ch * taps + t];
         sum_w += wt;
-        k->w_[static_cast<size_t>(((blk * k->pairs_ + t / 2) * b + s) * 2 + t % 2)] = wt;
+        const size_t at = static_cast<size_t>(((blk * k->groups_ + t / g) * b + s) * g + t % g);
+        if (k->vnni_)
+          k->w8_[at] = wt;
+        else
+          k->w_[at] = wt;
       }
       const int64_t folded = (bias != nullptr ? bias[ch] : 0) - int64_t{x_zero} * sum_w;
       k->bias_[static_cast<size_t>(blk * b + s)] = static_cast<int32_t>(folded);
@@ -118,8 +136,8 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
 }
 
 size_t DepthwiseQConvNhwcU8::memory_bytes() const {
-  return w_.size() * sizeof(int16_t) + bias_.size() * sizeof(int32_t) + zero_row_.size() +
-         slot_channel_.size() * sizeof(int64_t);
+  return w_.size() * sizeof(int16_t) + w8_.size() + bias_.size() * sizeof(int32_t) +
+         zero_row_.size() + slot_channel_.size() * sizeof(int64_t);
 }
 
 Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t* y, int64_t batch,
@@ -143,7 +161,7 @@ Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t*
       const int64_t ch = blk * b + slot_channel_[static_cast<size_t>(sl)];
       if (ch < c) scale[static_cast<size_t>(blk * b + sl)] = out.scale[out.per_channel ? ch : 0];
     }
-  const int64_t taps = p_.kernel_h * p_.kernel_w, slots = pairs_ * 2;
+  const int64_t taps = p_.kernel_h * p_.kernel_w, slots = groups_ * group_taps_;
   const int64_t rows = batch * s.out_h;
   const int threads = pool != nullptr ? pool->num_threads() : 1;
   const int64_t macs = rows * s.out_w * c * taps;
@@ -152,8 +170,8 @@ Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t*
   const uint8_t* zero = zero_row_.data();
   parallel_for(pool, tasks, [&](int64_t task) {
     std::vector<const uint8_t*> addr(static_cast<size_t>(s.out_w * slots));
-    RowArgs a{addr.data(), w_.data(), bias_.data(), scale.data(),   nullptr, s.out_w,
-              c,           blocks_,   pairs_,       out.zero_point, out.min, out.max};
+    RowArgs a{addr.data(), w_.data(), w8_.data(), bias_.data(),   scale.data(), nullptr, s.out_w,
+              c,           blocks_,   groups_,    out.zero_point, out.min,      out.max};
     for (int64_t row = rows * task / tasks; row < rows * (task + 1) / tasks; ++row) {
       const int64_t n = row / s.out_h, oh = row % s.out_h;
       const uint8_t* img = x + n * s.in_h * s.in_w * c;
@@ -168,10 +186,10 @@ Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t*
             *t++ = row_in && iw >= 0 && iw < s.in_w ? img + (ih * s.in_w + iw) * c : zero;
           }
         }
-        if (taps < slots) *t = zero;  // the odd kernel's last pair: weight 0
+        for (int64_t k = taps; k < slots; ++k) *t++ = zero;  // the last group's padding: weight 0
       }
       a.y = y + row * s.out_w * c;
-      run_row(isa_, a);
+      run_row(isa_, vnni_, a);
     }
   });
   return Status::ok();

@@ -21,6 +21,12 @@
 //     block's channels in a lane-permuted "slot" order; weights, bias' and the per-run
 //     scales are laid out in that order, and the saturating int32->int16 pack undoes it.
 //     NEON deinterleaves the pair with vld2q_s16 and uses widening vmlal_s16 in natural order.
+//   - With AVX-512 VNNI (and at least 64 channels) four taps go through one vpdpbusd instead:
+//     blocks of 64 channels, weights kept s8 in quads of taps; the four taps' input bytes are
+//     interleaved in registers (vpunpckl/hbw then vpunpckl/hwd, per 128-bit lane) into four
+//     vectors of 16 channels x 4 taps, so slot s = 16 r + 4 L + j holds channel 16 L + 4 r + j;
+//     the two saturating packs (dword -> word -> byte) restore channel order. About half the
+//     shuffles per multiply-accumulate of the pair path, and no widening of the inputs.
 //   - Requantization happens in registers: acc -> float * scale -> round to nearest even
 //     (cvtps2dq / fcvtns) -> saturating pack to int16 -> + zero_point (saturating) -> clamp
 //     to [min, max] -> narrow to u8.
@@ -76,11 +82,14 @@ class DepthwiseQConvNhwcU8 {
 
   Conv2dParams p_;
   Isa isa_ = Isa::kPortable;
+  bool vnni_ = false;  // the AVX-512 VNNI quad path (kAvx512 on a VNNI CPU, C >= 64)
   uint8_t x_zero_ = 0;
   int64_t block_ = 1;                  // channels per packed block (B)
   int64_t blocks_ = 0;                 // ceil(C / B)
-  int64_t pairs_ = 0;                  // ceil(kh * kw / 2)
-  std::vector<int16_t> w_;             // [blocks][pairs][B][2], slot order
+  int64_t group_taps_ = 2;             // taps per packed group: 2 (pairs), 4 (VNNI quads)
+  int64_t groups_ = 0;                 // ceil(kh * kw / group_taps)
+  std::vector<int16_t> w_;             // pairs: [blocks][pairs][B][2], slot order
+  std::vector<int8_t> w8_;             // VNNI: [blocks][quads][B][4], slot order
   std::vector<int32_t> bias_;          // [blocks][B], slot order, x_zero folded in
   std::vector<int64_t> slot_channel_;  // [B]: the channel (within its block) of each slot
   std::vector<uint8_t> zero_row_;      // blocks * B + 64 bytes of x_zero: the padding tap
@@ -90,15 +99,21 @@ namespace qdepthwise_internal {
 
 // What one ISA variant needs to compute `count` output pixels of one row.
 struct RowArgs {
-  const uint8_t* const* taps;  // [count][pairs * 2]: each tap's pixel address (channel 0)
-  const int16_t* w;            // packed weights
+  const uint8_t* const* taps;  // [count][groups * taps per group]: each tap's pixel address
+  const int16_t* w;            // packed weights (pairs)
+  const int8_t* w8;            // packed weights (VNNI quads)
   const int32_t* bias;         // [blocks][B]
   const float* scale;          // [blocks][B], slot order
   uint8_t* y;                  // first output pixel; pixels are `channels` apart
-  int64_t count, channels, blocks, pairs;
+  int64_t count, channels, blocks, pairs;  // pairs: the groups (pairs, or quads for VNNI)
   int32_t zero_point;
   uint8_t min, max;
 };
+
+#if defined(__x86_64__)
+// The VNNI quad variant (qdepthwise_conv_avx512vnni.cc): 64-channel blocks, `pairs` = quads.
+void qdepthwise_row_avx512vnni(const RowArgs& a);
+#endif
 
 }  // namespace qdepthwise_internal
 

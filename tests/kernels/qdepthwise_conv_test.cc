@@ -157,6 +157,20 @@ TEST(QDepthwiseConvU8, KernelsStridesDilationsPads) {
   check({2, 10, 10, 64 + 7, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1}, seed += 3);         // TF-style SAME s2
 }
 
+TEST(QDepthwiseConvU8, WideChannelCounts) {
+  // 64 channels and more: the VNNI quad path where the CPU has it (64-channel blocks, taps in
+  // groups of four), with channel tails, kernels whose taps are not a multiple of four,
+  // strides, dilation, batch and per-tensor scales.
+  uint32_t seed = 900;
+  for (int64_t c : {64, 65, 96, 127, 128, 144, 191})
+    for (int64_t k : {1, 2, 3, 5})
+      check({1, 7, 6, c, k, k, 1 + c % 2, 1 + c % 2, 1, 1, k / 2, k / 2, k / 2, (k + 1) / 2},
+            seed += 3);
+  check({2, 9, 8, 80, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2}, seed += 3);   // dilation 2, batch 2
+  check({1, 8, 8, 100, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3}, seed += 3);  // 7x7: 13 quads
+  check({1, 6, 5, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, false}, seed += 3);  // per tensor
+}
+
 TEST(QDepthwiseConvU8, SameKernelDifferentSizes) {
   // One kernel, runs with different input sizes: no size-dependent state.
   uint32_t seed = 500;
