@@ -9,7 +9,9 @@
     --arch depthwise) quantized per tensor: --equalize raises the logits' SQNR vs FP32 on the 450
     held-out images, and --bias-correction lowers the mean error per output channel;
   * all-MiniLM-L6-v2 in static int8 (calibrated on 32 real sentences, evaluated on the 32 others):
-    --smooth-quant raises the embedding cosine vs FP32.
+    --smooth-quant raises the embedding cosine vs FP32; with padded batches (attention mask with
+    zeros) the mask stays float with a warning and the embedding stays within cosine 0.985 of FP32
+    (the Adds feeding LayerNorm are float in both).
 - Bad input: alpha outside [0, 1] or not a number, the flags with a mode they do not apply to.
 
 The measured numbers are printed with the prefix "tools:" (pytest -s); docs/QUANTIZATION.md
@@ -378,6 +380,8 @@ def test_minilm_smooth_quant_static_int8(brink, minilm, tmp_path):
     r = brink.json("eval", minilm["model"], str(tmp_path / "sq.float.onnx"), "--data", held_out, "--json",
                    timeout=900)
     assert r["outputs"][0]["cosine_min"] > 0.99999
+    # With the Adds feeding LayerNorm kept float: 0.99067 plain, 0.99290 smoothed (0.85 before).
+    assert results["plain"]["cosine_mean"] >= 0.985
     assert results["smooth-quant 0.5"]["cosine_mean"] > results["plain"]["cosine_mean"]
     assert results["smooth-quant 0.5"]["sqnr_db"] > results["plain"]["sqnr_db"]
 
@@ -413,5 +417,7 @@ def test_minilm_static_int8_padded(brink, minilm, tmp_path):
         results[name] = o
         print(f"\ntools: MiniLM static int8 padded ({name}) embedding cosine mean {o['cosine_mean']:.5f} "
               f"min {o['cosine_min']:.5f}, SQNR {o['sqnr_db']:.2f} dB ({r['samples']} held-out sentences)")
-    assert results["plain"]["cosine_mean"] >= 0.9
-    assert results["smooth-quant 0.5"]["cosine_mean"] >= 0.9
+    # Measured: 0.98981 / 0.98500 plain, 0.99289 / 0.98869 with --smooth-quant 0.5 (mean / min);
+    # 0.42231 / 0.23185 before the mask was left float and the LayerNorm inputs kept float.
+    for o in results.values():
+        assert o["cosine_mean"] >= 0.985 and o["cosine_min"] >= 0.98, o
