@@ -397,10 +397,9 @@ bool StaticQuantizer::range_of(int v, Range* r) const {
     Range out;
     for (int64_t i = 0; i < t.numel(); ++i) {
       const float x = t.data<float>()[i];
-      if (!std::isfinite(x)) {
-        out.lo = out.hi = x;  // any non-finite value makes the range unusable
-        *r = out;
-        return true;
+      if (std::isnan(x)) {
+        out.lo = out.hi = x;  // a NaN makes the range unusable
+        break;
       }
       out.lo = std::min(out.lo, x);
       out.hi = std::max(out.hi, x);
