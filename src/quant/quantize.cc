@@ -357,12 +357,38 @@ void StaticQuantizer::keep_layer_norm_inputs_float(QuantizeReport* report) {
     for (size_t k = 0; k < g_.nodes[i].inputs.size(); ++k)
       if (g_.nodes[i].inputs[k] >= 0)
         readers[g_.nodes[i].inputs[k]].push_back({static_cast<int>(i), k});
-  bool any_layer_norm = false;
-  for (const ir::Node& n : g_.nodes)
-    any_layer_norm = any_layer_norm || (n.domain.empty() && n.op_type == "LayerNormalization");
-  if (!any_layer_norm) return;
+  std::map<int, int> producer;
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (int o : g_.nodes[i].outputs)
+      if (o >= 0) producer[o] = static_cast<int>(i);
+  auto op_of = [&](int v, const char* op) {
+    auto it = producer.find(v);
+    if (it == producer.end()) return false;
+    const ir::Node& p = g_.nodes[static_cast<size_t>(it->second)];
+    return p.domain.empty() && p.op_type == op;
+  };
+  // `reader` reads x (input `slot`) as the input of a layer normalization: LayerNormalization's
+  // X, or in the decomposed form of opset < 17 exports, (x - ReduceMean(x)) / ...: the
+  // ReduceMean of x whose output a Sub(x, mean) reads, and that Sub.
+  auto normalizes = [&](int reader, size_t slot, int x) {
+    const ir::Node& r = g_.nodes[static_cast<size_t>(reader)];
+    if (!r.domain.empty() || slot != 0) return false;
+    if (r.op_type == "LayerNormalization") return true;
+    if (r.op_type == "Sub")
+      return r.inputs.size() == 2 && op_of(r.inputs[1], "ReduceMean") &&
+             g_.nodes[static_cast<size_t>(producer.at(r.inputs[1]))].inputs[0] == x;
+    if (r.op_type == "ReduceMean" && r.outputs.size() == 1) {
+      for (const auto& [sub, k] : readers[r.outputs[0]]) {
+        const ir::Node& sn = g_.nodes[static_cast<size_t>(sub)];
+        if (sn.domain.empty() && sn.op_type == "Sub" && k == 1 && sn.inputs[0] == x) return true;
+      }
+    }
+    return false;
+  };
   // Backwards to a fixed point: an Add is float when everything reading its output is a
-  // LayerNormalization (as X) or an Add already float (the residual stream).
+  // layer normalization's input or an Add already float (post-LN blocks, and the bias Adds of
+  // the projections into the residual), or when a layer normalization and Adds read it (the
+  // residual stream of pre-LN blocks, which the next block's residual Add reads too).
   int adds = 0;
   for (bool changed = true; changed;) {
     changed = false;
@@ -374,12 +400,16 @@ void StaticQuantizer::keep_layer_norm_inputs_float(QuantizeReport* report) {
         continue;
       auto it = readers.find(n.outputs[0]);
       if (it == readers.end()) continue;
-      bool only = true;
+      bool only = true, any_norm = false, other_adds = false;
       for (const auto& [reader, slot] : it->second) {
         const ir::Node& r = g_.nodes[static_cast<size_t>(reader)];
-        const bool ln = r.domain.empty() && r.op_type == "LayerNormalization" && slot == 0;
-        only = only && (ln || float_nodes_.count(reader));
+        const bool norm = normalizes(reader, slot, n.outputs[0]);
+        const bool add = r.domain.empty() && r.op_type == "Add";
+        any_norm = any_norm || norm;
+        other_adds = other_adds || (add && !float_nodes_.count(reader));
+        only = only && (norm || float_nodes_.count(reader) || add);
       }
+      only = only && (!other_adds || any_norm);
       if (!only) continue;
       float_nodes_.insert(static_cast<int>(i));
       ++adds;

@@ -24,9 +24,11 @@
 //     input is quantized, their output is too, with the input's scale and zero point;
 //   - everything else (Sigmoid, Softmax, Resize, ...) stays float (ORT quantizes some of those;
 //     Brink leaves them to the float kernels), as do MatMuls without a constant operand;
-//   - transformers: an Add whose output only feeds LayerNormalization (as X), directly or
-//     through other such Adds (the residual stream, the embedding sums, the bias Add of the
-//     projection into the residual), stays float and reads float tensors, as ORT's and Intel
+//   - transformers: an Add whose output only feeds a layer normalization (LayerNormalization's
+//     X, or ReduceMean(x) and Sub(x, mean) in the decomposed form of opset < 17 exports),
+//     directly or through other such Adds (post-LN residuals, the embedding sums, the bias Add
+//     of the projection into the residual), or feeds one and the next residual Add (pre-LN),
+//     stays float and reads float tensors, as ORT's and Intel
 //     Neural Compressor's transformer recipes keep LayerNorm and its inputs float: LayerNorm
 //     divides by each row's own spread, so one per-tensor 8-bit scale for the residual stream
 //     (set by its outlier rows and channels) leaves the ordinary rows a few levels. The MatMuls
