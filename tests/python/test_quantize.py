@@ -345,6 +345,66 @@ def test_attention_mask_stays_float(brink, tmp_path, mask_value, rule):
         assert cosine(ort_run(model, feed), ort_run(out, feed)) > 0.99
 
 
+def pre_ln_decomposed() -> onnx.ModelProto:
+    """Two pre-LN blocks on x[4, 8] with the decomposed LayerNorm of older exports
+    ((x - ReduceMean(x)) / Sqrt(ReduceMean((x - mean)^2) + eps) * g + b): res = x + MatMul(LN(x));
+    out = res + MatMul(LN(res)); y = LayerNormalization(out)."""
+    inits = [_init("w1", 8, 8), _init("w2", 8, 8), _init("g", 8), _init("be", 8, scale=0.1),
+             numpy_helper.from_array(np.array(2, np.float32), "two"),
+             numpy_helper.from_array(np.array(1e-5, np.float32), "eps")]
+    nodes = []
+
+    def ln(x, p):
+        nodes.extend([
+            helper.make_node("ReduceMean", [x], [p + "_mean"], p + "_mean", axes=[-1]),
+            helper.make_node("Sub", [x, p + "_mean"], [p + "_c"], p + "_sub"),
+            helper.make_node("Pow", [p + "_c", "two"], [p + "_sq"], p + "_pow"),
+            helper.make_node("ReduceMean", [p + "_sq"], [p + "_var"], p + "_var", axes=[-1]),
+            helper.make_node("Add", [p + "_var", "eps"], [p + "_ve"], p + "_eps"),
+            helper.make_node("Sqrt", [p + "_ve"], [p + "_sd"], p + "_sqrt"),
+            helper.make_node("Div", [p + "_c", p + "_sd"], [p + "_n"], p + "_div"),
+            helper.make_node("Mul", [p + "_n", "g"], [p + "_gn"], p + "_gamma"),
+            helper.make_node("Add", [p + "_gn", "be"], [p], p + "_beta")])
+        return p
+
+    nodes.append(helper.make_node("MatMul", [ln("x", "n1"), "w1"], ["h1"], "mm1"))
+    nodes.append(helper.make_node("Add", ["x", "h1"], ["res"], "res"))
+    nodes.append(helper.make_node("MatMul", [ln("res", "n2"), "w2"], ["h2"], "mm2"))
+    nodes.append(helper.make_node("Add", ["res", "h2"], ["out"], "out"))
+    nodes.append(helper.make_node("LayerNormalization", ["out", "g", "be"], ["y"], "ln", axis=-1))
+    graph = helper.make_graph(nodes, "pre_ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_pre_ln_residual_stream_stays_float(brink, tmp_path):
+    """Pre-LN blocks with decomposed LayerNorms: the residual Adds (read by a LayerNorm and the
+    next residual Add, or by the final LayerNormalization) stay float and read float tensors;
+    the MatMuls stay int8."""
+    model = tmp_path / "preln.onnx"
+    onnx.save(pre_ln_decomposed(), model)
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((8, 4, 8)) * [1, 1, 1, 20, 1, 1, 1, 1]).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    out = tmp_path / "preln.int8.onnx"
+    proc = brink("quantize", model, "-o", out, "--calib", tmp_path / "calib.npz")
+    assert proc.returncode == 0, Brink.describe(proc)
+    assert "2 Adds feeding LayerNormalization (residual stream) kept float" in proc.stdout, proc.stdout
+    assert "warning" not in proc.stderr, proc.stderr
+    q = onnx.load(out)
+    quantized = {n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized & {"x", "res", "out", "h1", "h2"}, quantized
+    assert {"n1", "n2"} <= quantized, quantized
+    nodes = {n.name: n for n in q.graph.node}
+    assert list(nodes["res"].input) == ["x", "h1"] and list(nodes["out"].input) == ["res", "h2"]
+    for i in range(4):
+        feed = {"x": x[i]}
+        assert cosine(ort_run(model, feed), ort_run(out, feed)) > 0.99
+
+
 def _expect_refused(brink, model, out, *args, mentions=()):
     before = sha(model)
     proc = brink("quantize", model, "-o", out, *args)
