@@ -307,9 +307,11 @@ Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
           const float* p = obs[k].data<float>();
           float lo = mins[k], hi = maxs[k];
           for (int64_t i = 0, e = obs[k].numel(); i < e; ++i) {
-            if (!std::isfinite(p[i]))
+            // An infinity is kept (an attention mask's "minus infinity": the range is then not
+            // finite and the quantizer leaves the tensor float); a NaN is an error.
+            if (std::isnan(p[i]))
               return invalid_argument("calibration: tensor '" + tensors[k] +
-                                      "' has a non-finite value (NaN or Inf) on this data");
+                                      "' has a NaN value on this data");
             lo = std::min(lo, p[i]);
             hi = std::max(hi, p[i]);
           }
@@ -321,6 +323,7 @@ Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
       options.progress ? (two_pass ? "calibrating (pass 1/2)" : "calibrating") : ""));
   for (size_t k = 0; k < n; ++k)
     if (mins[k] > maxs[k]) mins[k] = maxs[k] = 0;  // an empty tensor
+  auto finite = [&](size_t k) { return std::isfinite(mins[k]) && std::isfinite(maxs[k]); };
   std::vector<Histogram> hists;
   const bool absolute = options.method == CalibrationMethod::kEntropy;
   if (two_pass) {
@@ -338,15 +341,17 @@ Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
         model, tensors, data.samples, options.num_threads,
         [&](size_t, const std::vector<Tensor>& obs) -> Status {
           for (size_t k = 0; k < n; ++k)
-            hists[k].add(obs[k].data<float>(), obs[k].numel(), absolute);
+            if (finite(k)) hists[k].add(obs[k].data<float>(), obs[k].numel(), absolute);
           return Status::ok();
         },
         options.progress ? "calibrating (pass 2/2)" : ""));
   }
   std::map<std::string, Range> ranges;
   for (size_t k = 0; k < n; ++k)
-    ranges[tensors[k]] = choose_range(options.method, options.percentile, options.symmetric,
-                                      mins[k], maxs[k], two_pass ? &hists[k] : nullptr);
+    ranges[tensors[k]] = !finite(k)
+                             ? Range{mins[k], maxs[k]}
+                             : choose_range(options.method, options.percentile, options.symmetric,
+                                            mins[k], maxs[k], two_pass ? &hists[k] : nullptr);
   return ranges;
 }
 

@@ -65,7 +65,8 @@ Range choose_range(CalibrationMethod method, double percentile, bool symmetric, 
                    float max, const Histogram* hist);
 
 // Runs `model` over `data` and returns the clip range of each tensor in `tensors` (value
-// names of the model's main graph; float32 tensors only).
+// names of the model's main graph; float32 tensors only). A tensor that holds an infinity gets
+// its exact, non-finite min / max (the quantizer leaves it float); a NaN is an error.
 Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
                                                const std::vector<std::string>& tensors,
                                                const Dataset& data,

@@ -241,6 +241,9 @@ void recompute_producers(ir::Graph& g) {
 
 enum class Kind { kActivation, kWeight, kShared };
 
+// A calibrated magnitude past this is a sentinel, not a signal (see the file comment).
+constexpr double kMaxActivationMagnitude = 1e6;
+
 struct Entry {
   int value = -1;
   Kind kind = Kind::kActivation;
@@ -277,6 +280,7 @@ class StaticQuantizer {
   bool marked(int v) const { return index_.count(v) != 0; }
   void mark(int v, Kind kind, int axis = -1, int provider = -1) {
     if (!is_float(v)) return;
+    owners_[v].insert(current_node_);
     auto it = index_.find(v);
     if (it != index_.end()) {
       if (kind == Kind::kActivation) return;  // never downgrades a weight or a shared entry
@@ -313,6 +317,17 @@ class StaticQuantizer {
   const QParams& params_of(int v);
   int scale_value(int v);
   int zero_point_value(int v);
+  // The Adds that feed LayerNormalization (directly or through other such Adds): float.
+  void keep_layer_norm_inputs_float(QuantizeReport* report);
+  // The range of a marked activation (calibrated, or an initializer's data); false if unknown.
+  bool range_of(int v, Range* r) const;
+  // Leaves `v` float because its range cannot be carried in 8 bits: its producer and readers
+  // become float nodes. Returns false (and warns) where that is impossible.
+  bool drop(int v, const std::string& why, QuantizeReport* report);
+  // Unmarks the tensors that no quantized node needs any more (after float nodes were added).
+  void prune();
+  // Leaves float the tensors whose calibrated range 8 bits cannot carry (see the file comment).
+  void check_ranges(QuantizeReport* report);
 
   ir::Model& model_;
   ir::Graph& g_;
@@ -328,7 +343,205 @@ class StaticQuantizer {
   std::map<int, QParams> params_;
   std::map<int, int> scale_init_, zp_init_;
   std::map<std::string, Range> ranges_;
+  // Which nodes marked each tensor (plan), and the node being planned.
+  std::map<int, std::set<int>> owners_;
+  int current_node_ = -1;
+  // Nodes that run in float and read the float tensors themselves (never a DequantizeLinear):
+  // the Adds feeding LayerNormalization, and the nodes next to a tensor left float for its
+  // range. (keep_float layers are different: they read their neighbours' DequantizeLinear.)
+  std::set<int> float_nodes_;
+  // Outputs of a removed Relu / Clip: their Q/DQ pair does the clamping, so they stay.
+  std::set<int> clamping_;
 };
+
+void StaticQuantizer::keep_layer_norm_inputs_float(QuantizeReport* report) {
+  // Readers of each value (Value::consumers may be stale in hand-built graphs).
+  std::map<int, std::vector<std::pair<int, size_t>>> readers;
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (size_t k = 0; k < g_.nodes[i].inputs.size(); ++k)
+      if (g_.nodes[i].inputs[k] >= 0)
+        readers[g_.nodes[i].inputs[k]].push_back({static_cast<int>(i), k});
+  std::map<int, int> producer;
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (int o : g_.nodes[i].outputs)
+      if (o >= 0) producer[o] = static_cast<int>(i);
+  auto op_of = [&](int v, const char* op) {
+    auto it = producer.find(v);
+    if (it == producer.end()) return false;
+    const ir::Node& p = g_.nodes[static_cast<size_t>(it->second)];
+    return p.domain.empty() && p.op_type == op;
+  };
+  // `reader` reads x (input `slot`) as the input of a layer normalization: LayerNormalization's
+  // X, or in the decomposed form of opset < 17 exports, (x - ReduceMean(x)) / ...: the
+  // ReduceMean of x whose output a Sub(x, mean) reads, and that Sub.
+  auto normalizes = [&](int reader, size_t slot, int x) {
+    const ir::Node& r = g_.nodes[static_cast<size_t>(reader)];
+    if (!r.domain.empty() || slot != 0) return false;
+    if (r.op_type == "LayerNormalization") return true;
+    if (r.op_type == "Sub")
+      return r.inputs.size() == 2 && op_of(r.inputs[1], "ReduceMean") &&
+             g_.nodes[static_cast<size_t>(producer.at(r.inputs[1]))].inputs[0] == x;
+    if (r.op_type == "ReduceMean" && r.outputs.size() == 1) {
+      for (const auto& [sub, k] : readers[r.outputs[0]]) {
+        const ir::Node& sn = g_.nodes[static_cast<size_t>(sub)];
+        if (sn.domain.empty() && sn.op_type == "Sub" && k == 1 && sn.inputs[0] == x) return true;
+      }
+    }
+    return false;
+  };
+  // Backwards to a fixed point: an Add is float when everything reading its output is a
+  // layer normalization's input or an Add already float (post-LN blocks, and the bias Adds of
+  // the projections into the residual), or when a layer normalization and Adds read it (the
+  // residual stream of pre-LN blocks, which the next block's residual Add reads too).
+  int adds = 0;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = g_.nodes.size(); i-- > 0;) {
+      const ir::Node& n = g_.nodes[i];
+      if (!n.domain.empty() || n.op_type != "Add" || float_nodes_.count(static_cast<int>(i)) ||
+          n.outputs.size() != 1 || n.outputs[0] < 0 || is_graph_output(n.outputs[0]) ||
+          !is_float(n.outputs[0]) || options_.keep_float.count(node_label(g_, n)))
+        continue;
+      auto it = readers.find(n.outputs[0]);
+      if (it == readers.end()) continue;
+      bool only = true, any_norm = false, other_adds = false;
+      for (const auto& [reader, slot] : it->second) {
+        const ir::Node& r = g_.nodes[static_cast<size_t>(reader)];
+        const bool norm = normalizes(reader, slot, n.outputs[0]);
+        const bool add = r.domain.empty() && r.op_type == "Add";
+        any_norm = any_norm || norm;
+        other_adds = other_adds || (add && !float_nodes_.count(reader));
+        only = only && (norm || float_nodes_.count(reader) || add);
+      }
+      only = only && (!other_adds || any_norm);
+      if (!only) continue;
+      float_nodes_.insert(static_cast<int>(i));
+      ++adds;
+      changed = true;
+    }
+  }
+  if (adds > 0)
+    report->float_kept.push_back(std::to_string(adds) +
+                                 " Adds feeding LayerNormalization (residual stream) kept float");
+}
+
+bool StaticQuantizer::range_of(int v, Range* r) const {
+  if (is_initializer(g_, v)) {
+    const Tensor& t = *g_.value(v).constant;
+    Range out;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const float x = t.data<float>()[i];
+      if (std::isnan(x)) {
+        out.lo = out.hi = x;  // a NaN makes the range unusable
+        break;
+      }
+      out.lo = std::min(out.lo, x);
+      out.hi = std::max(out.hi, x);
+    }
+    *r = out;
+    return true;
+  }
+  auto it = ranges_.find(g_.value(v).name);
+  if (it == ranges_.end()) return false;
+  *r = it->second;
+  return true;
+}
+
+bool StaticQuantizer::drop(int v, const std::string& why, QuantizeReport* report) {
+  const std::string& name = g_.value(v).name;
+  if (clamping_.count(v)) {
+    report->warnings.push_back("tensor '" + name + "' " + why +
+                               ", but its Relu/Clip was folded into its Q/DQ pair: kept quantized");
+    return false;
+  }
+  unmark(v);
+  for (size_t i = 0; i < g_.nodes.size(); ++i) {
+    if (removed_.count(static_cast<int>(i))) continue;
+    const ir::Node& n = g_.nodes[i];
+    const bool touches = std::find(n.inputs.begin(), n.inputs.end(), v) != n.inputs.end() ||
+                         std::find(n.outputs.begin(), n.outputs.end(), v) != n.outputs.end();
+    if (touches) float_nodes_.insert(static_cast<int>(i));
+  }
+  report->warnings.push_back("tensor '" + name + "' left float: " + why +
+                             "; the ops reading and writing it run in float");
+  return true;
+}
+
+void StaticQuantizer::check_ranges(QuantizeReport* report) {
+  char why[256];
+  bool dropped = false;
+  // (1) Sentinels: a non-finite range, or a magnitude past kMaxActivationMagnitude.
+  for (size_t k = 0; k < entries_.size(); ++k) {
+    const Entry e = entries_[k];
+    Range r;
+    if (e.value < 0 || e.kind != Kind::kActivation || !range_of(e.value, &r)) continue;
+    const bool finite = std::isfinite(r.lo) && std::isfinite(r.hi);
+    if (finite && std::max(std::fabs(r.lo), std::fabs(r.hi)) <= kMaxActivationMagnitude) continue;
+    std::snprintf(why, sizeof why, "its range [%g, %g] is %s", static_cast<double>(r.lo),
+                  static_cast<double>(r.hi),
+                  finite ? "beyond +-1e6 (a mask or sentinel value)" : "not finite");
+    dropped = drop(e.value, why, report) || dropped;
+  }
+  // (2) Swamped Adds: when one input's whole range fits in one step of the 8-bit output, the
+  // quantized sum cannot represent that input at all (an attention mask of -1e4 added to
+  // scores of a few units); the dominant input and the output are left float.
+  for (size_t i = 0; i < g_.nodes.size(); ++i) {
+    const ir::Node& n = g_.nodes[i];
+    if (n.op_type != "Add" || !layers_.count(static_cast<int>(i)) ||
+        float_nodes_.count(static_cast<int>(i)) || n.inputs.size() != 2 || n.outputs.size() != 1)
+      continue;
+    const int a = n.inputs[0], b = n.inputs[1], y = n.outputs[0];
+    Range ra, rb, ry;
+    if (!marked(a) || !marked(b) || !marked(y) || is_initializer(g_, a) || is_initializer(g_, b) ||
+        !range_of(a, &ra) || !range_of(b, &rb) || !range_of(y, &ry))
+      continue;
+    auto width = [](Range r) {
+      return static_cast<double>(std::max(0.0f, r.hi)) - std::min(0.0f, r.lo);
+    };
+    const double step = activation_params(ry, options_.signed_activations).scale[0];
+    const double wa = width(ra), wb = width(rb);
+    if (std::min(wa, wb) >= step || std::min(wa, wb) <= 0) continue;
+    const int big = wa >= wb ? a : b;
+    std::snprintf(why, sizeof why,
+                  "it swamps Add '%s': the other input's range (width %g) is below one 8-bit step "
+                  "(%g) of the sum",
+                  node_label(g_, n).c_str(), std::min(wa, wb), step);
+    dropped = drop(big, why, report) || dropped;
+    std::snprintf(why, sizeof why, "the output of swamped Add '%s'", node_label(g_, n).c_str());
+    if (marked(y)) dropped = drop(y, why, report) || dropped;
+  }
+  if (dropped) prune();
+}
+
+void StaticQuantizer::prune() {
+  std::map<int, std::vector<int>> readers;
+  for (size_t i = 0; i < g_.nodes.size(); ++i) {
+    if (removed_.count(static_cast<int>(i))) continue;
+    for (int in : g_.nodes[i].inputs)
+      if (in >= 0) readers[in].push_back(static_cast<int>(i));
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Entry& e : entries_) {
+      const int v = e.value;
+      if (v < 0 || clamping_.count(v)) continue;
+      bool keep = e.kind != Kind::kShared || marked(e.provider);
+      // Needed when a quantized node marked it and a quantized (or non-float-node) reader or
+      // the graph's output reads its DequantizeLinear.
+      bool owned = false;
+      for (int n : owners_[v]) owned = owned || !float_nodes_.count(n);
+      bool read = is_graph_output(v);
+      for (int n : readers[v]) read = read || !float_nodes_.count(n);
+      keep = keep && owned && read;
+      if (!keep) {
+        unmark(v);
+        changed = true;
+      }
+    }
+  }
+  for (auto it = layers_.begin(); it != layers_.end();)
+    it = float_nodes_.count(it->first) ? layers_.erase(it) : std::next(it);
+}
 
 Status StaticQuantizer::plan(QuantizeReport* report) {
   const int64_t opset = model_.opset("");
@@ -338,9 +551,13 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
   for (size_t i = 0; i < g_.nodes.size(); ++i)
     for (int o : g_.nodes[i].outputs)
       if (o >= 0) producer_of[static_cast<size_t>(o)] = static_cast<int>(i);
+  keep_layer_norm_inputs_float(report);
   for (size_t i = 0; i < g_.nodes.size(); ++i) {
     ir::Node& n = g_.nodes[i];
-    if (!n.domain.empty() || options_.keep_float.count(node_label(g_, n))) continue;
+    current_node_ = static_cast<int>(i);
+    if (!n.domain.empty() || options_.keep_float.count(node_label(g_, n)) ||
+        float_nodes_.count(current_node_))
+      continue;
     const std::string& op = n.op_type;
     auto in = [&](size_t k) { return k < n.inputs.size() ? n.inputs[k] : ir::kNoValue; };
     auto out0 = n.outputs.empty() ? ir::kNoValue : n.outputs[0];
@@ -399,6 +616,7 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
         removed_.insert(static_cast<int>(i));
         g_.value_infos.erase(std::remove(g_.value_infos.begin(), g_.value_infos.end(), x),
                              g_.value_infos.end());
+        clamping_.insert(y);
         auto it = layers_.find(producer);
         if (it != layers_.end()) it->second.op += "+" + op;
       } else {
@@ -413,6 +631,8 @@ Status StaticQuantizer::plan(QuantizeReport* report) {
       mark(out0, Kind::kShared, -1, x);
     }
   }
+  current_node_ = -1;
+  if (!float_nodes_.empty()) prune();
   if (weighted == 0 && options_.keep_float.empty())
     return invalid_argument(
         "no Conv/MatMul/Gemm with constant weights to quantize; the model is unchanged and no "
@@ -486,6 +706,7 @@ int StaticQuantizer::zero_point_value(int v) {
 Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
                                 QuantizeReport* report) {
   ranges_ = ranges;
+  check_ranges(report);
   // Like ORT, raise a weight channel's scale where its int32 bias would not fit: a channel
   // with tiny weights and a large bias (x_scale * w_scale * 2^31 must exceed |bias|).
   for (const BiasUse& b : biases_) {
@@ -629,9 +850,10 @@ Status StaticQuantizer::rewrite(const std::map<std::string, Range>& ranges,
   for (size_t i = 0; i < original_nodes; ++i) {
     if (removed_.count(static_cast<int>(i))) continue;
     ir::Node n = g_.nodes[i];
+    const bool reads_float = float_nodes_.count(static_cast<int>(i)) != 0;
     for (int& in : n.inputs) {
       auto r = replace.find(in);
-      if (in >= 0 && r != replace.end()) in = r->second;
+      if (in >= 0 && r != replace.end() && !reads_float) in = r->second;
     }
     nodes.push_back(std::move(n));
     for (ir::Node& extra : after[i]) nodes.push_back(std::move(extra));
@@ -1040,6 +1262,8 @@ std::string format_report_table(const QuantizeReport& r) {
                 r.mode.c_str(), r.method.c_str(), r.weights.c_str(), r.activations.c_str());
   out += line;
   for (const std::string& t : r.tools) out += t + "\n";
+  for (const std::string& t : r.float_kept) out += t + "\n";
+  for (const std::string& t : r.warnings) out += t + "\n";
   bool sensitivity = false;
   for (const LayerReport& l : r.layers) sensitivity = sensitivity || l.sensitivity_measured;
   std::snprintf(line, sizeof line, "%-32s %-18s %-15s %9s %8s %12s %12s%s\n", "layer", "op",
@@ -1122,6 +1346,8 @@ std::string report_json(const QuantizeReport& r) {
   j["weights"] = r.weights;
   j["activations"] = r.activations;
   j["tools"] = r.tools;
+  j["float_kept"] = r.float_kept;
+  j["warnings"] = r.warnings;
   j["calibration_samples"] = r.calibration_samples;
   j["compared_samples"] = r.compared_samples;
   j["quantize_nodes"] = r.quantize_nodes;

@@ -23,7 +23,27 @@
 //   - Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, MaxPool, AveragePool: when their
 //     input is quantized, their output is too, with the input's scale and zero point;
 //   - everything else (Sigmoid, Softmax, Resize, ...) stays float (ORT quantizes some of those;
-//     Brink leaves them to the float kernels), as do MatMuls without a constant operand.
+//     Brink leaves them to the float kernels), as do MatMuls without a constant operand;
+//   - transformers: an Add whose output only feeds a layer normalization (LayerNormalization's
+//     X, or ReduceMean(x) and Sub(x, mean) in the decomposed form of opset < 17 exports),
+//     directly or through other such Adds (post-LN residuals, the embedding sums, the bias Add
+//     of the projection into the residual), or feeds one and the next residual Add (pre-LN),
+//     stays float and reads float tensors, as ORT's and Intel
+//     Neural Compressor's transformer recipes keep LayerNorm and its inputs float: LayerNorm
+//     divides by each row's own spread, so one per-tensor 8-bit scale for the residual stream
+//     (set by its outlier rows and channels) leaves the ordinary rows a few levels. The MatMuls
+//     with constant weights around it keep int8 inputs and weights.
+//   After calibration, a tensor whose range 8 bits cannot carry is left float, and the nodes
+//   reading or writing it run in float (reading float tensors); each one is a warning line
+//   (QuantizeReport::warnings):
+//   - a sentinel: a non-finite range, or a magnitude past 1e6 (kMaxActivationMagnitude). An
+//     attention mask's "minus infinity" (-3.4e38, -1e9, -1e30) is one. A real activation does
+//     not get there (normalized networks stay within +-1e4), and a u8 step of 1e6 / 255 ~ 4e3
+//     would erase any real value sharing the tensor; a mask in float is exact.
+//   - a swamped Add: when one input's whole range (from 0) is narrower than one 8-bit step of
+//     the sum's range, the quantized sum cannot represent that input at all (a -1e4 mask added
+//     to attention scores of a few units, older BERT exports). The dominant input and the sum
+//     stay float. (A trained residual branch is never that small next to its sum.)
 // int8-dynamic emits ORT's quantize_dynamic layout for MatMul / Gemm with a constant weight:
 //   A -> DynamicQuantizeLinear -> MatMulInteger(A_q, W_q, A_zp, W_zp) -> Cast(float)
 //     -> Mul(a_scale * w_scale) [-> Add(beta * C) for Gemm]; Conv stays float.
@@ -134,6 +154,11 @@ struct AccuracySummary {
 struct QuantizeReport {
   std::string mode, method, weights, activations;  // "int8", "minmax", "per-channel", "u8"
   std::vector<std::string> tools;  // what --equalize / --bias-correction / --smooth-quant did
+  // int8: what the quantizer kept float by rule (LayerNorm inputs), one line each.
+  std::vector<std::string> float_kept;
+  // int8: tensors left float because 8 bits cannot carry their calibrated range, one line each
+  // (the CLI prints each as a warning).
+  std::vector<std::string> warnings;
   int64_t calibration_samples = 0, compared_samples = 0;
   int64_t quantize_nodes = 0, dequantize_nodes = 0;
   int64_t weight_bytes_before = 0, weight_bytes_after = 0;

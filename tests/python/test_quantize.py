@@ -276,6 +276,135 @@ def test_dynamic_and_fp16_run_in_ort(brink, cnn, tmp_path):
     np.testing.assert_allclose(ort_run(half, {"x": x}), ort_run(cnn / "cnn.onnx", {"x": x}), atol=2e-2)
 
 
+def masked_attention(mask_value: float) -> onnx.ModelProto:
+    """Scores x[2,8] @ W plus an additive attention mask (1 - m) * mask_value, then Softmax and
+    a LayerNorm'd residual: the layout of a transformer's attention scores."""
+    inits = [_init("wq", 8, 8), _init("wo", 8, 8), _init("g", 8), _init("be", 8, scale=0.1),
+             numpy_helper.from_array(np.array(1, np.float32), "one"),
+             numpy_helper.from_array(np.array(mask_value, np.float32), "minus_inf")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["scores"], "q"),
+        helper.make_node("Sub", ["one", "m"], ["inv"], "inv"),
+        helper.make_node("Mul", ["inv", "minus_inf"], ["mask"], "mask"),
+        helper.make_node("Add", ["scores", "mask"], ["masked"], "add_mask"),
+        helper.make_node("Softmax", ["masked"], ["p"], "softmax", axis=-1),
+        helper.make_node("MatMul", ["p", "wo"], ["o"], "o"),
+        helper.make_node("Add", ["o", "x"], ["res"], "residual"),
+        helper.make_node("LayerNormalization", ["res", "g", "be"], ["y"], "ln", axis=-1),
+    ]
+    graph = helper.make_graph(nodes, "masked_attention",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8]),
+                               helper.make_tensor_value_info("m", TensorProto.FLOAT, [2, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _mask_feeds(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2, 8)).astype(np.float32)
+    m = np.ones((n, 2, 8), np.float32)
+    for i in range(n):  # padded rows: the last 1..5 positions masked
+        m[i, :, 8 - 1 - i % 5:] = 0
+    return x, m
+
+
+@pytest.mark.parametrize("mask_value,rule", [(-1e9, "beyond +-1e6"), (-3.4e38, "beyond +-1e6"),
+                                             (-1e4, "swamps Add 'add_mask'")])
+def test_attention_mask_stays_float(brink, tmp_path, mask_value, rule):
+    """A mask Add's range (the mask's "minus infinity") cannot be carried in 8 bits: the mask
+    tensor and the Add stay float, with a warning; the residual Add feeding LayerNorm is float;
+    the output stays close to FP32 (it collapses when the mask is quantized)."""
+    model = tmp_path / "att.onnx"
+    onnx.save(masked_attention(mask_value), model)
+    x, m = _mask_feeds(16, 1)
+    np.savez(tmp_path / "calib.npz", x=x, m=m)
+    out = tmp_path / "att.int8.onnx"
+    proc = brink("quantize", model, "-o", out, "--calib", tmp_path / "calib.npz", "--report",
+                 tmp_path / "r.json")
+    assert proc.returncode == 0, Brink.describe(proc)
+    assert "warning: tensor 'mask' left float" in proc.stderr, Brink.describe(proc)
+    assert rule in proc.stderr, Brink.describe(proc)
+    assert "1 Adds feeding LayerNormalization (residual stream) kept float" in proc.stdout, proc.stdout
+    report = json.load(open(tmp_path / "r.json"))
+    assert any("'mask' left float" in w for w in report["warnings"]), report["warnings"]
+    q = onnx.load(out)
+    quantized = {n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    assert "mask" not in quantized and "masked" not in quantized, quantized
+    assert "x" in quantized and "p" in quantized, quantized  # the MatMuls stay int8
+    nodes = {n.name: n for n in q.graph.node}
+    assert list(nodes["add_mask"].input)[1] == "mask"
+    assert list(nodes["residual"].input) == ["o", "x"], nodes["residual"].input  # float reads
+    int8 = {t.name for t in q.graph.initializer if t.data_type == TensorProto.INT8}
+    assert {"wq_quantized", "wo_quantized"} <= int8, int8
+    xt, mt = _mask_feeds(8, 7)
+    for i in range(len(xt)):
+        feed = {"x": xt[i], "m": mt[i]}
+        assert cosine(ort_run(model, feed), ort_run(out, feed)) > 0.99
+
+
+def pre_ln_decomposed() -> onnx.ModelProto:
+    """Two pre-LN blocks on x[4, 8] with the decomposed LayerNorm of older exports
+    ((x - ReduceMean(x)) / Sqrt(ReduceMean((x - mean)^2) + eps) * g + b): res = x + MatMul(LN(x));
+    out = res + MatMul(LN(res)); y = LayerNormalization(out)."""
+    inits = [_init("w1", 8, 8), _init("w2", 8, 8), _init("g", 8), _init("be", 8, scale=0.1),
+             numpy_helper.from_array(np.array(2, np.float32), "two"),
+             numpy_helper.from_array(np.array(1e-5, np.float32), "eps")]
+    nodes = []
+
+    def ln(x, p):
+        nodes.extend([
+            helper.make_node("ReduceMean", [x], [p + "_mean"], p + "_mean", axes=[-1]),
+            helper.make_node("Sub", [x, p + "_mean"], [p + "_c"], p + "_sub"),
+            helper.make_node("Pow", [p + "_c", "two"], [p + "_sq"], p + "_pow"),
+            helper.make_node("ReduceMean", [p + "_sq"], [p + "_var"], p + "_var", axes=[-1]),
+            helper.make_node("Add", [p + "_var", "eps"], [p + "_ve"], p + "_eps"),
+            helper.make_node("Sqrt", [p + "_ve"], [p + "_sd"], p + "_sqrt"),
+            helper.make_node("Div", [p + "_c", p + "_sd"], [p + "_n"], p + "_div"),
+            helper.make_node("Mul", [p + "_n", "g"], [p + "_gn"], p + "_gamma"),
+            helper.make_node("Add", [p + "_gn", "be"], [p], p + "_beta")])
+        return p
+
+    nodes.append(helper.make_node("MatMul", [ln("x", "n1"), "w1"], ["h1"], "mm1"))
+    nodes.append(helper.make_node("Add", ["x", "h1"], ["res"], "res"))
+    nodes.append(helper.make_node("MatMul", [ln("res", "n2"), "w2"], ["h2"], "mm2"))
+    nodes.append(helper.make_node("Add", ["res", "h2"], ["out"], "out"))
+    nodes.append(helper.make_node("LayerNormalization", ["out", "g", "be"], ["y"], "ln", axis=-1))
+    graph = helper.make_graph(nodes, "pre_ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_pre_ln_residual_stream_stays_float(brink, tmp_path):
+    """Pre-LN blocks with decomposed LayerNorms: the residual Adds (read by a LayerNorm and the
+    next residual Add, or by the final LayerNormalization) stay float and read float tensors;
+    the MatMuls stay int8."""
+    model = tmp_path / "preln.onnx"
+    onnx.save(pre_ln_decomposed(), model)
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((8, 4, 8)) * [1, 1, 1, 20, 1, 1, 1, 1]).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    out = tmp_path / "preln.int8.onnx"
+    proc = brink("quantize", model, "-o", out, "--calib", tmp_path / "calib.npz")
+    assert proc.returncode == 0, Brink.describe(proc)
+    assert "2 Adds feeding LayerNormalization (residual stream) kept float" in proc.stdout, proc.stdout
+    assert "warning" not in proc.stderr, proc.stderr
+    q = onnx.load(out)
+    quantized = {n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized & {"x", "res", "out", "h1", "h2"}, quantized
+    assert {"n1", "n2"} <= quantized, quantized
+    nodes = {n.name: n for n in q.graph.node}
+    assert list(nodes["res"].input) == ["x", "h1"] and list(nodes["out"].input) == ["res", "h2"]
+    for i in range(4):
+        feed = {"x": x[i]}
+        assert cosine(ort_run(model, feed), ort_run(out, feed)) > 0.99
+
+
 def _expect_refused(brink, model, out, *args, mentions=()):
     before = sha(model)
     proc = brink("quantize", model, "-o", out, *args)

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
+#include <set>
 
 #include "brink/session.h"
 #include "ops/evaluate.h"
@@ -394,6 +396,59 @@ TEST(Quantize, DynamicQuantizesEmbeddingTables) {
   for (int64_t i = 0; i < 7; ++i) ids.data<int64_t>()[i] = i * 577 % 4096;
   d.samples.push_back({{"ids", ids}});
   ASSERT_TRUE(compare_models(*r, d, 1, 1).is_ok());
+  EXPECT_GT(r->report.outputs[0].cosine, 0.99);
+}
+
+TEST(Quantize, LeavesNonFiniteMaskFloatAndLayerNormInputsFloat) {
+  // scores = x @ w; masked = scores + [0, 0, -inf, 0]; Softmax; o = p @ w2;
+  // res = o + x -> LayerNormalization. The mask and the masked scores cannot be quantized (a
+  // non-finite range): they stay float with a warning. The residual Add feeding LayerNorm is
+  // float and reads x itself, not its DequantizeLinear; the MatMuls stay int8.
+  const float inf = std::numeric_limits<float>::infinity();
+  const ir::Model m = ModelBuilder()
+                          .input("x", {2, 4})
+                          .random_init("w", {4, 4})
+                          .random_init("w2", {4, 4})
+                          .init("mask", Tensor::from_vector<float>({4}, {0, 0, -inf, 0}))
+                          .init("gamma", Tensor::from_vector<float>({4}, {1, 1, 1, 1}))
+                          .init("beta", Tensor::from_vector<float>({4}, {0, 0, 0, 0}))
+                          .node("MatMul", {"x", "w"}, {"scores"})
+                          .node("Add", {"scores", "mask"}, {"masked"})
+                          .node("Softmax", {"masked"}, {"p"}, {make_attr("axis", int64_t{-1})})
+                          .node("MatMul", {"p", "w2"}, {"o"})
+                          .node("Add", {"o", "x"}, {"res"})
+                          .node("LayerNormalization", {"res", "gamma", "beta"}, {"y"},
+                                {make_attr("axis", int64_t{-1})})
+                          .output("y")
+                          .build();
+  const Dataset d = random_data(4, {2, 4});
+  auto r = quantize_model(m, &d, {});
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const ir::Graph& g = r->quantized.graph;
+  std::set<std::string> quantized;
+  for (const ir::Node& n : g.nodes)
+    if (n.op_type == "QuantizeLinear") quantized.insert(g.value(n.inputs[0]).name);
+  EXPECT_EQ(quantized, (std::set<std::string>{"x", "p"}));
+  EXPECT_NE(g.find_value("w_quantized"), ir::kNoValue);
+  EXPECT_NE(g.find_value("w2_quantized"), ir::kNoValue);
+  std::string warnings;
+  for (const std::string& w : r->report.warnings) warnings += w + "\n";
+  EXPECT_NE(warnings.find("'mask' left float: its range [-inf, 0] is not finite"),
+            std::string::npos)
+      << warnings;
+  EXPECT_NE(warnings.find("'masked' left float"), std::string::npos) << warnings;
+  ASSERT_EQ(r->report.float_kept.size(), 1u);
+  EXPECT_NE(r->report.float_kept[0].find("1 Adds feeding LayerNormalization"), std::string::npos);
+  for (const ir::Node& n : g.nodes) {
+    if (n.op_type == "Add" && g.value(n.outputs[0]).name == "res") {
+      EXPECT_EQ(g.value(n.inputs[0]).name, "o");
+      EXPECT_EQ(g.value(n.inputs[1]).name, "x");
+    }
+    if (n.op_type == "Add" && g.value(n.outputs[0]).name == "masked") {
+      EXPECT_EQ(g.value(n.inputs[1]).name, "mask");
+    }
+  }
+  ASSERT_TRUE(compare_models(*r, d, 4, 1).is_ok());
   EXPECT_GT(r->report.outputs[0].cosine, 0.99);
 }
 

@@ -220,6 +220,8 @@ int quantize_command(const QuantizeCliOptions& o) {
     result = quant::quantize_model(*model, data.get(), qo);
   }
   if (!result) return report_error(result.status());
+  for (const std::string& w : result->report.warnings)
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
 
   // The comparison runs on a few calibration samples, or on seeded random inputs when there
   // is no data (int8-dynamic, fp16).
