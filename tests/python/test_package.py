@@ -216,7 +216,7 @@ def test_module_pack_and_verify(keys, tmp_path):
     assert not (tmp_path / "x.brink").exists()
 
 
-def test_int8_package_stores_packed_integer_weights(brink, tmp_path):
+def test_int8_package_stores_packed_integer_weights(brink, tmp_path, monkeypatch):
     """An INT8 model's integer layers (brink.QConv, its depthwise kernel, QGemm) are stored
     pre-packed: a load adopts them in place, and the package runs exactly like the .onnx."""
     q = tmp_path / "digits.int8.onnx"
@@ -249,3 +249,7 @@ def test_int8_package_stores_packed_integer_weights(brink, tmp_path):
                  "--output-dir", tmp_path / "faster")
     assert proc.returncode == 0, Brink.describe(proc)
     np.testing.assert_array_equal(outs["onnx"], np.load(tmp_path / "faster" / "logits.npy"))
+    # Packed for this machine's int8 kernels: where another kernel would run (the portable one
+    # here), the load is refused with the layout it found and the one it makes.
+    monkeypatch.setenv("BRINK_ISA", "portable")
+    brink.expect_error("run", tmp_path / "packed.brink", "--random", mentions=("this build packs", "portable"))
