@@ -41,9 +41,29 @@ struct QConvNhwcU8::Plan {
 
 QConvNhwcU8::~QConvNhwcU8() = default;
 
-Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, const int8_t* w,
-                                                         const int32_t* bias, uint8_t x_zero,
-                                                         QIsa isa) {
+namespace {
+
+// The blob's header (the first 64 bytes).
+struct QConvBlobHeader {
+  uint32_t magic;    // kBlobMagic
+  uint32_t version;  // kBlobVersion
+  uint32_t x_zero;   // the zero point folded into the constants
+  uint32_t exact;    // 1: some weight pair could saturate vpmaddubsw
+  uint64_t weight_bytes, offset_bytes;
+};
+static_assert(sizeof(QConvBlobHeader) <= 64);
+constexpr uint32_t kBlobMagic = 0x56435142;  // "BQCV"
+constexpr uint32_t kBlobVersion = 1;
+constexpr size_t kHeaderBytes = 64;
+
+size_t round64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::make_layout(const Conv2dParams& p, uint8_t x_zero,
+                                                              QIsa isa) {
   if (p.group < 1 || p.in_channels < 1 || p.out_channels < 1 || p.in_channels % p.group != 0 ||
       p.out_channels % p.group != 0)
     return invalid_argument("qconv: channels " + std::to_string(p.in_channels) + " -> " +
@@ -54,7 +74,6 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
     return invalid_argument("qconv: kernel, strides and dilations must be positive");
   if (!qisa_supported(isa))
     return unsupported(std::string("qconv: no kernels for int8 ISA ") + qisa_name(isa) + " here");
-  if (w == nullptr) return invalid_argument("qconv: no weights");
 
   std::unique_ptr<QConvNhwcU8> k(new QConvNhwcU8());
   k->p_ = p;
@@ -71,15 +90,67 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
   const int nr = k->uk_->nr;
   k->nblocks_ = ceil_div(k->mg_, nr);
   // K of the packing: per tap cg rounded up to 4, or (im2col) all taps' channels in a row.
-  const int64_t kpacked = k->im2col_ ? (k->kdim_ + 3) / 4 * 4 : k->ks_ * k->cg4_;
-  k->block_bytes_ = static_cast<size_t>(kpacked * nr);
-  const size_t total = k->block_bytes_ * static_cast<size_t>(k->nblocks_ * p.group);
-  const size_t bytes = std::max<size_t>(64, (total + 63) / 64 * 64);
-  int8_t* data = static_cast<int8_t*>(allocate_aligned(bytes));
-  if (data == nullptr) return internal_error("qconv: out of memory");
-  std::memset(data, 0, bytes);
-  k->packed_ = std::shared_ptr<int8_t>(data, [bytes](int8_t* q) { free_aligned(q, bytes); });
-  k->offset_.assign(static_cast<size_t>(p.group * k->nblocks_ * nr), 0);
+  k->kpacked_ = k->im2col_ ? (k->kdim_ + 3) / 4 * 4 : k->ks_ * k->cg4_;
+  k->block_bytes_ = static_cast<size_t>(k->kpacked_ * nr);
+  const size_t blocks = static_cast<size_t>(k->nblocks_ * p.group);
+  k->weight_bytes_ = round64(k->block_bytes_ * blocks);
+  k->offset_bytes_ = round64(blocks * static_cast<size_t>(nr) * sizeof(int32_t));
+  k->blob_bytes_ = kHeaderBytes + k->weight_bytes_ + k->offset_bytes_;
+  k->zero_row_.assign(static_cast<size_t>(k->cg4_ + 64), x_zero);
+  return k;
+}
+
+void QConvNhwcU8::adopt_blob() {
+  packed_ = reinterpret_cast<const int8_t*>(blob_.get() + kHeaderBytes);
+  offset_ = reinterpret_cast<const int32_t*>(blob_.get() + kHeaderBytes + weight_bytes_);
+  QConvBlobHeader h;
+  std::memcpy(&h, blob_.get(), sizeof h);
+  exact_ = h.exact != 0;
+}
+
+std::string QConvNhwcU8::packed_layout() const {
+  return std::string("qconv-nhwc-u8-v") + std::to_string(kBlobVersion) + "/" + qisa_name(isa_) +
+         "/mr" + std::to_string(uk_->mr) + "nr" + std::to_string(uk_->nr) + "/k" +
+         std::to_string(kpacked_) + (im2col_ ? "/im2col" : "");
+}
+
+Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create_prepacked(
+    const Conv2dParams& p, const std::string& layout, const void* packed, size_t bytes,
+    std::shared_ptr<const void> owner, uint8_t x_zero, QIsa isa) {
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, x_zero, isa));
+  if (layout != k->packed_layout() || bytes != k->blob_bytes_)
+    return unsupported("qconv: packed weights in layout " + layout + " (" + std::to_string(bytes) +
+                       " bytes), this build packs " + k->packed_layout() + " (" +
+                       std::to_string(k->blob_bytes_) + " bytes)");
+  if (packed == nullptr || reinterpret_cast<uintptr_t>(packed) % 64 != 0)
+    return invalid_argument("qconv: packed weights are not 64-byte aligned");
+  QConvBlobHeader h;
+  std::memcpy(&h, packed, sizeof h);
+  if (h.magic != kBlobMagic || h.version != kBlobVersion || h.weight_bytes != k->weight_bytes_ ||
+      h.offset_bytes != k->offset_bytes_ || h.exact > 1)
+    return invalid_argument("qconv: packed weights have a damaged header");
+  if (h.x_zero != x_zero)
+    return invalid_argument("qconv: packed weights fold input zero point " +
+                            std::to_string(h.x_zero) + ", the layer has " + std::to_string(x_zero));
+  k->blob_ = std::shared_ptr<const uint8_t>(std::move(owner), static_cast<const uint8_t*>(packed));
+  k->adopt_blob();
+  return k;
+}
+
+Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, const int8_t* w,
+                                                         const int32_t* bias, uint8_t x_zero,
+                                                         QIsa isa) {
+  if (w == nullptr) return invalid_argument("qconv: no weights");
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, x_zero, isa));
+  const int nr = k->uk_->nr;
+  const size_t bytes = k->blob_bytes_;
+  uint8_t* blob = static_cast<uint8_t*>(allocate_aligned(bytes));
+  if (blob == nullptr) return internal_error("qconv: out of memory");
+  std::memset(blob, 0, bytes);
+  k->blob_ = std::shared_ptr<const uint8_t>(
+      blob, [bytes](const uint8_t* q) { free_aligned(const_cast<uint8_t*>(q), bytes); });
+  int8_t* data = reinterpret_cast<int8_t*>(blob + kHeaderBytes);
+  int32_t* offsets = reinterpret_cast<int32_t*>(blob + kHeaderBytes + k->weight_bytes_);
 
   // Weight (m, c, tap) of group g is w[((g * mg + m) * cg + c) * ks + tap].
   const int64_t ks = k->ks_, cg = k->cg_, cg4 = k->cg4_, mg = k->mg_;
@@ -88,7 +159,7 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
   for (int64_t g = 0; g < p.group; ++g) {
     for (int64_t bi = 0; bi < k->nblocks_; ++bi) {
       int8_t* dst = data + static_cast<size_t>(g * k->nblocks_ + bi) * k->block_bytes_;
-      int32_t* off = k->offset_.data() + (g * k->nblocks_ + bi) * nr;
+      int32_t* off = offsets + (g * k->nblocks_ + bi) * nr;
       for (int64_t j = 0; j < nr; ++j) {
         const int64_t m = bi * nr + j;
         if (m >= mg) break;
@@ -113,8 +184,10 @@ Result<std::unique_ptr<QConvNhwcU8>> QConvNhwcU8::create(const Conv2dParams& p, 
       }
     }
   }
-  k->exact_ = exact;
-  k->zero_row_.assign(static_cast<size_t>(cg4 + 64), x_zero);
+  QConvBlobHeader h{kBlobMagic,      kBlobVersion,     x_zero,
+                    exact ? 1u : 0u, k->weight_bytes_, k->offset_bytes_};
+  std::memcpy(blob, &h, sizeof h);
+  k->adopt_blob();
   return k;
 }
 
@@ -174,8 +247,7 @@ Result<std::shared_ptr<const QConvNhwcU8::Plan>> QConvNhwcU8::plan_for(
 }
 
 size_t QConvNhwcU8::memory_bytes() const {
-  size_t bytes = block_bytes_ * static_cast<size_t>(nblocks_ * p_.group) +
-                 offset_.size() * sizeof(int32_t) + zero_row_.size();
+  size_t bytes = blob_bytes_ + zero_row_.size();
   if (prepared_ != nullptr) bytes += prepared_->offsets.size() * sizeof(int32_t);
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& plan : cache_) bytes += plan->offsets.size() * sizeof(int32_t);
@@ -226,7 +298,7 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
   const int64_t blocks_per_task = ceil_div(nblocks_, block_splits);
   block_splits = ceil_div(nblocks_, blocks_per_task);
   const int64_t num_tasks = outer * pixel_splits * block_splits;
-  const int8_t* packed = packed_.get();
+  const int8_t* packed = packed_;
   const uint8_t* zero = zero_row_.data();
 
   auto task = [&](int64_t index) {
@@ -358,7 +430,7 @@ Status QConvNhwcU8::run(const uint8_t* x, const QuantOutput& out, void* y, bool 
       for (int64_t bi = b_begin; bi < b_end; ++bi) {
         const int64_t n0 = bi * nr;
         args.w = packed + static_cast<size_t>(g * nblocks_ + bi) * block_bytes_;
-        args.offset = offset_.data() + (g * nblocks_ + bi) * nr;
+        args.offset = offset_ + (g * nblocks_ + bi) * nr;
         args.scale = scale + (bi - b_begin) * nr;
         args.n = static_cast<int>(std::min(nr, mg_ - n0));
         args.y = yg + static_cast<size_t>(p0 * m_out + n0) * elem;

@@ -23,6 +23,13 @@
 // MR pixels, a few hundred bytes, reused by all blocks of output channels; a kernel row
 // inside the image is one copy of kw*C contiguous bytes, with group 1 and dilation 1).
 //
+// Everything create() computes from the weights lives in one 64-byte aligned blob, so that a
+// .brink package can store it and a later load adopt it in place (create_prepacked):
+//   [64-byte header: magic, version, x_zero, exact flag, sizes]
+//   [packed weights, rounded up to 64 bytes][folded per-channel constants (int32), to 64]
+// packed_layout() names the packing exactly (ISA, MR x NR, packed K, im2col); adopting a blob
+// of another layout, size, or x_zero is refused.
+//
 // Limits: each image (H*W*C bytes) must be addressable with 32-bit offsets.
 #pragma once
 
@@ -50,7 +57,20 @@ class QConvNhwcU8 {
   // x_zero is the input zero point: padding reads it.
   static Result<std::unique_ptr<QConvNhwcU8>> create(const Conv2dParams& p, const int8_t* w,
                                                      const int32_t* bias, uint8_t x_zero, QIsa isa);
+  // Adopts a blob packed earlier by create() (a .brink package's, kept alive by `owner`):
+  // `layout` and `bytes` must be exactly what create() makes for `p`, `x_zero` and `isa`, and
+  // `packed` 64-byte aligned, else an error naming the difference.
+  static Result<std::unique_ptr<QConvNhwcU8>> create_prepacked(const Conv2dParams& p,
+                                                               const std::string& layout,
+                                                               const void* packed, size_t bytes,
+                                                               std::shared_ptr<const void> owner,
+                                                               uint8_t x_zero, QIsa isa);
   ~QConvNhwcU8();
+
+  // Names the blob's layout exactly: kernel, int8 ISA, MR x NR, packed K per block, im2col.
+  std::string packed_layout() const;
+  const void* packed_data() const { return blob_.get(); }
+  size_t packed_bytes() const { return blob_bytes_; }
 
   // Builds the indirection table for `s` now (the load-time input size), so that runs with
   // that size never take the cache's lock.
@@ -74,6 +94,11 @@ class QConvNhwcU8 {
 
  private:
   QConvNhwcU8() = default;
+  // Validates `p` and sets the sizes of the packing (no blob yet).
+  static Result<std::unique_ptr<QConvNhwcU8>> make_layout(const Conv2dParams& p, uint8_t x_zero,
+                                                          QIsa isa);
+  // Points packed_ and offset_ into blob_.
+  void adopt_blob();
   Result<std::shared_ptr<const Plan>> make_plan(const Conv2dSpatial& s) const;
   Result<std::shared_ptr<const Plan>> plan_for(const Conv2dSpatial& s) const;
   Status run(const uint8_t* x, const QuantOutput& out, void* y, bool f32, int64_t batch,
@@ -91,9 +116,13 @@ class QConvNhwcU8 {
   // row of kdim_ = ks * cg bytes (im2col of one tile), K = kdim_ padded to 4 once.
   bool im2col_ = false;
   int64_t kdim_ = 0;
-  std::shared_ptr<int8_t> packed_;  // [group][block][tap][cg4 / 4][NR][4] (im2col: one tap)
-  std::vector<int32_t> offset_;     // [group][block][NR]: bias - (x_zero - a_bias) * colsum
-  std::vector<uint8_t> zero_row_;   // cg4 + 64 bytes of x_zero
+  int64_t kpacked_ = 0;                         // K bytes per column of a block
+  size_t weight_bytes_ = 0, offset_bytes_ = 0;  // the blob's two parts, each rounded to 64
+  size_t blob_bytes_ = 0;                       // header + both parts
+  std::shared_ptr<const uint8_t> blob_;         // owned, or the package's mapping
+  const int8_t* packed_ = nullptr;   // [group][block][tap][cg4 / 4][NR][4] (im2col: one tap)
+  const int32_t* offset_ = nullptr;  // [group][block][NR]: bias - (x_zero - a_bias) * colsum
+  std::vector<uint8_t> zero_row_;    // cg4 + 64 bytes of x_zero
   std::shared_ptr<const Plan> prepared_;
   mutable std::mutex mu_;
   mutable std::vector<std::shared_ptr<const Plan>> cache_;

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
+#include <utility>
 
+#include "core/memory.h"
 #include "kernels/elementwise.h"  // BRINK_DECLARE_PER_ISA, BRINK_ISA_DISPATCH
 #include "kernels/qgemm.h"        // qisa_for: whether this CPU has VNNI
 
@@ -78,8 +82,29 @@ void run_row(Isa isa, bool vnni, const RowArgs& a) {
 
 }  // namespace
 
-Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
-    const Conv2dParams& p, const int8_t* w, const int32_t* bias, uint8_t x_zero, Isa isa) {
+namespace {
+
+// The blob's header (its first 64 bytes).
+struct BlobHeader {
+  uint32_t magic;    // kBlobMagic
+  uint32_t version;  // kBlobVersion
+  uint32_t x_zero;   // the zero point folded into bias'
+  uint32_t block;
+  uint64_t w_bytes;
+};
+static_assert(sizeof(BlobHeader) <= 64);
+constexpr uint32_t kBlobMagic = 0x57445142;  // "BQDW"
+constexpr uint32_t kBlobVersion = 1;
+constexpr size_t kHeaderBytes = 64;
+
+size_t round64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::make_layout(
+    const Conv2dParams& p, uint8_t x_zero, Isa isa) {
   const int64_t c = p.in_channels;
   if (c < 1 || p.out_channels != c || p.group != c)
     return invalid_argument("quantized depthwise conv: expected group == in == out channels, got " +
@@ -89,7 +114,6 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
       p.dilation_w < 1)
     return invalid_argument(
         "quantized depthwise conv: kernel, strides and dilations must be positive");
-  if (w == nullptr) return invalid_argument("quantized depthwise conv: no weights");
   if (!isa_supported(isa))
     return invalid_argument(std::string("quantized depthwise conv: ISA ") + isa_name(isa) +
                             " is not supported on this machine");
@@ -108,12 +132,59 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
   k->slot_channel_.resize(static_cast<size_t>(b));
   for (int64_t s = 0; s < b; ++s)
     k->slot_channel_[static_cast<size_t>(s)] = slot_channel(isa, k->vnni_, b, s);
-  const size_t packed = static_cast<size_t>(k->blocks_ * k->groups_ * b * g);
-  if (k->vnni_)
-    k->w8_.assign(packed, 0);
-  else
-    k->w_.assign(packed, 0);
-  k->bias_.assign(static_cast<size_t>(k->blocks_ * b), 0);
+  // Pairs: int16 weights; VNNI quads: int8.
+  k->w_bytes_ = round64(static_cast<size_t>(k->blocks_ * k->groups_ * b * g) *
+                        (k->vnni_ ? sizeof(int8_t) : sizeof(int16_t)));
+  k->blob_bytes_ =
+      kHeaderBytes + k->w_bytes_ + round64(static_cast<size_t>(k->blocks_ * b) * sizeof(int32_t));
+  k->zero_row_.assign(static_cast<size_t>(k->blocks_ * b + 64), x_zero);
+  return k;
+}
+
+std::string DepthwiseQConvNhwcU8::packed_layout() const {
+  return "qdwconv-nhwc-u8-v" + std::to_string(kBlobVersion) + "/" + isa_name(isa_) + "/b" +
+         std::to_string(block_) + (vnni_ ? "/vnni-quads" : "/pairs") + std::to_string(groups_);
+}
+
+Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create_prepacked(
+    const Conv2dParams& p, const std::string& layout, const void* packed, size_t bytes,
+    std::shared_ptr<const void> owner, uint8_t x_zero, Isa isa) {
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, x_zero, isa));
+  if (layout != k->packed_layout() || bytes != k->blob_bytes_)
+    return unsupported("quantized depthwise conv: packed weights in layout " + layout + " (" +
+                       std::to_string(bytes) + " bytes), this build packs " + k->packed_layout() +
+                       " (" + std::to_string(k->blob_bytes_) + " bytes)");
+  if (packed == nullptr || reinterpret_cast<uintptr_t>(packed) % 64 != 0)
+    return invalid_argument("quantized depthwise conv: packed weights are not 64-byte aligned");
+  BlobHeader h;
+  std::memcpy(&h, packed, sizeof h);
+  if (h.magic != kBlobMagic || h.version != kBlobVersion ||
+      h.block != static_cast<uint32_t>(k->block_) || h.w_bytes != k->w_bytes_)
+    return invalid_argument("quantized depthwise conv: packed weights have a damaged header");
+  if (h.x_zero != x_zero)
+    return invalid_argument("quantized depthwise conv: packed weights fold input zero point " +
+                            std::to_string(h.x_zero) + ", the layer has " + std::to_string(x_zero));
+  k->blob_ = std::shared_ptr<const uint8_t>(std::move(owner), static_cast<const uint8_t*>(packed));
+  k->w_ = k->blob_.get() + kHeaderBytes;
+  k->bias_ = reinterpret_cast<const int32_t*>(k->blob_.get() + kHeaderBytes + k->w_bytes_);
+  return k;
+}
+
+Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
+    const Conv2dParams& p, const int8_t* w, const int32_t* bias, uint8_t x_zero, Isa isa) {
+  if (w == nullptr) return invalid_argument("quantized depthwise conv: no weights");
+  BRINK_ASSIGN_OR_RETURN(auto k, make_layout(p, x_zero, isa));
+  const size_t bytes = k->blob_bytes_;
+  auto* blob = static_cast<uint8_t*>(allocate_aligned(bytes));
+  if (blob == nullptr) return internal_error("quantized depthwise conv: out of memory");
+  std::memset(blob, 0, bytes);
+  k->blob_ = std::shared_ptr<const uint8_t>(
+      blob, [bytes](const uint8_t* q) { free_aligned(const_cast<uint8_t*>(q), bytes); });
+  auto* wp = reinterpret_cast<int16_t*>(blob + kHeaderBytes);  // pairs
+  auto* wq = reinterpret_cast<int8_t*>(blob + kHeaderBytes);   // VNNI quads
+  auto* bp = reinterpret_cast<int32_t*>(blob + kHeaderBytes + k->w_bytes_);
+  const int64_t c = p.in_channels, b = k->block_, taps = p.kernel_h * p.kernel_w;
+  const int64_t g = k->group_taps_;
   for (int64_t blk = 0; blk < k->blocks_; ++blk)
     for (int64_t s = 0; s < b; ++s) {
       const int64_t ch = blk * b + k->slot_channel_[static_cast<size_t>(s)];
@@ -124,20 +195,22 @@ Result<std::unique_ptr<DepthwiseQConvNhwcU8>> DepthwiseQConvNhwcU8::create(
         sum_w += wt;
         const size_t at = static_cast<size_t>(((blk * k->groups_ + t / g) * b + s) * g + t % g);
         if (k->vnni_)
-          k->w8_[at] = wt;
+          wq[at] = wt;
         else
-          k->w_[at] = wt;
+          wp[at] = wt;
       }
       const int64_t folded = (bias != nullptr ? bias[ch] : 0) - int64_t{x_zero} * sum_w;
-      k->bias_[static_cast<size_t>(blk * b + s)] = static_cast<int32_t>(folded);
+      bp[static_cast<size_t>(blk * b + s)] = static_cast<int32_t>(folded);
     }
-  k->zero_row_.assign(static_cast<size_t>(k->blocks_ * b + 64), x_zero);
+  const BlobHeader h{kBlobMagic, kBlobVersion, x_zero, static_cast<uint32_t>(b), k->w_bytes_};
+  std::memcpy(blob, &h, sizeof h);
+  k->w_ = blob + kHeaderBytes;
+  k->bias_ = bp;
   return k;
 }
 
 size_t DepthwiseQConvNhwcU8::memory_bytes() const {
-  return w_.size() * sizeof(int16_t) + w8_.size() + bias_.size() * sizeof(int32_t) +
-         zero_row_.size() + slot_channel_.size() * sizeof(int64_t);
+  return blob_bytes_ + zero_row_.size() + slot_channel_.size() * sizeof(int64_t);
 }
 
 Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t* y, int64_t batch,
@@ -170,8 +243,19 @@ Status DepthwiseQConvNhwcU8::run(const uint8_t* x, const QRequant& out, uint8_t*
   const uint8_t* zero = zero_row_.data();
   parallel_for(pool, tasks, [&](int64_t task) {
     std::vector<const uint8_t*> addr(static_cast<size_t>(s.out_w * slots));
-    RowArgs a{addr.data(), w_.data(), w8_.data(), bias_.data(),   scale.data(), nullptr, s.out_w,
-              c,           blocks_,   groups_,    out.zero_point, out.min,      out.max};
+    RowArgs a{addr.data(),
+              reinterpret_cast<const int16_t*>(w_),
+              reinterpret_cast<const int8_t*>(w_),
+              bias_,
+              scale.data(),
+              nullptr,
+              s.out_w,
+              c,
+              blocks_,
+              groups_,
+              out.zero_point,
+              out.min,
+              out.max};
     for (int64_t row = rows * task / tasks; row < rows * (task + 1) / tasks; ++row) {
       const int64_t n = row / s.out_h, oh = row % s.out_h;
       const uint8_t* img = x + n * s.in_h * s.in_w * c;

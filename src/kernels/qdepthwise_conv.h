@@ -35,6 +35,10 @@
 //     all handled by one loop, and input sizes may change from run to run with no cached
 //     state. Work is split over `pool` in bands of output rows (batch x out_h).
 //
+// The packed weights and bias' are one 64-byte aligned blob ([64-byte header][weights,
+// rounded to 64][bias', rounded to 64]), so that a .brink package can store it and a later
+// load adopt it in place (create_prepacked); packed_layout() names the packing exactly.
+//
 // Limits: the int32 accumulator must not overflow (|bias| + kh*kw*255*128 < 2^31);
 // zero_point must lie in [0, 255]; scales must be finite.
 #pragma once
@@ -42,6 +46,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "brink/status.h"
@@ -68,6 +73,18 @@ class DepthwiseQConvNhwcU8 {
                                                               const int8_t* w, const int32_t* bias,
                                                               uint8_t x_zero, Isa isa);
 
+  // Adopts a blob made by create() (a .brink package's, kept alive by `owner`): `layout` and
+  // `bytes` must be exactly what create() makes for `p`, `x_zero` and `isa`, and `packed`
+  // 64-byte aligned, else an error naming the difference.
+  static Result<std::unique_ptr<DepthwiseQConvNhwcU8>> create_prepacked(
+      const Conv2dParams& p, const std::string& layout, const void* packed, size_t bytes,
+      std::shared_ptr<const void> owner, uint8_t x_zero, Isa isa);
+
+  // Names the blob's layout exactly: kernel, ISA, channels per block, tap pairs.
+  std::string packed_layout() const;
+  const void* packed_data() const { return blob_.get(); }
+  size_t packed_bytes() const { return blob_bytes_; }
+
   // x: [batch, in_h, in_w, C] u8; y: [batch, out_h, out_w, C] u8 (must not overlap x).
   // Const and thread-safe; allocates per-run scratch (scales in slot order, tap addresses).
   Status run(const uint8_t* x, const QRequant& out, uint8_t* y, int64_t batch,
@@ -79,18 +96,23 @@ class DepthwiseQConvNhwcU8 {
 
  private:
   DepthwiseQConvNhwcU8() = default;
+  // Validates `p` and sets the sizes of the packing (no blob yet).
+  static Result<std::unique_ptr<DepthwiseQConvNhwcU8>> make_layout(const Conv2dParams& p,
+                                                                   uint8_t x_zero, Isa isa);
 
   Conv2dParams p_;
   Isa isa_ = Isa::kPortable;
-  bool vnni_ = false;  // the AVX-512 VNNI quad path (kAvx512 on a VNNI CPU, C >= 64)
   uint8_t x_zero_ = 0;
-  int64_t block_ = 1;                  // channels per packed block (B)
-  int64_t blocks_ = 0;                 // ceil(C / B)
-  int64_t group_taps_ = 2;             // taps per packed group: 2 (pairs), 4 (VNNI quads)
-  int64_t groups_ = 0;                 // ceil(kh * kw / group_taps)
-  std::vector<int16_t> w_;             // pairs: [blocks][pairs][B][2], slot order
-  std::vector<int8_t> w8_;             // VNNI: [blocks][quads][B][4], slot order
-  std::vector<int32_t> bias_;          // [blocks][B], slot order, x_zero folded in
+  int64_t block_ = 1;                    // channels per packed block (B)
+  int64_t blocks_ = 0;                   // ceil(C / B)
+  bool vnni_ = false;                    // the AVX-512 VNNI quad path (VNNI CPU, C >= 64)
+  int64_t group_taps_ = 2;               // taps per packed group: 2 (pairs), 4 (VNNI quads)
+  int64_t groups_ = 0;                   // ceil(kh * kw / group_taps)
+  size_t w_bytes_ = 0, blob_bytes_ = 0;  // the weights (rounded to 64); the whole blob
+  std::shared_ptr<const uint8_t> blob_;  // owned, or a package's mapping
+  // [blocks][groups][B][group_taps] in slot order: int16 (pairs) or int8 (VNNI quads).
+  const void* w_ = nullptr;
+  const int32_t* bias_ = nullptr;      // [blocks][B], slot order, x_zero folded in
   std::vector<int64_t> slot_channel_;  // [B]: the channel (within its block) of each slot
   std::vector<uint8_t> zero_row_;      // blocks * B + 64 bytes of x_zero: the padding tap
 };

@@ -4,7 +4,10 @@
 #include "kernels/qgemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <utility>
 
 #include "core/cpu_features.h"
 #include "core/memory.h"
@@ -319,10 +322,6 @@ QGemmTile qgemm_tile(QIsa isa) {
   return {uk->mr, uk->nr};
 }
 
-void PackedQB::Free::operator()(int8_t* p) const {
-  free_aligned(p, bytes);
-}
-
 // True when some pair of rows (2i, 2i+1) of one column could saturate vpmaddubsw's int16 sum
 // (|b0| + |b1| > 128): the kernels must then take the exact path.
 bool qgemm_detail::pair_could_saturate(int32_t b0, int32_t b1) {
@@ -349,26 +348,90 @@ void qgemm_detail::pack_panel(const int8_t* b, int64_t k, int64_t n, int64_t ldb
   for (int64_t j = cols; j < nr; ++j) colsum[j] = 0;
 }
 
-PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa) {
+namespace {
+
+// The blob's header (its first 64 bytes).
+struct QbHeader {
+  uint32_t magic;    // kQbMagic
+  uint32_t version;  // kQbVersion
+  uint32_t exact;    // 1: some pair of B could saturate vpmaddubsw
+  uint32_t nr;
+  int64_t k, n;
+};
+static_assert(sizeof(QbHeader) <= 64);
+constexpr uint32_t kQbMagic = 0x42515142;  // "BQQB"
+constexpr uint32_t kQbVersion = 1;
+constexpr size_t kQbHeaderBytes = 64;
+
+size_t round64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
+
+}  // namespace
+
+PackedQB PackedQB::layout_for(int64_t k, int64_t n, QIsa isa) {
   PackedQB p;
-  if (k < 0 || n < 0) return p;  // empty: qgemm does nothing with it
   p.isa_ = qgemm_detail::effective_qisa(isa);
   const QUkernel* uk = qgemm_detail::qukernel_for(p.isa_);
   p.nr_ = uk->nr;
   p.k_ = k;
   p.n_ = n;
   p.num_panels_ = ceil_div(n, p.nr_);
+  p.panel_bytes_ =
+      std::max<size_t>(64, round64(static_cast<size_t>(p.k4() * p.num_panels_ * p.nr_)));
+  p.bytes_ = kQbHeaderBytes + p.panel_bytes_ +
+             round64(static_cast<size_t>(p.num_panels_ * p.nr_) * sizeof(int32_t));
+  return p;
+}
+
+std::string PackedQB::packed_layout() const {
+  return "qgemm-b-v" + std::to_string(kQbVersion) + "/" + qisa_name(isa_) + "/nr" +
+         std::to_string(nr_) + "/k" + std::to_string(k_) + "n" + std::to_string(n_);
+}
+
+PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa) {
+  if (k < 0 || n < 0) return PackedQB();  // empty: qgemm does nothing with it
+  PackedQB p = PackedQB::layout_for(k, n, isa);
+  const size_t bytes = p.bytes_;
+  auto* blob = static_cast<uint8_t*>(allocate_aligned(bytes));
+  std::memset(blob, 0, bytes);
+  p.blob_ = std::shared_ptr<const uint8_t>(
+      blob, [bytes](const uint8_t* q) { free_aligned(const_cast<uint8_t*>(q), bytes); });
+  auto* data = reinterpret_cast<int8_t*>(blob + kQbHeaderBytes);
+  auto* colsum = reinterpret_cast<int32_t*>(blob + kQbHeaderBytes + p.panel_bytes_);
   const int64_t k4 = p.k4();
-  p.bytes_ = std::max<size_t>(64, static_cast<size_t>(k4 * p.num_panels_ * p.nr_ + 63) / 64 * 64);
-  p.data_ = std::unique_ptr<int8_t, PackedQB::Free>(
-      static_cast<int8_t*>(allocate_aligned(p.bytes_)), PackedQB::Free(p.bytes_));
-  p.colsum_.assign(static_cast<size_t>(p.num_panels_ * p.nr_), 0);
   bool exact = false;
   for (int64_t pi = 0; pi < p.num_panels_; ++pi)
     qgemm_detail::pack_panel(b, k, n, ldb, b_transposed, pi * p.nr_, p.nr_, k4,
-                             p.data_.get() + pi * k4 * p.nr_, p.colsum_.data() + pi * p.nr_,
-                             &exact);
+                             data + pi * k4 * p.nr_, colsum + pi * p.nr_, &exact);
+  const QbHeader h{kQbMagic, kQbVersion, exact ? 1u : 0u, static_cast<uint32_t>(p.nr_), k, n};
+  std::memcpy(blob, &h, sizeof h);
+  p.data_ = data;
+  p.colsum_ = colsum;
   p.exact_ = exact;
+  p.packed_ = true;
+  return p;
+}
+
+Result<PackedQB> adopt_qb(const std::string& layout, const void* blob, size_t bytes,
+                          std::shared_ptr<const void> owner, int64_t k, int64_t n, QIsa isa) {
+  if (k < 0 || n < 0) return invalid_argument("qgemm: negative K or N");
+  PackedQB p = PackedQB::layout_for(k, n, isa);
+  if (layout != p.packed_layout() || bytes != p.bytes_)
+    return unsupported("qgemm: packed weights in layout " + layout + " (" + std::to_string(bytes) +
+                       " bytes), this build packs " + p.packed_layout() + " (" +
+                       std::to_string(p.bytes_) + " bytes)");
+  if (blob == nullptr || reinterpret_cast<uintptr_t>(blob) % 64 != 0)
+    return invalid_argument("qgemm: packed weights are not 64-byte aligned");
+  QbHeader h;
+  std::memcpy(&h, blob, sizeof h);
+  if (h.magic != kQbMagic || h.version != kQbVersion || h.exact > 1 ||
+      h.nr != static_cast<uint32_t>(p.nr_) || h.k != k || h.n != n)
+    return invalid_argument("qgemm: packed weights have a damaged header");
+  p.blob_ = std::shared_ptr<const uint8_t>(std::move(owner), static_cast<const uint8_t*>(blob));
+  p.data_ = reinterpret_cast<const int8_t*>(p.blob_.get() + kQbHeaderBytes);
+  p.colsum_ = reinterpret_cast<const int32_t*>(p.blob_.get() + kQbHeaderBytes + p.panel_bytes_);
+  p.exact_ = h.exact != 0;
   p.packed_ = true;
   return p;
 }

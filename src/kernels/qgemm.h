@@ -33,6 +33,11 @@
 // the same way agrees bit for bit. |acc * scale| must stay below 2^31 - 256 (any sensible
 // quantization does).
 //
+// The packed B and its column sums are one 64-byte aligned blob ([64-byte header][panels,
+// rounded to 64][column sums, rounded to 64]), so that a .brink package can store it and a
+// later load adopt it in place (adopt_qb): packed_layout() names the packing exactly, and a
+// blob of another layout or size is refused.
+//
 // Threads: the M x N tile grid is split into tasks as gemm.cc does; one call is one
 // parallel_for. int32 accumulation wraps (vpdpbusd, not vpdpbusds), so the result is exact
 // whenever the true sum fits in int32, for any K.
@@ -45,8 +50,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "brink/status.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 
@@ -107,34 +114,46 @@ class PackedQB {
   // int16 path (VNNI and NEON never need it).
   bool exact() const { return exact_; }
   // Panel p: k4() x NR bytes, [k4/4][NR][4].
-  const int8_t* panel(int64_t p) const { return data_.get() + p * k4() * nr_; }
+  const int8_t* panel(int64_t p) const { return data_ + p * k4() * nr_; }
   // Column sums of B, num_panels() * NR of them (0 past n).
-  const int32_t* column_sums() const { return colsum_.data(); }
-  size_t memory_bytes() const { return bytes_ + colsum_.size() * sizeof(int32_t); }
+  const int32_t* column_sums() const { return colsum_; }
+  size_t memory_bytes() const { return bytes_; }
+
+  // The blob (header, panels, column sums) for a package to store, and its exact layout:
+  // kernel, int8 ISA, NR, K and N.
+  std::string packed_layout() const;
+  const void* blob() const { return blob_.get(); }
+  size_t blob_bytes() const { return bytes_; }
 
  private:
   friend PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed,
                           QIsa isa);
-  struct Free {
-    Free() : bytes(0) {}
-    explicit Free(size_t n) : bytes(n) {}
-    size_t bytes;
-    void operator()(int8_t* p) const;
-  };
+  friend Result<PackedQB> adopt_qb(const std::string& layout, const void* blob, size_t bytes,
+                                   std::shared_ptr<const void> owner, int64_t k, int64_t n,
+                                   QIsa isa);
+  // The sizes of the packing for k x n on `isa` (no blob yet).
+  static PackedQB layout_for(int64_t k, int64_t n, QIsa isa);
   QIsa isa_ = QIsa::kPortable;
   int64_t k_ = 0, n_ = 0, num_panels_ = 0;
   int nr_ = 1;
   bool packed_ = false;
   bool exact_ = false;
-  size_t bytes_ = 0;
-  std::unique_ptr<int8_t, Free> data_;
-  std::vector<int32_t> colsum_;
+  size_t bytes_ = 0, panel_bytes_ = 0;   // the whole blob; its panels (rounded to 64)
+  std::shared_ptr<const uint8_t> blob_;  // owned, or a package's mapping
+  const int8_t* data_ = nullptr;         // the panels, in blob_
+  const int32_t* colsum_ = nullptr;      // the column sums, in blob_
 };
 
 // b: k x n with row stride ldb, or with b_transposed n x k (a Linear/Gemm [out,in] weight).
 // An unsupported `isa` packs for the portable kernel (isa() says which); a negative k or n
 // gives an empty PackedQB.
 PackedQB pack_qb(const int8_t* b, int64_t k, int64_t n, int64_t ldb, bool b_transposed, QIsa isa);
+
+// Adopts a blob packed earlier by pack_qb (a .brink package's, kept alive by `owner`): `layout`
+// and `bytes` must be exactly what pack_qb makes for k x n on `isa`, and `blob` 64-byte
+// aligned, else an error naming the difference.
+Result<PackedQB> adopt_qb(const std::string& layout, const void* blob, size_t bytes,
+                          std::shared_ptr<const void> owner, int64_t k, int64_t n, QIsa isa);
 
 // y (m x n, row stride ldy) from a (m x k u8, row stride lda). bias: n int32 or nullptr;
 // out.scale must hold n floats (per_channel) or one. y must not overlap a. Nothing happens for

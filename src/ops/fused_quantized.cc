@@ -181,9 +181,27 @@ class FastQConvKernel final : public Kernel {
     Status s = run_impl(ctx);
     return s.is_ok() ? s : s.with_context(where_);
   }
-  // w, its scales and zero points and B live in the prepared kernel.
-  bool reads_input_data(size_t i) const override { return i == 0; }
+  // w and B live in the prepared kernel (packed, B folded into per-channel constants); the
+  // scales and zero points are read at create, and stay in a package (they are small).
+  bool reads_input_data(size_t i) const override { return i != 3 && i != 8; }
   std::string kernel_note() const override { return note_; }
+  // The integer kernel's blob, for a .brink package to store: PackedWeights holds floats, so
+  // the blob (a multiple of 64 bytes) travels as bytes / 4 float32 words, stored and mapped bit
+  // for bit. None when the float kernels run this layer.
+  std::optional<PackedWeights> packed_weights() const override {
+    if (fconv_ != nullptr) return std::nullopt;
+    if (conv_ != nullptr)
+      return PackedWeights{conv_->packed_layout(),
+                           static_cast<const float*>(conv_->packed_data()),
+                           conv_->packed_bytes() / sizeof(float),
+                           {}};
+    if (depthwise_ != nullptr)
+      return PackedWeights{depthwise_->packed_layout(),
+                           static_cast<const float*>(depthwise_->packed_data()),
+                           depthwise_->packed_bytes() / sizeof(float),
+                           {}};
+    return std::nullopt;
+  }
 
   // The float kernels for this layer: the QDQ graph's own semantics (x dequantized, an FP32
   // convolution with the dequantized weights and bias, the result quantized and clamped).
@@ -405,6 +423,31 @@ Result<std::unique_ptr<Kernel>> try_fast_qconv(const KernelCreateContext& c, con
   }
   const bool depthwise_layer =
       p.group > 1 && p.group == p.in_channels && p.out_channels == p.in_channels;
+  if (c.prepacked != nullptr) {
+    // Weights packed by an earlier load (a .brink package's): w and B hold no data here, only
+    // the integer kernel that packed them can run this layer, with no measurement.
+    if (depthwise_layer) {
+      auto made = kernels::DepthwiseQConvNhwcU8::create_prepacked(
+          p, c.prepacked->layout, c.prepacked->data, c.prepacked->floats * sizeof(float),
+          c.prepacked->owner, static_cast<uint8_t>(x_zero), c.isa);
+      if (!made.is_ok()) return made.status().with_context(c.node.describe());
+      return std::unique_ptr<Kernel>(
+          std::make_unique<FastQConvKernel>(a, layout, p, nullptr, std::move(*made),
+                                            std::move(scale), y_zero, lo, hi, c.node.describe()));
+    }
+    auto made = kernels::QConvNhwcU8::create_prepacked(
+        p, c.prepacked->layout, c.prepacked->data, c.prepacked->floats * sizeof(float),
+        c.prepacked->owner, static_cast<uint8_t>(x_zero), kernels::qisa_for(c.isa));
+    if (!made.is_ok()) return made.status().with_context(c.node.describe());
+    conv = std::move(*made);
+    if (sp.out_h > 0 && sp.out_w > 0)
+      BRINK_RETURN_IF_ERROR(conv->prepare(sp).with_context(c.node.describe()));
+    auto kernel =
+        std::make_unique<FastQConvKernel>(a, layout, p, std::move(conv), nullptr, std::move(scale),
+                                          y_zero, lo, hi, c.node.describe());
+    if (c.int8_kernels != Int8Kernels::kInteger) kernel->set_note("int8 (packed in the package)");
+    return std::unique_ptr<Kernel>(std::move(kernel));
+  }
   if (depthwise_layer) {
     auto made =
         kernels::DepthwiseQConvNhwcU8::create(p, wd, bd, static_cast<uint8_t>(x_zero), c.isa);

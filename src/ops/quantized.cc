@@ -1550,6 +1550,18 @@ OpDef qlinear_average_pool() {
 
 // ---- com.microsoft: QGemm, MatMulIntegerToFloat, DynamicQuantizeMatMul -------------------
 
+// B packed for the int8 GEMM: the package's blob when the node has one (its B then holds no
+// data), else packed now from `b`.
+Result<kernels::PackedQB> packed_b(const KernelCreateContext& c, const int8_t* b, int64_t k,
+                                   int64_t n, int64_t ldb, bool transposed, kernels::QIsa isa) {
+  if (c.prepacked == nullptr) return kernels::pack_qb(b, k, n, ldb, transposed, isa);
+  auto adopted =
+      kernels::adopt_qb(c.prepacked->layout, c.prepacked->data, c.prepacked->floats * sizeof(float),
+                        c.prepacked->owner, k, n, isa);
+  if (!adopted.is_ok()) return adopted.status().with_context(c.node.describe());
+  return adopted;
+}
+
 // QGemm on the int8 GEMM (kernels/qgemm.h) for uint8 A (transA = 0) and a constant int8 B
 // with zero points 0, constant scales and an int32 C of N values (the layout the QDQ pass
 // makes of a quantized CNN's classifier): acc = (A - a_zero) . B + C, then y = acc * mult[n]
@@ -1567,8 +1579,15 @@ class FastQGemm final : public Kernel {
         quantized_(quantized),
         where_(std::move(where)) {}
 
-  // Only A is read at run time: B, the scales, zero points and C live in the kernel.
-  bool reads_input_data(size_t i) const override { return i == 0; }
+  // B lives packed in the kernel (a package stores it so); the scales, zero points and C are
+  // read at create (and stay in a package: they are small).
+  bool reads_input_data(size_t i) const override { return i != 3; }
+  std::optional<PackedWeights> packed_weights() const override {
+    return PackedWeights{b_.packed_layout(),
+                         static_cast<const float*>(b_.blob()),
+                         b_.blob_bytes() / sizeof(float),
+                         {}};
+  }
 
   Status run(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
@@ -1602,7 +1621,7 @@ class FastQGemm final : public Kernel {
   std::string where_;
 };
 
-std::unique_ptr<Kernel> try_fast_qgemm(const KernelCreateContext& c) {
+Result<std::unique_ptr<Kernel>> try_fast_qgemm(const KernelCreateContext& c) {
   const auto constant = [&](size_t i) -> const Tensor* {
     return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
   };
@@ -1615,16 +1634,16 @@ std::unique_ptr<Kernel> try_fast_qgemm(const KernelCreateContext& c) {
       (c.has_input(5) && bz == nullptr) || (c.has_input(6) && cb == nullptr) ||
       (quantized && ys == nullptr) || (c.has_input(8) && yz == nullptr) || c.output_types.empty() ||
       c.output_types[0].dtype != (quantized ? DataType::kUInt8 : DataType::kFloat32))
-    return nullptr;
+    return std::unique_ptr<Kernel>();
   const bool tb = c.node.attr_int("transB", 0) != 0;
   const int64_t k = tb ? b->dim(1) : b->dim(0), n = tb ? b->dim(0) : b->dim(1);
   if (bz != nullptr)
     for (int64_t i = 0; i < bz->numel(); ++i)
-      if (bz->element_as_int64(i) != 0) return nullptr;
+      if (bz->element_as_int64(i) != 0) return std::unique_ptr<Kernel>();
   if ((bs->numel() != 1 && !(bs->rank() == 1 && bs->numel() == n)) ||
       (cb != nullptr && (cb->dtype() != DataType::kInt32 || cb->numel() != n ||
                          !(cb->rank() == 1 || (cb->rank() == 2 && cb->dim(0) == 1)))))
-    return nullptr;
+    return std::unique_ptr<Kernel>();
   const float alpha = c.node.attr_float("alpha", 1.0f), sa = scalar_f(*as);
   const std::vector<float> sb = floats_of(*bs);
   std::vector<float> mult(static_cast<size_t>(n));
@@ -1637,9 +1656,11 @@ std::unique_ptr<Kernel> try_fast_qgemm(const KernelCreateContext& c) {
   const int32_t a_zero = az == nullptr ? 0 : static_cast<int32_t>(az->element_as_int64(0));
   const int32_t y_zero = yz == nullptr ? 0 : static_cast<int32_t>(yz->element_as_int64(0));
   const kernels::QIsa isa = kernels::qisa_for(c.isa);
-  return std::make_unique<FastQGemm>(kernels::pack_qb(b->data<int8_t>(), k, n, tb ? k : n, tb, isa),
-                                     std::move(bias), std::move(mult), static_cast<uint8_t>(a_zero),
-                                     y_zero, quantized, c.node.describe());
+  BRINK_ASSIGN_OR_RETURN(kernels::PackedQB packed,
+                         packed_b(c, b->data<int8_t>(), k, n, tb ? k : n, tb, isa));
+  return std::unique_ptr<Kernel>(std::make_unique<FastQGemm>(
+      std::move(packed), std::move(bias), std::move(mult), static_cast<uint8_t>(a_zero), y_zero,
+      quantized, c.node.describe()));
 }
 
 // QGemm: A, a_scale, a_zp, B, b_scale, b_zp, C (i32, optional), y_scale (optional), y_zp
@@ -1688,7 +1709,8 @@ OpDef qgemm() {
     return Status::ok();
   };
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-    if (std::unique_ptr<Kernel> fast = try_fast_qgemm(c)) return fast;
+    BRINK_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> fast, try_fast_qgemm(c));
+    if (fast != nullptr) return fast;
     const bool ta = c.node.attr_int("transA", 0) != 0, tb = c.node.attr_int("transB", 0) != 0;
     const float alpha = c.node.attr_float("alpha", 1.0f);
     const std::string where = c.node.describe();
@@ -1801,8 +1823,15 @@ class FastIntegerMatMulToFloat final : public Kernel {
         scale_(static_cast<size_t>(b_.n())),
         where_(std::move(where)) {}
 
-  // B, b_scale, b_zero_point and bias live in the packed weights.
-  bool reads_input_data(size_t i) const override { return i == 0 || i == 2 || i == 4; }
+  // B lives packed in the kernel (a package stores it so); b_scale, b_zero_point and bias are
+  // read at create (and stay in a package: they are small).
+  bool reads_input_data(size_t i) const override { return i != 1; }
+  std::optional<PackedWeights> packed_weights() const override {
+    return PackedWeights{b_.packed_layout(),
+                         static_cast<const float*>(b_.blob()),
+                         b_.blob_bytes() / sizeof(float),
+                         {}};
+  }
 
   Status run(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
@@ -1838,7 +1867,7 @@ class FastIntegerMatMulToFloat final : public Kernel {
   std::string where_;
 };
 
-std::unique_ptr<Kernel> try_fast_integer_matmul_to_float(const KernelCreateContext& c) {
+Result<std::unique_ptr<Kernel>> try_fast_integer_matmul_to_float(const KernelCreateContext& c) {
   const auto constant = [&](size_t i) -> const Tensor* {
     return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
   };
@@ -1848,24 +1877,26 @@ std::unique_ptr<Kernel> try_fast_integer_matmul_to_float(const KernelCreateConte
       bs->dtype() != DataType::kFloat32 || (c.has_input(5) && bz == nullptr) ||
       (c.has_input(6) && bias == nullptr) || c.output_types.empty() ||
       c.output_types[0].dtype != DataType::kFloat32)
-    return nullptr;
+    return std::unique_ptr<Kernel>();
   const int64_t k = b->dim(0), n = b->dim(1);
   if (bz != nullptr)
     for (int64_t i = 0; i < bz->numel(); ++i)
-      if (bz->element_as_int64(i) != 0) return nullptr;
+      if (bz->element_as_int64(i) != 0) return std::unique_ptr<Kernel>();
   if ((bs->numel() != 1 && !(bs->rank() == 1 && bs->numel() == n)) ||
       (bias != nullptr &&
        (bias->dtype() != DataType::kFloat32 || bias->rank() != 1 || bias->numel() != n)))
-    return nullptr;
+    return std::unique_ptr<Kernel>();
   const TensorType& at = *c.input_types[0];
-  if (at.has_rank() && at.rank() < 2) return nullptr;  // 1-D A: the reference's promotion
+  if (at.has_rank() && at.rank() < 2)
+    return std::unique_ptr<Kernel>();  // 1-D A: the reference's promotion
   std::vector<float> scale(bs->data<float>(), bs->data<float>() + bs->numel());
   std::vector<float> bias_v;
   if (bias != nullptr) bias_v.assign(bias->data<float>(), bias->data<float>() + n);
   const kernels::QIsa isa = kernels::qisa_for(c.isa);
-  return std::make_unique<FastIntegerMatMulToFloat>(
-      kernels::pack_qb(b->data<int8_t>(), k, n, n, false, isa), std::move(scale), std::move(bias_v),
-      c.node.describe());
+  BRINK_ASSIGN_OR_RETURN(kernels::PackedQB packed,
+                         packed_b(c, b->data<int8_t>(), k, n, n, false, isa));
+  return std::unique_ptr<Kernel>(std::make_unique<FastIntegerMatMulToFloat>(
+      std::move(packed), std::move(scale), std::move(bias_v), c.node.describe()));
 }
 
 OpDef matmul_integer_to_float() {
@@ -1891,7 +1922,8 @@ OpDef matmul_integer_to_float() {
     return Status::ok();
   };
   d.create = [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-    if (std::unique_ptr<Kernel> fast = try_fast_integer_matmul_to_float(c)) return fast;
+    BRINK_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> fast, try_fast_integer_matmul_to_float(c));
+    if (fast != nullptr) return fast;
     const std::string where = c.node.describe();
     return make_kernel([=](KernelContext& ctx) -> Status {
       return integer_matmul_to_float(ctx, ctx.input(0), scalar_zp(ctx, 4), scalar_f(ctx.input(2)),

@@ -8,10 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/thread_pool.h"
 
 namespace brink::kernels {
@@ -194,6 +197,128 @@ TEST(QConv, RejectsBadParams) {
   ASSERT_TRUE(made.is_ok());
   EXPECT_FALSE((*made)->prepare(Conv2dSpatial{}).is_ok());
   EXPECT_GT((*made)->memory_bytes(), 0u);
+}
+
+// A copy of a kernel's blob in fresh 64-byte aligned memory (as a package's mapping holds it).
+std::shared_ptr<const void> copy_blob(const QConvNhwcU8& k) {
+  const size_t bytes = k.packed_bytes();
+  void* mem = allocate_aligned(bytes);
+  std::memcpy(mem, k.packed_data(), bytes);
+  return std::shared_ptr<const void>(
+      mem, [bytes](const void* q) { free_aligned(const_cast<void*>(q), bytes); });
+}
+
+Conv2dParams params_of(const ConvCase& cc) {
+  Conv2dParams p;
+  p.in_channels = cc.c;
+  p.out_channels = cc.m;
+  p.group = cc.group;
+  p.kernel_h = cc.kh;
+  p.kernel_w = cc.kw;
+  p.stride_h = p.stride_w = cc.stride;
+  p.dilation_h = p.dilation_w = cc.dilation;
+  return p;
+}
+
+// create() -> its blob copied elsewhere -> create_prepacked(): byte-identical outputs (u8 and
+// f32), with saturating weights (the exact flag travels in the blob) and without.
+TEST(QConv, PrepackedBlobRunsIdentically) {
+  int index = 0;
+  for (QIsa isa : supported_qisas())
+    for (const ConvCase& cc : kCases) {
+      ++index;
+      SCOPED_TRACE(std::string(qisa_name(isa)) + " case " + std::to_string(index));
+      const Conv2dParams p = params_of(cc);
+      std::mt19937 rng(static_cast<uint32_t>(index));
+      std::vector<int8_t> w(static_cast<size_t>(cc.m * (cc.c / cc.group) * cc.kh * cc.kw));
+      const bool full = index % 2 == 0;
+      for (int8_t& v : w)
+        v = static_cast<int8_t>(full ? static_cast<int>(rng() % 256) - 128
+                                     : static_cast<int>(rng() % 129) - 64);
+      std::vector<int32_t> bias(static_cast<size_t>(cc.m));
+      for (int32_t& v : bias) v = static_cast<int32_t>(rng() % 20001) - 10000;
+      const uint8_t x_zero = static_cast<uint8_t>(rng() % 256);
+      auto made = QConvNhwcU8::create(p, w.data(), bias.data(), x_zero, isa);
+      ASSERT_TRUE(made.is_ok()) << made.status().message();
+      const QConvNhwcU8& a = **made;
+      EXPECT_EQ(a.packed_bytes() % 64, 0u);
+      auto blob = copy_blob(a);
+      auto adopted = QConvNhwcU8::create_prepacked(p, a.packed_layout(), blob.get(),
+                                                   a.packed_bytes(), blob, x_zero, isa);
+      ASSERT_TRUE(adopted.is_ok()) << adopted.status().message();
+      const QConvNhwcU8& b = **adopted;
+      EXPECT_EQ(b.packed_data(), blob.get());
+      EXPECT_EQ(b.packed_layout(), a.packed_layout());
+
+      const Conv2dSpatial s = spatial(cc, cc.in_h, cc.in_w);
+      const int64_t batch = 2;
+      std::vector<uint8_t> x(static_cast<size_t>(batch * cc.in_h * cc.in_w * cc.c));
+      for (uint8_t& v : x) v = static_cast<uint8_t>(rng());
+      std::vector<float> scale(static_cast<size_t>(cc.m));
+      for (float& v : scale) v = 1e-4f * static_cast<float>(1 + rng() % 100);
+      QuantOutput out;
+      out.scale = scale.data();
+      out.zero_point = 77;
+      const size_t ys = static_cast<size_t>(batch * s.out_h * s.out_w * cc.m);
+      std::vector<uint8_t> ya(ys), yb(ys, 1);
+      ASSERT_TRUE(a.run_u8(x.data(), out, ya.data(), batch, s, nullptr).is_ok());
+      ASSERT_TRUE(b.run_u8(x.data(), out, yb.data(), batch, s, nullptr).is_ok());
+      ASSERT_EQ(ya, yb);
+      std::vector<float> fa(ys), fb(ys, 1);
+      ASSERT_TRUE(a.run_f32(x.data(), out, fa.data(), batch, s, nullptr).is_ok());
+      ASSERT_TRUE(b.run_f32(x.data(), out, fb.data(), batch, s, nullptr).is_ok());
+      ASSERT_EQ(0, std::memcmp(fa.data(), fb.data(), ys * sizeof(float)));
+    }
+}
+
+// Another layout, size, zero point, alignment or a damaged header: refused with an error.
+TEST(QConv, PrepackedBlobMismatchIsRefused) {
+  const ConvCase cc{16, 24, 1, 3, 3, 1, 1, 1, 5, 5};
+  const Conv2dParams p = params_of(cc);
+  std::vector<int8_t> w(static_cast<size_t>(24 * 16 * 9), 3);
+  auto made = QConvNhwcU8::create(p, w.data(), nullptr, 5, QIsa::kPortable);
+  ASSERT_TRUE(made.is_ok());
+  const QConvNhwcU8& a = **made;
+  auto blob = copy_blob(a);
+  const std::string layout = a.packed_layout();
+  EXPECT_NE(layout.find("portable"), std::string::npos);
+  auto bad = QConvNhwcU8::create_prepacked(p, layout + "-other", blob.get(), a.packed_bytes(), blob,
+                                           5, QIsa::kPortable);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("this build packs"), std::string::npos)
+      << bad.status().message();
+  EXPECT_FALSE(QConvNhwcU8::create_prepacked(p, layout, blob.get(), a.packed_bytes() - 64, blob, 5,
+                                             QIsa::kPortable)
+                   .is_ok());
+  EXPECT_FALSE(QConvNhwcU8::create_prepacked(p, layout, blob.get(), a.packed_bytes(), blob, 6,
+                                             QIsa::kPortable)
+                   .is_ok());
+  Conv2dParams other = p;
+  other.out_channels = 32;  // another size of blob
+  EXPECT_FALSE(QConvNhwcU8::create_prepacked(other, layout, blob.get(), a.packed_bytes(), blob, 5,
+                                             QIsa::kPortable)
+                   .is_ok());
+  for (QIsa isa : supported_qisas())
+    if (isa != QIsa::kPortable) {
+      EXPECT_FALSE(
+          QConvNhwcU8::create_prepacked(p, layout, blob.get(), a.packed_bytes(), blob, 5, isa)
+              .is_ok())
+          << qisa_name(isa);
+    }
+  // A damaged header (a copy with its magic changed).
+  std::vector<uint8_t> copy(a.packed_bytes() + 64);
+  uint8_t* aligned =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(copy.data()) + 63) / 64 * 64);
+  std::memcpy(aligned, a.packed_data(), a.packed_bytes());
+  aligned[0] ^= 1;
+  EXPECT_FALSE(QConvNhwcU8::create_prepacked(p, layout, aligned, a.packed_bytes(), nullptr, 5,
+                                             QIsa::kPortable)
+                   .is_ok());
+  // Not 64-byte aligned.
+  std::memcpy(aligned + 1, a.packed_data(), a.packed_bytes() - 1);
+  EXPECT_FALSE(QConvNhwcU8::create_prepacked(p, layout, aligned + 1, a.packed_bytes(), nullptr, 5,
+                                             QIsa::kPortable)
+                   .is_ok());
 }
 
 }  // namespace

@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/thread_pool.h"
 
 namespace brink::kernels {
@@ -131,6 +134,19 @@ void check(const Case& c, uint32_t seed) {
                  << static_cast<int64_t>(i) % c.c << ") is " << int{y[kGuard + i]} << ", expected "
                  << int{want[i]};
     }
+    // The blob copied elsewhere (as a package's mapping holds it) and adopted: the same bytes.
+    const size_t bytes = (*k)->packed_bytes();
+    EXPECT_EQ(bytes % 64, 0u);
+    std::shared_ptr<void> copy(allocate_aligned(bytes),
+                               [bytes](void* q) { free_aligned(q, bytes); });
+    std::memcpy(copy.get(), (*k)->packed_data(), bytes);
+    auto adopted = DepthwiseQConvNhwcU8::create_prepacked(p, (*k)->packed_layout(), copy.get(),
+                                                          bytes, copy, x_zero, isa);
+    ASSERT_TRUE(adopted.is_ok()) << isa_name(isa) << ": " << adopted.status().message();
+    EXPECT_EQ((*adopted)->packed_data(), copy.get());
+    std::vector<uint8_t> y(y_size, 0xA5);
+    ASSERT_TRUE((*adopted)->run(x.data(), rq, y.data(), c.n, s, nullptr).is_ok());
+    ASSERT_EQ(y, want) << isa_name(isa) << ": the adopted blob computes otherwise";
   }
 }
 
@@ -175,6 +191,41 @@ TEST(QDepthwiseConvU8, SameKernelDifferentSizes) {
   // One kernel, runs with different input sizes: no size-dependent state.
   uint32_t seed = 500;
   for (int64_t hw : {5, 14, 3, 9}) check({1, hw, hw, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, seed++);
+}
+
+TEST(QDepthwiseConvU8, PrepackedBlobMismatchIsRefused) {
+  Conv2dParams p;
+  p.in_channels = p.out_channels = p.group = 19;
+  p.kernel_h = p.kernel_w = 3;
+  const std::vector<int8_t> w(19 * 9, 2);
+  auto k = DepthwiseQConvNhwcU8::create(p, w.data(), nullptr, 9, Isa::kPortable);
+  ASSERT_TRUE(k.is_ok());
+  const size_t bytes = (*k)->packed_bytes();
+  const std::string layout = (*k)->packed_layout();
+  const void* blob = (*k)->packed_data();
+  EXPECT_TRUE(
+      DepthwiseQConvNhwcU8::create_prepacked(p, layout, blob, bytes, nullptr, 9, Isa::kPortable)
+          .is_ok());
+  auto bad = DepthwiseQConvNhwcU8::create_prepacked(p, layout + "x", blob, bytes, nullptr, 9,
+                                                    Isa::kPortable);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("this build packs"), std::string::npos);
+  EXPECT_FALSE(DepthwiseQConvNhwcU8::create_prepacked(p, layout, blob, bytes - 64, nullptr, 9,
+                                                      Isa::kPortable)
+                   .is_ok());
+  EXPECT_FALSE(
+      DepthwiseQConvNhwcU8::create_prepacked(p, layout, blob, bytes, nullptr, 10, Isa::kPortable)
+          .is_ok());
+  for (Isa isa : supported_isas())
+    if (isa != Isa::kPortable) {
+      EXPECT_FALSE(
+          DepthwiseQConvNhwcU8::create_prepacked(p, layout, blob, bytes, nullptr, 9, isa).is_ok())
+          << isa_name(isa);
+    }
+  p.kernel_w = 5;  // more tap pairs: another layout
+  EXPECT_FALSE(
+      DepthwiseQConvNhwcU8::create_prepacked(p, layout, blob, bytes, nullptr, 9, Isa::kPortable)
+          .is_ok());
 }
 
 TEST(QDepthwiseConvU8, RejectsBadParameters) {

@@ -7,13 +7,16 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/thread_pool.h"
 
 namespace brink::kernels {
@@ -291,6 +294,75 @@ TEST(QGemm, EmptyAndZeroK) {
     EXPECT_TRUE(pack_qb(nullptr, -1, 3, 3, false, isa).empty());
     EXPECT_TRUE(PackedQB().empty());
   }
+}
+
+// pack_qb -> the blob copied elsewhere (as a package's mapping holds it) -> adopt_qb: the same
+// bytes out, on awkward shapes (K and N past and short of the tiles, saturating pairs).
+TEST(QGemm, AdoptedBlobRunsIdentically) {
+  std::mt19937 rng(7);
+  for (QIsa isa : supported_qisas())
+    for (const auto& [m, k, n] : std::vector<std::array<int64_t, 3>>{
+             {1, 1, 1}, {3, 5, 17}, {9, 67, 33}, {17, 128, 65}, {4, 3, 100}}) {
+      SCOPED_TRACE(std::string(qisa_name(isa)) + " " + std::to_string(m) + "x" + std::to_string(k) +
+                   "x" + std::to_string(n));
+      std::vector<int8_t> b(static_cast<size_t>(k * n));
+      for (int8_t& v : b) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      std::vector<uint8_t> a(static_cast<size_t>(m * k));
+      for (uint8_t& v : a) v = static_cast<uint8_t>(rng());
+      std::vector<int32_t> bias(static_cast<size_t>(n));
+      for (int32_t& v : bias) v = static_cast<int32_t>(rng() % 2001) - 1000;
+      std::vector<float> scale(static_cast<size_t>(n));
+      for (float& v : scale) v = 1e-4f * static_cast<float>(1 + rng() % 50);
+      const PackedQB packed = pack_qb(b.data(), k, n, k, true, isa);
+      const size_t bytes = packed.blob_bytes();
+      ASSERT_EQ(bytes % 64, 0u);
+      std::shared_ptr<void> copy(allocate_aligned(bytes),
+                                 [bytes](void* q) { free_aligned(q, bytes); });
+      std::memcpy(copy.get(), packed.blob(), bytes);
+      auto adopted = adopt_qb(packed.packed_layout(), copy.get(), bytes, copy, k, n, isa);
+      ASSERT_TRUE(adopted.is_ok()) << adopted.status().message();
+      EXPECT_EQ(adopted->blob(), copy.get());
+      EXPECT_EQ(adopted->exact(), packed.exact());
+      QuantOutput out;
+      out.scale = scale.data();
+      out.zero_point = 3;
+      std::vector<uint8_t> y0(static_cast<size_t>(m * n)), y1(y0.size(), 1);
+      qgemm_u8(m, a.data(), k, 130, packed, bias.data(), out, y0.data(), n, nullptr);
+      qgemm_u8(m, a.data(), k, 130, *adopted, bias.data(), out, y1.data(), n, nullptr);
+      ASSERT_EQ(y0, y1);
+      std::vector<float> f0(y0.size()), f1(y0.size(), 1);
+      qgemm_f32(m, a.data(), k, 7, packed, bias.data(), out, f0.data(), n, nullptr);
+      qgemm_f32(m, a.data(), k, 7, *adopted, bias.data(), out, f1.data(), n, nullptr);
+      ASSERT_EQ(0, std::memcmp(f0.data(), f1.data(), f0.size() * sizeof(float)));
+    }
+}
+
+TEST(QGemm, AdoptRefusesAnotherLayout) {
+  std::vector<int8_t> b(40 * 24, 5);
+  const PackedQB packed = pack_qb(b.data(), 40, 24, 24, false, QIsa::kPortable);
+  const std::string layout = packed.packed_layout();
+  const size_t bytes = packed.blob_bytes();
+  EXPECT_TRUE(adopt_qb(layout, packed.blob(), bytes, nullptr, 40, 24, QIsa::kPortable).is_ok());
+  auto bad = adopt_qb(layout + "x", packed.blob(), bytes, nullptr, 40, 24, QIsa::kPortable);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("this build packs"), std::string::npos);
+  EXPECT_FALSE(
+      adopt_qb(layout, packed.blob(), bytes - 64, nullptr, 40, 24, QIsa::kPortable).is_ok());
+  EXPECT_FALSE(adopt_qb(layout, packed.blob(), bytes, nullptr, 41, 24, QIsa::kPortable).is_ok());
+  EXPECT_FALSE(adopt_qb(layout, packed.blob(), bytes, nullptr, 40, 25, QIsa::kPortable).is_ok());
+  for (QIsa isa : supported_qisas())
+    if (isa != QIsa::kPortable) {
+      EXPECT_FALSE(adopt_qb(layout, packed.blob(), bytes, nullptr, 40, 24, isa).is_ok())
+          << qisa_name(isa);
+    }
+  std::vector<uint8_t> copy(bytes + 64);
+  auto* aligned =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(copy.data()) + 63) / 64 * 64);
+  std::memcpy(aligned, packed.blob(), bytes);
+  aligned[1] ^= 1;  // the magic
+  EXPECT_FALSE(adopt_qb(layout, aligned, bytes, nullptr, 40, 24, QIsa::kPortable).is_ok());
+  std::memcpy(aligned + 4, packed.blob(), bytes - 4);
+  EXPECT_FALSE(adopt_qb(layout, aligned + 4, bytes, nullptr, 40, 24, QIsa::kPortable).is_ok());
 }
 
 }  // namespace

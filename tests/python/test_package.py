@@ -214,3 +214,42 @@ def test_module_pack_and_verify(keys, tmp_path):
     with pytest.raises(brink_module.InvalidArgument):
         brink_module.pack(DIGITS, tmp_path / "x.brink", meta={"bad": object()})
     assert not (tmp_path / "x.brink").exists()
+
+
+def test_int8_package_stores_packed_integer_weights(brink, tmp_path, monkeypatch):
+    """An INT8 model's integer layers (brink.QConv, its depthwise kernel, QGemm) are stored
+    pre-packed: a load adopts them in place, and the package runs exactly like the .onnx."""
+    q = tmp_path / "digits.int8.onnx"
+    proc = brink("quantize", DIGITS, "-o", q, "--calib", os.path.join(MODELS_DIR, "digits_calib.npz"),
+                 "--threads", "1", timeout=600)
+    assert proc.returncode == 0, Brink.describe(proc)
+    sizes = {}
+    for name, extra in [("packed", []), ("plain", ["--no-prepack"])]:
+        out = tmp_path / f"{name}.brink"
+        proc = brink("pack", q, "-o", out, "--int8-kernels", "integer", "--json", *extra)
+        assert proc.returncode == 0, Brink.describe(proc)
+        summary = json.loads(proc.stdout)
+        info = json.loads(brink("info", out, "--json").stdout)
+        assert info["prepacked_nodes"] == summary["prepacked_nodes"]
+        sizes[name] = (summary["prepacked_nodes"], out.stat().st_size)
+    # Every integer conv of the digits CNN (and its classifier, when it is a QGemm).
+    assert sizes["packed"][0] >= 2 and sizes["plain"][0] == 0, sizes
+    x = np.random.default_rng(3).random((5, 1, 8, 8), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    outs = {}
+    for name, model in [("onnx", q), ("packed", tmp_path / "packed.brink"), ("plain", tmp_path / "plain.brink")]:
+        proc = brink("run", model, "--input", f"image={tmp_path / 'x.npy'}", "--int8-kernels", "integer",
+                     "--output-dir", tmp_path / name)
+        assert proc.returncode == 0, Brink.describe(proc)
+        outs[name] = np.load(tmp_path / name / "logits.npy")
+    np.testing.assert_array_equal(outs["onnx"], outs["packed"])
+    np.testing.assert_array_equal(outs["onnx"], outs["plain"])
+    # "faster" at load keeps the integer kernels of the layers that hold packed int8 weights.
+    proc = brink("run", tmp_path / "packed.brink", "--input", f"image={tmp_path / 'x.npy'}",
+                 "--output-dir", tmp_path / "faster")
+    assert proc.returncode == 0, Brink.describe(proc)
+    np.testing.assert_array_equal(outs["onnx"], np.load(tmp_path / "faster" / "logits.npy"))
+    # Packed for this machine's int8 kernels: where another kernel would run (the portable one
+    # here), the load is refused with the layout it found and the one it makes.
+    monkeypatch.setenv("BRINK_ISA", "portable")
+    brink.expect_error("run", tmp_path / "packed.brink", "--random", mentions=("this build packs", "portable"))

@@ -62,6 +62,7 @@ struct PackOptions {
   std::vector<std::string> dims;
   int opt_level = 2;
   bool no_prepack = false;
+  std::string int8_kernels = "faster";
   int format = package::kFormatMajor;
   bool json = false;
 };
@@ -82,6 +83,8 @@ int pack_command(const PackOptions& o) {
   po.version = o.version;
   po.created_by = std::string("brink ") + BRINK_VERSION;
   po.session.optimization_level = o.opt_level;
+  // Which int8 layers get packed integer weights: those whose integer kernel is chosen here.
+  po.session.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
   po.prepack = !o.no_prepack;
   po.format_major = static_cast<uint16_t>(o.format);
   auto dims = parse_dim_values(o.dims);
@@ -334,6 +337,7 @@ void add_package_commands(CLI::App& app, int* exit_code) {
   pack->add_option("--dim", p->dims, "Fix a symbolic dim: NAME=SIZE");
   pack->add_option("--opt-level,-O", p->opt_level, "Graph optimization level (default 2)")
       ->check(CLI::Range(0, 2));
+  add_int8_kernels_option(pack, &p->int8_kernels);
   pack->add_flag("--no-prepack", p->no_prepack,
                  "Store weights as in the model (packed at load) instead of pre-packed");
   pack->add_option("--format", p->format,
