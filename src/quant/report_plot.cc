@@ -23,11 +23,12 @@ struct Rgb {
   uint8_t r, g, b;
 };
 
-constexpr Rgb kWhite{255, 255, 255}, kAxis{40, 40, 40}, kGrid{225, 225, 225}, kGood{46, 139, 87},
-    kBad{230, 85, 13}, kStub{160, 160, 160}, kThreshold{200, 0, 0}, kText{20, 20, 20};
+constexpr Rgb kAxis{40, 40, 40}, kGrid{225, 225, 225}, kGood{46, 139, 87}, kBad{230, 85, 13},
+    kStub{160, 160, 160}, kThreshold{200, 0, 0}, kText{20, 20, 20};
 
 class Canvas {
  public:
+  // A white canvas.
   Canvas(int w, int h) : img_{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 255)} {}
   // Fills [x0, x1) x [y0, y1), clipped to the canvas.
   void fill(int x0, int y0, int x1, int y1, Rgb c) {
