@@ -154,12 +154,12 @@ Result<DeltaSummary> make_delta(const std::string& old_path, const std::string& 
       ops.push_back({kCopy, it->second, c.size, {}});
     } else {
       ++s.changed_chunks;
-      // A changed chunk of weights whose place OLD has too, at the same size (the same layer,
-      // retrained): its differences from that chunk, when they deflate. Not for encrypted
-      // chunks: ciphertexts share nothing.
+      // A changed chunk whose place OLD has too, with the same kind and size (a layer's
+      // weights, retrained): its differences from that chunk, when they deflate smaller. Not
+      // for encrypted chunks: ciphertexts share nothing.
       std::vector<uint8_t> packed;
       if (ci < old_list.size() && old_list[ci].size == c.size && old_list[ci].kind == c.kind &&
-          c.kind == "weights" && !new_pkg->info().encrypted && !old_pkg->info().encrypted)
+          !new_pkg->info().encrypted && !old_pkg->info().encrypted)
         packed = make_patch(old_bytes.data() + old_list[ci].offset, new_bytes.data() + c.offset,
                             static_cast<size_t>(c.size));
       if (!packed.empty()) {

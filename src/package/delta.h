@@ -1,7 +1,7 @@
 // Delta updates between two .brink packages: only what changed travels.
 //
 // A delta rebuilds NEW from OLD byte for byte. It lists NEW's bytes in order as copies of
-// ranges of OLD (a weight chunk whose SHA-256 OLD also has), patches (a changed weight chunk
+// ranges of OLD (a weight chunk whose SHA-256 OLD also has), patches (a changed chunk
 // whose place OLD has at the same size: the differences from OLD's chunk, deflated) and
 // literal bytes (the header, other changed chunks, the manifest, seal and signature). Since
 // a layer's large weights own their chunk (package_writer.cc), a model whose last layer
