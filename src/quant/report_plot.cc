@@ -23,8 +23,8 @@ struct Rgb {
   uint8_t r, g, b;
 };
 
-constexpr Rgb kWhite{255, 255, 255}, kAxis{40, 40, 40}, kGrid{225, 225, 225}, kGood{46, 139, 87},
-    kBad{230, 85, 13}, kStub{160, 160, 160}, kThreshold{200, 0, 0}, kText{20, 20, 20};
+constexpr Rgb kAxis{40, 40, 40}, kGrid{225, 225, 225}, kGood{46, 139, 87}, kBad{230, 85, 13},
+    kStub{160, 160, 160}, kThreshold{200, 0, 0}, kText{20, 20, 20};
 
 class Canvas {
  public:
