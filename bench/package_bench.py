@@ -181,6 +181,7 @@ def measure_delta(model: str, work: str) -> Dict[str, Any]:
     return {"model": model, "layer": changed[0], "weight_shape": changed[2], "layer_mib": layer_bytes / 2**20,
             "package_mib": d["new_bytes"] / 2**20, "delta_mib": d["delta_bytes"] / 2**20,
             "delta_pct": 100.0 * d["delta_bytes"] / d["new_bytes"], "changed_chunks": d["changed_chunks"],
+            "patched_chunks": d.get("patched_chunks", 0),
             "total_chunks": d["total_chunks"], "patch_identical": identical}
 
 
@@ -306,13 +307,15 @@ def bounded_table(rows: List[Dict[str, Any]]) -> str:
 
 
 def delta_table(rows: List[Dict[str, Any]]) -> str:
-    head = ("| model | changed layer | its weight | package MiB | delta MiB | **delta % of package** "
-            "| chunks changed | patch rebuilds it byte for byte |")
+    head = ("| model | changed layer | its weight | layer % of package | package MiB | delta MiB "
+            "| **delta % of package** | chunks changed (patched) | patch rebuilds it byte for byte |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(f"| {r['model']} | {r['layer']} | {'x'.join(map(str, r['weight_shape']))} "
-                     f"({r['layer_mib']:.2f} MiB) | {r['package_mib']:.1f} | {r['delta_mib']:.2f} "
+                     f"({r['layer_mib']:.2f} MiB) | {100.0 * r['layer_mib'] / r['package_mib']:.1f}% "
+                     f"| {r['package_mib']:.1f} | {r['delta_mib']:.2f} "
                      f"| **{r['delta_pct']:.1f}%** | {r['changed_chunks']} of {r['total_chunks']} "
+                     f"({r.get('patched_chunks', 0)}) "
                      f"| {'yes' if r['patch_identical'] else 'NO'} |")
     return "\n".join(lines)
 
@@ -341,7 +344,16 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--out", help="also write the rows as JSON here")
     ap.add_argument("--stream-rate", type=float, default=100.0, help="MB/s for the progressive-loading rows")
     ap.add_argument("--stream-only", action="store_true", help="only the progressive-loading rows (no docs)")
+    ap.add_argument("--delta-only", action="store_true", help="only the delta-update rows (no docs)")
     args = ap.parse_args(argv)
+    if args.delta_only:
+        with tempfile.TemporaryDirectory() as work:
+            deltas = [measure_delta(m, work) for m in args.models]
+        print(delta_table(deltas))
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump({"delta": deltas}, f, indent=2)
+        return 0
     if args.stream_only:
         with tempfile.TemporaryDirectory() as work:
             streams = [measure_stream(m, work, args.stream_rate) for m in args.models]
@@ -398,8 +410,10 @@ def main(argv: List[str]) -> int:
             "## Delta updates", "",
             "The last layer with a 2-D weight (the classifier) scaled by 1.01, both versions packed "
             "(default 4 MiB chunks, pre-packed weights), `brink diff` between them: the delta carries the "
-            "changed chunks, the header and the manifest; every other chunk is copied from the package the "
-            "device already has. `brink patch` must rebuild the new package byte for byte.", "",
+            "changed chunks (a retrained layer's chunk as its deflated differences from the old one, a patch), "
+            "the header and the manifest; every other chunk is copied from the package the device already has. "
+            "`brink patch` must rebuild the new package byte for byte. The changed layer's own share of the "
+            "package is the floor of any delta that sends it whole.", "",
             dmd, "",
             "## Memory-bounded execution", "",
             f"`brink bench model.brink --max-memory {args.max_memory}` against the same without a bound: the package "

@@ -9,6 +9,15 @@
 // both open the bytes or both refuse them. The corpus holds packages of both layouts (format
 // 1, manifest last; format 2, manifest first).
 //
+// Each input is also opened with a fixed decryption key (kFuzzKey: bytes 0, 1, ..., 31), so
+// that encrypted packages reach the XChaCha20-Poly1305 path: the nonces and the ciphertext
+// sizes in the manifest, the tag check and decrypting into memory. The corpus holds a package
+// encrypted with that key (encrypted.brink; the key file is tests/fuzz/fuzz_package.key), so
+// the fuzzer starts from bytes that decrypt. Hashes are of the ciphertext, so the re-sealing
+// still lets mutations through to the tag check; a mutation inside a chunk then fails there,
+// one in the manifest reaches the nonce and size checks. With the right key, an encrypted
+// package must open, or fail with a one-line error, like any other.
+//
 // Build: CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBRINK_FUZZ=ON -DBRINK_TESTS=OFF
 // Run:   ./build-fuzz/fuzz_package_loader tests/fuzz/corpus_package_loader
 #include <cstddef>
@@ -27,6 +36,27 @@
 namespace {
 
 using brink::package::FixedHeader;
+
+// The key of corpus_package_loader/encrypted.brink (tests/fuzz/fuzz_package.key).
+brink::package::EncryptionKey fuzz_key() {
+  brink::package::EncryptionKey k;
+  for (size_t i = 0; i < k.bytes.size(); ++i) k.bytes[i] = static_cast<uint8_t>(i);
+  return k;
+}
+
+void check_one_line(const char* what, const brink::Status& s) {
+  if (s.is_ok()) return;
+  if (s.message().empty()) {
+    std::fprintf(stderr, "fuzz_package_loader: %s: an empty error message\n", what);
+    std::abort();
+  }
+  for (char c : s.message())
+    if (c == '\n' || c == '\r') {
+      std::fprintf(stderr, "fuzz_package_loader: %s: error message spans lines: %s\n", what,
+                   s.message().c_str());
+      std::abort();
+    }
+}
 
 void fail(const char* what, const brink::Status& s) {
   std::fprintf(stderr, "fuzz_package_loader: %s: %s\n", what, s.message().c_str());
@@ -96,6 +126,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (c == '\n' || c == '\r') fail("stream error message spans lines", streamed);
     if (streamed.is_ok() != pkg.is_ok())
       fail("the stream and the buffer disagree", pkg.is_ok() ? streamed : pkg.status());
+  }
+  {
+    // The same bytes as an encrypted package with the corpus's key (ignored when the manifest
+    // says the package is not encrypted: then it must open exactly as without a key).
+    package::VerifyOptions with_key = options;
+    with_key.decryption_key = fuzz_key();
+    auto decrypted = package::open_package_memory(buffer, size, "fuzz input (key)", with_key);
+    check_one_line("with the key", decrypted.status());
+    if (decrypted.is_ok()) {
+      if (pkg.is_ok() && (*decrypted)->info().encrypted)
+        fail("an encrypted package opened without its key", pkg.status());
+      for (const auto& v : (*decrypted)->model().graph.values)
+        if (v.constant && v.constant->nbytes() > 0) {
+          const auto* b = static_cast<const uint8_t*>(v.constant->raw_data());
+          volatile uint8_t sink = b[0] ^ b[v.constant->nbytes() - 1];
+          (void)sink;
+        }
+    } else if (pkg.is_ok() && !(*pkg)->info().encrypted) {
+      fail("a plain package refused with a key", decrypted.status());
+    }
   }
   if (!pkg.is_ok()) {
     const std::string& m = pkg.status().message();

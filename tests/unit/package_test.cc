@@ -440,6 +440,9 @@ TEST(PackageDelta, CarriesOnlyChangedChunksAndRebuildsNewExactly) {
   EXPECT_LT(s->changed_chunks, s->total_chunks);
   EXPECT_GT(s->copied_bytes, s->literal_bytes);
   EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(d)), s->delta_bytes);
+  // The retrained layer's chunk travels as its differences from the old one, deflated.
+  EXPECT_GT(s->patched_chunks, 0);
+  EXPECT_GT(s->patched_bytes, 0);
 
   auto r = apply_delta(a, d, out);
   ASSERT_TRUE(r.is_ok()) << r.status().message();
@@ -464,6 +467,37 @@ TEST(PackageDelta, CarriesOnlyChangedChunksAndRebuildsNewExactly) {
     EXPECT_FALSE(apply_delta_bytes(old_bytes, cut, "delta").is_ok()) << keep;
   }
   for (const auto& p : {a, b, d}) std::filesystem::remove(p);
+}
+
+TEST(PackageDelta, PatchesRoundTripOnAwkwardSizesAndNoPatchMeansFormatOne) {
+  // Same model twice: nothing changed, so no patch, and the delta stays readable by readers
+  // of delta format 1.
+  auto model = onnx_io::load_onnx_file(kDigits);
+  ASSERT_TRUE(model.is_ok());
+  PackOptions options;
+  options.chunk_size = 64 * 3;  // many small chunks, sizes not multiples of 4 words apart
+  const std::string a = temp_path("same_a.brink"), b = temp_path("same_b.brink"),
+                    d = temp_path("same.delta"), out = temp_path("same_out.brink");
+  ASSERT_TRUE(write_package(*model, options, a).is_ok());
+  ASSERT_TRUE(write_package(*model, options, b).is_ok());
+  auto s = make_delta(a, b, d);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(s->patched_chunks, 0);
+  const std::vector<uint8_t> delta = read_file(d);
+  ASSERT_GT(delta.size(), 10u);
+  EXPECT_EQ(delta[8], 1);  // major 1
+  EXPECT_EQ(delta[9], 0);
+  ASSERT_TRUE(apply_delta(a, d, out).is_ok());
+  EXPECT_EQ(read_file(out), read_file(b));
+
+  // Changed with small chunks: every changed chunk is patched or sent, and the result is NEW.
+  ASSERT_TRUE(write_package(with_last_layer_changed(*model), options, b).is_ok());
+  s = make_delta(a, b, d);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_GT(s->changed_chunks, 0);
+  ASSERT_TRUE(apply_delta(a, d, out).is_ok());
+  EXPECT_EQ(read_file(out), read_file(b));
+  for (const auto& p : {a, b, d, out}) std::filesystem::remove(p);
 }
 
 }  // namespace

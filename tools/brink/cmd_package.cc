@@ -214,7 +214,9 @@ int diff_command(const DeltaOptions& o) {
                                 {"new_bytes", s->new_bytes},
                                 {"copied_bytes", s->copied_bytes},
                                 {"literal_bytes", s->literal_bytes},
+                                {"patched_bytes", s->patched_bytes},
                                 {"changed_chunks", s->changed_chunks},
+                                {"patched_chunks", s->patched_chunks},
                                 {"total_chunks", s->total_chunks}}
                      .dump(2)
               << std::endl;
