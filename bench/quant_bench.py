@@ -191,7 +191,7 @@ def measure_int4(name: str, threads: int, seconds: float) -> Dict[str, Any]:
 def markdown_int4(rows: List[Dict[str, Any]]) -> List[str]:
     if not rows:
         return []
-    lines = ["## INT4 weight-only", "",
+    lines = ["", "## INT4 weight-only", "",
              f"Brink: its own `brink quantize --mode int4` model (block {INT4_BLOCK_SIZE}, symmetric; MatMulNBits). "
              "ORT: the model of its own MatMul4BitsQuantizer (same block size and symmetry). Weights stay 4-bit; "
              "activations float.", "",

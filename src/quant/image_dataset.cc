@@ -136,45 +136,6 @@ void shorter_side_to(int64_t r, int64_t* h, int64_t* w) {
   }
 }
 
-// Debian's stb_image (2.27) writes past a Huffman table when a JPEG's DHT segment declares more
-// than 256 codes (upstream fixed it in 2.28): such files are refused before stb_image sees them.
-// Walks the JPEG's segments (skipping entropy-coded data, stuffed bytes and restart markers)
-// and checks the code count of every table of every DHT segment.
-bool jpeg_huffman_tables_fit(const std::vector<uint8_t>& b) {
-  size_t i = 2;  // after SOI
-  while (i + 1 < b.size()) {
-    if (b[i] != 0xFF) {  // entropy-coded data
-      ++i;
-      continue;
-    }
-    const uint8_t m = b[i + 1];
-    if (m == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {  // no length
-      i += 2;
-      continue;
-    }
-    if (m == 0xD9 || i + 3 >= b.size()) return true;  // end (or truncated: stb_image says so)
-    const size_t len = static_cast<size_t>(b[i + 2]) << 8 | b[i + 3];
-    if (m == 0xC4) {  // as stb_image reads it: tables until the length is used up
-      auto byte = [&](size_t p) { return p < b.size() ? b[p] : uint8_t{0}; };
-      int64_t left = static_cast<int64_t>(len) - 2;
-      for (size_t p = i + 4; left > 0;) {
-        if ((byte(p) >> 4) > 1 || (byte(p) & 15) > 3) break;  // stb_image refuses the header
-        int64_t n = 0;
-        for (size_t k = 1; k <= 16; ++k) n += byte(p + k);
-        if (n > 256) return false;
-        left -= 17 + n;
-        p += static_cast<size_t>(17 + n);
-      }
-    }
-    i += 2 + len;
-  }
-  return true;
-}
-
 }  // namespace
 
 Shape ImageSpec::output_shape(int64_t image_height, int64_t image_width) const {
@@ -280,17 +241,26 @@ Result<Image> decode_image(const std::vector<uint8_t>& bytes, int channels,
   if (bytes.size() > static_cast<size_t>(INT32_MAX))
     return invalid_argument(where + ": cannot decode the image: larger than 2 GiB");
   const int len = static_cast<int>(bytes.size());
-  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && !jpeg_huffman_tables_fit(bytes))
-    return invalid_argument(where +
-                            ": cannot decode the image: corrupt JPEG (a Huffman table of more than "
-                            "256 codes)");
+  // JPEG is not decoded: Debian's stb_image (2.27) has memory-safety bugs in its JPEG decoder
+  // (out-of-bounds Huffman table reads and writes on corrupt files, found by
+  // tests/fuzz/fuzz_image_loader.cc), so its JPEG support is not compiled in (stb_impl.cc).
+  if (bytes[0] == 0xFF)
+    return invalid_argument(where + ": JPEG images are not supported (convert them to PNG or BMP)");
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &n))
     return invalid_argument(
-        where + ": cannot decode the image (PNG, JPEG or BMP expected): " + stbi_failure_reason());
+        where + ": cannot decode the image (PNG or BMP expected): " + stbi_failure_reason());
   if (w <= 0 || h <= 0 || w > kMaxSide || h > kMaxSide)
     return invalid_argument(where + ": image of " + dims(h, w) +
                             " pixels; each side must be in 1.." + std::to_string(kMaxSide));
+  // The pixels a file of this size can hold at most: 8 per byte for a BMP (uncompressed, 1 bit
+  // per pixel at least), 8 x 1032 for a PNG (deflate expands at most 1032:1). A header claiming
+  // more is corrupt (a few bytes must not make the decoder fill gigabytes).
+  const bool bmp = bytes[0] == 'B';
+  const double most = static_cast<double>(bytes.size()) * (bmp ? 8.0 : 8.0 * 1032.0);
+  if (static_cast<double>(w) * static_cast<double>(h) > most)
+    return invalid_argument(where + ": cannot decode the image: corrupt or truncated (" +
+                            dims(h, w) + " pixels in " + std::to_string(bytes.size()) + " bytes)");
   unsigned char* data = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, channels);
   if (data == nullptr)
     return invalid_argument(where + ": cannot decode the image: " + stbi_failure_reason());

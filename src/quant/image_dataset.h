@@ -3,8 +3,10 @@
 //
 // load_dataset (dataset.h) hands a folder here when it holds images (.png, .jpg / .jpeg, .bmp)
 // rather than .npy / .npz files. Each image, in file-name order, becomes one sample of the
-// model's single input. Images are decoded with stb_image (Debian's libstb-dev; PNG, JPEG and
-// BMP only, each side at most 16384 pixels) to 8-bit pixels, then, as the spec says:
+// model's single input. Images are decoded with stb_image (Debian's libstb-dev; PNG and BMP,
+// each side at most 16384 pixels; JPEG files are listed but refused with a one-line error:
+// Debian's stb_image 2.27 JPEG decoder is not memory-safe on corrupt files, as our fuzz target
+// found, so it is not compiled in) to 8-bit pixels, then, as the spec says:
 //
 //   color   "rgb" (default), "bgr" or "gray": the channels kept, in that order (gray is
 //           stb_image's luma, (77 R + 150 G + 29 B) >> 8; alpha is dropped);
@@ -23,8 +25,7 @@
 // (unknown keys, wrong types, out-of-range values are one-line errors naming the file), and the
 // shape it produces is checked against the model input before any image is decoded when the
 // spec fixes it (crop, or resize [H, W]), else per image. An image that does not decode is
-// named with stb_image's reason (a JPEG whose Huffman tables would overflow Debian's stb_image
-// 2.27 is refused before decoding); a folder with no images is an error.
+// named with stb_image's reason; a folder with no images is an error.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +67,7 @@ struct Image {
   std::vector<uint8_t> pixels;
 };
 
-// Decodes a PNG / JPEG / BMP held in memory (`where` names it in errors) or a file, to
+// Decodes a PNG / BMP held in memory (`where` names it in errors) or a file, to
 // `channels` (1: gray, 3: RGB) whatever the file stores.
 Result<Image> decode_image(const std::vector<uint8_t>& bytes, int channels,
                            const std::string& where);

@@ -4,7 +4,6 @@
 // bounded, and the writer is used for PNG only (brink quantize --plot, quant/report_plot.h).
 // stb_image is not hardened against hostile files; Brink decodes the user's own data sets.
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_NO_STDIO
 #define STBI_MAX_DIMENSIONS 16384  // kMaxSide in image_dataset.cc

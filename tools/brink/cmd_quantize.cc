@@ -304,7 +304,7 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
                 "scale per block)");
   cmd->add_option("--calib", o->calib,
                   "Calibration data: an .npz (one array per input), an .npy, a folder of them, or "
-                  "a folder of images (PNG, JPEG, BMP)");
+                  "a folder of images (PNG, BMP)");
   cmd->add_option(
       "--preprocess", o->preprocess,
       "Preprocessing spec (JSON) for a folder of images (default: DIR/preprocess.json)");
