@@ -19,6 +19,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+# Each model builder draws its weights from its own seeded generator, so a model is the same
+# whichever tests (here or in modules importing these builders) ran before.
 RNG = np.random.default_rng(0)
 
 
@@ -26,9 +28,15 @@ def _init(name, *shape, scale=0.3):
     return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
 
 
+def _reseed(seed):
+    global RNG
+    RNG = np.random.default_rng(seed)
+
+
 def small_cnn() -> onnx.ModelProto:
     """x[1,3,16,16] -> Conv+Relu -> MaxPool -> Conv+Relu -> Add(residual) -> Conv(s2)+Relu
     -> GlobalAveragePool -> Flatten -> Gemm(transB) -> y[1,10]"""
+    _reseed(0)
     inits = [_init("w1", 8, 3, 3, 3), _init("b1", 8, scale=0.1), _init("w2", 8, 8, 3, 3, scale=0.15),
              _init("b2", 8, scale=0.1), _init("w3", 16, 8, 3, 3, scale=0.15), _init("b3", 16, scale=0.1),
              _init("wf", 10, 16), _init("bf", 10, scale=0.1)]
@@ -85,6 +93,7 @@ def mixed_cnn() -> onnx.ModelProto:
 
 def small_mlp() -> onnx.ModelProto:
     """x[4,32] -> MatMul(32x64) -> Add -> Relu -> Gemm(transB, 16) -> y: int8-dynamic targets."""
+    _reseed(1)
     inits = [_init("w1", 32, 64, scale=0.2), _init("c1", 64, scale=0.1), _init("w2", 16, 64, scale=0.2),
              _init("c2", 16, scale=0.1)]
     nodes = [
