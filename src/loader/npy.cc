@@ -196,7 +196,8 @@ Result<std::vector<std::pair<std::string, Tensor>>> parse_npz(const void* data, 
   if (cd_offset == 0xffffffffu || entries == 0xffffu) {  // zip64 end record via its locator
     if (eocd < 20 || read_u32(p + eocd - 20) != 0x07064b50u) return bad("zip64 locator missing");
     const uint64_t z64 = read_u64(p + eocd - 20 + 8);
-    if (z64 > size - 56 || read_u32(p + z64) != 0x06064b50u) return bad("zip64 end record missing");
+    if (size < 56 || z64 > size - 56 || read_u32(p + z64) != 0x06064b50u)
+      return bad("zip64 end record missing");
     entries = read_u64(p + z64 + 32);
     cd_offset = read_u64(p + z64 + 48);
   }
