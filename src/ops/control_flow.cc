@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 
 namespace brink::ops {
 
@@ -674,14 +675,14 @@ OpDef def(const char* op, int since, InferFn infer, CreateFn create) {
 }  // namespace
 
 void register_control_flow_ops(OpRegistry& r) {
-  r.add(def("If", 1, if_infer, if_create));
-  r.add(def("Loop", 1, loop_infer, loop_create));
-  r.add([] {
+  if constexpr (op_selected("", "If")) r.add(def("If", 1, if_infer, if_create));
+  if constexpr (op_selected("", "Loop")) r.add(def("Loop", 1, loop_infer, loop_create));
+  if constexpr (op_selected("", "Scan")) {
     OpDef d = def("Scan", 8, scan8_infer, scan8_create);
     d.max_version = 8;
-    return d;
-  }());
-  r.add(def("Scan", 9, scan_infer, scan_create));
+    r.add(std::move(d));
+  }
+  if constexpr (op_selected("", "Scan")) r.add(def("Scan", 9, scan_infer, scan_create));
 }
 
 }  // namespace brink::ops

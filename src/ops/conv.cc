@@ -17,6 +17,7 @@
 
 #include "ops/conv.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -578,8 +579,8 @@ Status conv_reference(const ConvAttrs& a, const Tensor& x, const Tensor& w, cons
 
 void register_conv_ops(OpRegistry& r) {
   // Conv-1 and Conv-11 (likewise ConvTranspose) differ only in documentation.
-  r.add(conv_op(false));
-  r.add(conv_op(true));
+  if constexpr (op_selected("", "Conv")) r.add(conv_op(false));
+  if constexpr (op_selected("", "ConvTranspose")) r.add(conv_op(true));
 }
 
 }  // namespace brink::ops

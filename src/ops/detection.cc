@@ -36,6 +36,7 @@
 #include <type_traits>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -884,12 +885,12 @@ OpDef grid_sample_op(int since, int max) {
 
 void register_detection_ops(OpRegistry& r) {
   // NonMaxSuppression 10 and 11 have the same inputs, attributes and semantics.
-  r.add(nms_op(10, 10));
-  r.add(nms_op(11, kMaxOpset));
-  r.add(roi_align_op(10, 15));
-  r.add(roi_align_op(16, kMaxOpset));
-  r.add(grid_sample_op(16, 19));
-  r.add(grid_sample_op(20, kMaxOpset));
+  if constexpr (op_selected("", "NonMaxSuppression")) r.add(nms_op(10, 10));
+  if constexpr (op_selected("", "NonMaxSuppression")) r.add(nms_op(11, kMaxOpset));
+  if constexpr (op_selected("", "RoiAlign")) r.add(roi_align_op(10, 15));
+  if constexpr (op_selected("", "RoiAlign")) r.add(roi_align_op(16, kMaxOpset));
+  if constexpr (op_selected("", "GridSample")) r.add(grid_sample_op(16, 19));
+  if constexpr (op_selected("", "GridSample")) r.add(grid_sample_op(20, kMaxOpset));
 }
 
 }  // namespace brink::ops

@@ -33,6 +33,7 @@
 
 #include "kernels/elementwise.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -638,79 +639,105 @@ void add_compare(OpRegistry& r, const std::string& name, VersionList versions, F
 // ---- unary math -------------------------------------------------------------------------
 
 void register_unary_math(OpRegistry& r) {
-  add_unary<kCatNum>(
-      r, "Abs", {{6, kNum3}, {13, kNum4}},
-      [](auto x) {
-        using C = decltype(x);
-        if constexpr (std::is_floating_point_v<C>)
-          return std::fabs(x);
-        else if constexpr (std::is_signed_v<C>)
-          return x < 0 ? neg_v(x) : x;
-        else
-          return x;
-      },
-      UnaryOp::kAbs);
-  add_unary<kCatF | kCatS>(
-      r, "Neg", {{6, kF3 | kSInts}, {13, kF4 | kSInts}}, [](auto x) { return neg_v(x); },
-      UnaryOp::kNeg);
-  add_unary<kCatF>(
-      r, "Exp", {{6, kF3}, {13, kF4}}, [](auto x) { return std::exp(x); }, UnaryOp::kExp);
-  add_unary<kCatF>(
-      r, "Log", {{6, kF3}, {13, kF4}}, [](auto x) { return std::log(x); }, UnaryOp::kLog);
-  add_unary<kCatF>(
-      r, "Sqrt", {{6, kF3}, {13, kF4}}, [](auto x) { return std::sqrt(x); }, UnaryOp::kSqrt);
-  add_unary<kCatF>(
-      r, "Reciprocal", {{6, kF3}, {13, kF4}}, [](auto x) { return decltype(x)(1) / x; },
-      UnaryOp::kReciprocal);
-  add_unary<kCatF>(r, "Floor", {{6, kF3}, {13, kF4}}, [](auto x) { return std::floor(x); });
-  add_unary<kCatF>(r, "Ceil", {{6, kF3}, {13, kF4}}, [](auto x) { return std::ceil(x); });
-  add_unary<kCatF>(r, "Round", {{11, kF3}}, [](auto x) { return round_half_even(x); });
-  add_unary<kCatNum>(r, "Sign", {{9, kNum3}, {13, kNum4}}, [](auto x) {
-    using C = decltype(x);
-    if constexpr (std::is_floating_point_v<C>)
-      return x > 0 ? C(1) : x < 0 ? C(-1) : x;  // 0, NaN kept
-    else
-      return static_cast<C>(int(x > 0) - int(is_neg(x)));
-  });
-  add_unary<kCatF>(r, "Sin", {{7, kF3}}, [](auto x) { return std::sin(x); });
-  add_unary<kCatF>(r, "Cos", {{7, kF3}}, [](auto x) { return std::cos(x); });
-  add_unary<kCatF>(r, "Tan", {{7, kF3}}, [](auto x) { return std::tan(x); });
-  add_unary<kCatF>(r, "Asin", {{7, kF3}}, [](auto x) { return std::asin(x); });
-  add_unary<kCatF>(r, "Acos", {{7, kF3}}, [](auto x) { return std::acos(x); });
-  add_unary<kCatF>(r, "Atan", {{7, kF3}}, [](auto x) { return std::atan(x); });
-  add_unary<kCatF>(r, "Sinh", {{9, kF3}}, [](auto x) { return std::sinh(x); });
-  add_unary<kCatF>(r, "Cosh", {{9, kF3}}, [](auto x) { return std::cosh(x); });
-  add_unary<kCatF>(r, "Asinh", {{9, kF3}}, [](auto x) { return std::asinh(x); });
-  add_unary<kCatF>(r, "Acosh", {{9, kF3}}, [](auto x) { return std::acosh(x); });
-  add_unary<kCatF>(r, "Atanh", {{9, kF3}}, [](auto x) { return std::atanh(x); });
+  if constexpr (op_selected("", "Abs"))
+    add_unary<kCatNum>(
+        r, "Abs", {{6, kNum3}, {13, kNum4}},
+        [](auto x) {
+          using C = decltype(x);
+          if constexpr (std::is_floating_point_v<C>)
+            return std::fabs(x);
+          else if constexpr (std::is_signed_v<C>)
+            return x < 0 ? neg_v(x) : x;
+          else
+            return x;
+        },
+        UnaryOp::kAbs);
+  if constexpr (op_selected("", "Neg"))
+    add_unary<kCatF | kCatS>(
+        r, "Neg", {{6, kF3 | kSInts}, {13, kF4 | kSInts}}, [](auto x) { return neg_v(x); },
+        UnaryOp::kNeg);
+  if constexpr (op_selected("", "Exp"))
+    add_unary<kCatF>(
+        r, "Exp", {{6, kF3}, {13, kF4}}, [](auto x) { return std::exp(x); }, UnaryOp::kExp);
+  if constexpr (op_selected("", "Log"))
+    add_unary<kCatF>(
+        r, "Log", {{6, kF3}, {13, kF4}}, [](auto x) { return std::log(x); }, UnaryOp::kLog);
+  if constexpr (op_selected("", "Sqrt"))
+    add_unary<kCatF>(
+        r, "Sqrt", {{6, kF3}, {13, kF4}}, [](auto x) { return std::sqrt(x); }, UnaryOp::kSqrt);
+  if constexpr (op_selected("", "Reciprocal"))
+    add_unary<kCatF>(
+        r, "Reciprocal", {{6, kF3}, {13, kF4}}, [](auto x) { return decltype(x)(1) / x; },
+        UnaryOp::kReciprocal);
+  if constexpr (op_selected("", "Floor"))
+    add_unary<kCatF>(r, "Floor", {{6, kF3}, {13, kF4}}, [](auto x) { return std::floor(x); });
+  if constexpr (op_selected("", "Ceil"))
+    add_unary<kCatF>(r, "Ceil", {{6, kF3}, {13, kF4}}, [](auto x) { return std::ceil(x); });
+  if constexpr (op_selected("", "Round"))
+    add_unary<kCatF>(r, "Round", {{11, kF3}}, [](auto x) { return round_half_even(x); });
+  if constexpr (op_selected("", "Sign"))
+    add_unary<kCatNum>(r, "Sign", {{9, kNum3}, {13, kNum4}}, [](auto x) {
+      using C = decltype(x);
+      if constexpr (std::is_floating_point_v<C>)
+        return x > 0 ? C(1) : x < 0 ? C(-1) : x;  // 0, NaN kept
+      else
+        return static_cast<C>(int(x > 0) - int(is_neg(x)));
+    });
+  if constexpr (op_selected("", "Sin"))
+    add_unary<kCatF>(r, "Sin", {{7, kF3}}, [](auto x) { return std::sin(x); });
+  if constexpr (op_selected("", "Cos"))
+    add_unary<kCatF>(r, "Cos", {{7, kF3}}, [](auto x) { return std::cos(x); });
+  if constexpr (op_selected("", "Tan"))
+    add_unary<kCatF>(r, "Tan", {{7, kF3}}, [](auto x) { return std::tan(x); });
+  if constexpr (op_selected("", "Asin"))
+    add_unary<kCatF>(r, "Asin", {{7, kF3}}, [](auto x) { return std::asin(x); });
+  if constexpr (op_selected("", "Acos"))
+    add_unary<kCatF>(r, "Acos", {{7, kF3}}, [](auto x) { return std::acos(x); });
+  if constexpr (op_selected("", "Atan"))
+    add_unary<kCatF>(r, "Atan", {{7, kF3}}, [](auto x) { return std::atan(x); });
+  if constexpr (op_selected("", "Sinh"))
+    add_unary<kCatF>(r, "Sinh", {{9, kF3}}, [](auto x) { return std::sinh(x); });
+  if constexpr (op_selected("", "Cosh"))
+    add_unary<kCatF>(r, "Cosh", {{9, kF3}}, [](auto x) { return std::cosh(x); });
+  if constexpr (op_selected("", "Asinh"))
+    add_unary<kCatF>(r, "Asinh", {{9, kF3}}, [](auto x) { return std::asinh(x); });
+  if constexpr (op_selected("", "Acosh"))
+    add_unary<kCatF>(r, "Acosh", {{9, kF3}}, [](auto x) { return std::acosh(x); });
+  if constexpr (op_selected("", "Atanh"))
+    add_unary<kCatF>(r, "Atanh", {{9, kF3}}, [](auto x) { return std::atanh(x); });
   // Erf-9 also takes integers: computed in double and truncated back (so mostly 0 or +-1).
-  add_unary<kCatNum>(
-      r, "Erf", {{9, kNum3}, {13, kF4}},
-      [](auto x) {
-        if constexpr (std::is_floating_point_v<decltype(x)>)
-          return std::erf(x);
-        else
-          return std::erf(static_cast<double>(x));
-      },
-      UnaryOp::kErf);
-  add_unary<kCatInt>(r, "BitwiseNot", {{18, kInts}},
-                     [](auto x) { return static_cast<decltype(x)>(~x); });
+  if constexpr (op_selected("", "Erf"))
+    add_unary<kCatNum>(
+        r, "Erf", {{9, kNum3}, {13, kF4}},
+        [](auto x) {
+          if constexpr (std::is_floating_point_v<decltype(x)>)
+            return std::erf(x);
+          else
+            return std::erf(static_cast<double>(x));
+        },
+        UnaryOp::kErf);
+  if constexpr (op_selected("", "BitwiseNot"))
+    add_unary<kCatInt>(r, "BitwiseNot", {{18, kInts}},
+                       [](auto x) { return static_cast<decltype(x)>(~x); });
 
-  add_op(r, "Not", {{1, kBoolT}}, same_type_infer,
-         [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return unary_kernel<kCatB>([](bool x) { return !x; });
-         });
-  add_op(r, "IsNaN", {{9, kF3}, {13, kF4}}, bool_out_infer,
-         [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-           return unary_kernel<kCatF, true>([](auto x) { return std::isnan(x); });
-         });
-  add_op(r, "IsInf", {{10, kF32F64}, {20, kF4}}, bool_out_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           const bool neg = c.node.attr_int("detect_negative", 1) != 0;
-           const bool pos = c.node.attr_int("detect_positive", 1) != 0;
-           return unary_kernel<kCatF, true>(
-               [neg, pos](auto x) { return std::isinf(x) && (x > 0 ? pos : neg); });
-         });
+  if constexpr (op_selected("", "Not"))
+    add_op(r, "Not", {{1, kBoolT}}, same_type_infer,
+           [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
+             return unary_kernel<kCatB>([](bool x) { return !x; });
+           });
+  if constexpr (op_selected("", "IsNaN"))
+    add_op(r, "IsNaN", {{9, kF3}, {13, kF4}}, bool_out_infer,
+           [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
+             return unary_kernel<kCatF, true>([](auto x) { return std::isnan(x); });
+           });
+  if constexpr (op_selected("", "IsInf"))
+    add_op(r, "IsInf", {{10, kF32F64}, {20, kF4}}, bool_out_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             const bool neg = c.node.attr_int("detect_negative", 1) != 0;
+             const bool pos = c.node.attr_int("detect_positive", 1) != 0;
+             return unary_kernel<kCatF, true>(
+                 [neg, pos](auto x) { return std::isinf(x) && (x > 0 ? pos : neg); });
+           });
 }
 
 // ---- activations ------------------------------------------------------------------------
@@ -737,116 +764,135 @@ void add_unary_attr(OpRegistry& r, const std::string& name, VersionList versions
 
 void register_activations(OpRegistry& r) {
   // NaN passes through (x < 0 is false), as numpy.maximum(x, 0).
-  add_unary<kCatF | kCatS>(
-      r, "Relu", {{6, kF3}, {13, kF4}, {14, kF4 | kSInts}},
-      [](auto x) { return x < 0 ? decltype(x)(0) : x; }, UnaryOp::kRelu);
-  add_unary<kCatF>(
-      r, "Sigmoid", {{6, kF3}, {13, kF4}}, [](auto x) { return sigmoid_v(x); }, UnaryOp::kSigmoid);
-  add_unary<kCatF>(
-      r, "Tanh", {{6, kF3}, {13, kF4}}, [](auto x) { return std::tanh(x); }, UnaryOp::kTanh);
-  add_unary<kCatF>(
-      r, "HardSwish", {{14, kF3}},
-      [](auto x) {
-        using C = decltype(x);
-        return x * std::max(C(0), std::min(C(1), x / C(6) + C(0.5)));
-      },
-      UnaryOp::kHardSwish);
-  add_unary<kCatF>(
-      r, "Softplus", {{1, kF3}}, [](auto x) { return softplus_v(x); }, UnaryOp::kSoftplus);
-  add_unary<kCatF>(
-      r, "Softsign", {{1, kF3}}, [](auto x) { return x / (decltype(x)(1) + std::fabs(x)); },
-      UnaryOp::kSoftsign);
-  add_unary<kCatF>(
-      r, "Mish", {{18, kF3}}, [](auto x) { return x * std::tanh(softplus_v(x)); }, UnaryOp::kMish);
-
-  add_unary_attr(
-      r, "HardSigmoid", {{6, kF3}},
-      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-        const float alpha = c.node.attr_float("alpha", 0.2f),
-                    beta = c.node.attr_float("beta", 0.5f);
-        return unary_kernel<kCatF>([alpha, beta](auto x) {
+  if constexpr (op_selected("", "Relu"))
+    add_unary<kCatF | kCatS>(
+        r, "Relu", {{6, kF3}, {13, kF4}, {14, kF4 | kSInts}},
+        [](auto x) { return x < 0 ? decltype(x)(0) : x; }, UnaryOp::kRelu);
+  if constexpr (op_selected("", "Sigmoid"))
+    add_unary<kCatF>(
+        r, "Sigmoid", {{6, kF3}, {13, kF4}}, [](auto x) { return sigmoid_v(x); },
+        UnaryOp::kSigmoid);
+  if constexpr (op_selected("", "Tanh"))
+    add_unary<kCatF>(
+        r, "Tanh", {{6, kF3}, {13, kF4}}, [](auto x) { return std::tanh(x); }, UnaryOp::kTanh);
+  if constexpr (op_selected("", "HardSwish"))
+    add_unary<kCatF>(
+        r, "HardSwish", {{14, kF3}},
+        [](auto x) {
           using C = decltype(x);
-          const C v = C(alpha) * x + C(beta);
-          return v < C(0) ? C(0) : v > C(1) ? C(1) : v;  // NaN passes through
+          return x * std::max(C(0), std::min(C(1), x / C(6) + C(0.5)));
+        },
+        UnaryOp::kHardSwish);
+  if constexpr (op_selected("", "Softplus"))
+    add_unary<kCatF>(
+        r, "Softplus", {{1, kF3}}, [](auto x) { return softplus_v(x); }, UnaryOp::kSoftplus);
+  if constexpr (op_selected("", "Softsign"))
+    add_unary<kCatF>(
+        r, "Softsign", {{1, kF3}}, [](auto x) { return x / (decltype(x)(1) + std::fabs(x)); },
+        UnaryOp::kSoftsign);
+  if constexpr (op_selected("", "Mish"))
+    add_unary<kCatF>(
+        r, "Mish", {{18, kF3}}, [](auto x) { return x * std::tanh(softplus_v(x)); },
+        UnaryOp::kMish);
+
+  if constexpr (op_selected("", "HardSigmoid"))
+    add_unary_attr(
+        r, "HardSigmoid", {{6, kF3}},
+        [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+          const float alpha = c.node.attr_float("alpha", 0.2f),
+                      beta = c.node.attr_float("beta", 0.5f);
+          return unary_kernel<kCatF>([alpha, beta](auto x) {
+            using C = decltype(x);
+            const C v = C(alpha) * x + C(beta);
+            return v < C(0) ? C(0) : v > C(1) ? C(1) : v;  // NaN passes through
+          });
+        },
+        [](const KernelCreateContext& c) {
+          return Unary{UnaryOp::kHardSigmoid, c.node.attr_float("alpha", 0.2f),
+                       c.node.attr_float("beta", 0.5f)};
         });
-      },
-      [](const KernelCreateContext& c) {
-        return Unary{UnaryOp::kHardSigmoid, c.node.attr_float("alpha", 0.2f),
-                     c.node.attr_float("beta", 0.5f)};
-      });
-  add_unary_attr(
-      r, "LeakyRelu", {{6, kF3}, {16, kF4}},
-      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-        const float alpha = c.node.attr_float("alpha", 0.01f);
-        return unary_kernel<kCatF>([alpha](auto x) { return x < 0 ? decltype(x)(alpha) * x : x; });
-      },
-      [](const KernelCreateContext& c) {
-        return Unary{UnaryOp::kLeakyRelu, c.node.attr_float("alpha", 0.01f)};
-      });
-  add_unary_attr(r, "Elu", {{6, kF3}},
-                 [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-                   const float alpha = c.node.attr_float("alpha", 1.0f);
-                   return unary_kernel<kCatF>(
-                       [alpha](auto x) { return x < 0 ? decltype(x)(alpha) * std::expm1(x) : x; });
-                 });
-  add_unary_attr(r, "Selu", {{6, kF3}},
-                 [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-                   const float alpha = c.node.attr_float("alpha", 1.67326319217681884765625f);
-                   const float gamma = c.node.attr_float("gamma", 1.05070102214813232421875f);
-                   return unary_kernel<kCatF>([alpha, gamma](auto x) {
-                     using C = decltype(x);
-                     return x > 0 ? C(gamma) * x : C(gamma) * (C(alpha) * std::exp(x) - C(alpha));
+  if constexpr (op_selected("", "LeakyRelu"))
+    add_unary_attr(
+        r, "LeakyRelu", {{6, kF3}, {16, kF4}},
+        [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+          const float alpha = c.node.attr_float("alpha", 0.01f);
+          return unary_kernel<kCatF>(
+              [alpha](auto x) { return x < 0 ? decltype(x)(alpha) * x : x; });
+        },
+        [](const KernelCreateContext& c) {
+          return Unary{UnaryOp::kLeakyRelu, c.node.attr_float("alpha", 0.01f)};
+        });
+  if constexpr (op_selected("", "Elu"))
+    add_unary_attr(
+        r, "Elu", {{6, kF3}}, [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+          const float alpha = c.node.attr_float("alpha", 1.0f);
+          return unary_kernel<kCatF>(
+              [alpha](auto x) { return x < 0 ? decltype(x)(alpha) * std::expm1(x) : x; });
+        });
+  if constexpr (op_selected("", "Selu"))
+    add_unary_attr(r, "Selu", {{6, kF3}},
+                   [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+                     const float alpha = c.node.attr_float("alpha", 1.67326319217681884765625f);
+                     const float gamma = c.node.attr_float("gamma", 1.05070102214813232421875f);
+                     return unary_kernel<kCatF>([alpha, gamma](auto x) {
+                       using C = decltype(x);
+                       return x > 0 ? C(gamma) * x : C(gamma) * (C(alpha) * std::exp(x) - C(alpha));
+                     });
                    });
-                 });
-  add_unary_attr(r, "Celu", {{12, kF32}},
-                 [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-                   const float alpha = c.node.attr_float("alpha", 1.0f);
-                   if (alpha == 0.0f) return c.invalid("attribute alpha must be non-zero");
-                   return unary_kernel<kCatF>([alpha](auto x) {
-                     using C = decltype(x);
-                     // max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), letting NaN through
-                     return x > C(0) ? x : C(alpha) * std::expm1(x / C(alpha));
+  if constexpr (op_selected("", "Celu"))
+    add_unary_attr(r, "Celu", {{12, kF32}},
+                   [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+                     const float alpha = c.node.attr_float("alpha", 1.0f);
+                     if (alpha == 0.0f) return c.invalid("attribute alpha must be non-zero");
+                     return unary_kernel<kCatF>([alpha](auto x) {
+                       using C = decltype(x);
+                       // max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), letting NaN through
+                       return x > C(0) ? x : C(alpha) * std::expm1(x / C(alpha));
+                     });
                    });
-                 });
-  add_unary_attr(r, "ThresholdedRelu", {{10, kF3}},
-                 [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-                   const float alpha = c.node.attr_float("alpha", 1.0f);
-                   return unary_kernel<kCatF>(
-                       [alpha](auto x) { return x > decltype(x)(alpha) ? x : decltype(x)(0); });
-                 });
-  add_unary_attr(
-      r, "Gelu", {{20, kF4}},
-      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-        const std::string approx = c.node.attr_string("approximate", "none");
-        if (approx == "none")
-          return unary_kernel<kCatF>([](auto x) {
-            using C = decltype(x);
-            return C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440)));
-          });
-        if (approx == "tanh")
-          return unary_kernel<kCatF>([](auto x) {
-            using C = decltype(x);
-            const C k = C(0.79788456080286535588);  // sqrt(2 / pi)
-            return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
-          });
-        return c.invalid("attribute approximate is '" + approx + "', expected 'none' or 'tanh'");
-      },
-      [](const KernelCreateContext& c) {
-        return Unary{c.node.attr_string("approximate", "none") == "tanh" ? UnaryOp::kGeluTanh
-                                                                         : UnaryOp::kGelu};
-      });
+  if constexpr (op_selected("", "ThresholdedRelu"))
+    add_unary_attr(r, "ThresholdedRelu", {{10, kF3}},
+                   [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+                     const float alpha = c.node.attr_float("alpha", 1.0f);
+                     return unary_kernel<kCatF>(
+                         [alpha](auto x) { return x > decltype(x)(alpha) ? x : decltype(x)(0); });
+                   });
+  if constexpr (op_selected("", "Gelu"))
+    add_unary_attr(
+        r, "Gelu", {{20, kF4}},
+        [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+          const std::string approx = c.node.attr_string("approximate", "none");
+          if (approx == "none")
+            return unary_kernel<kCatF>([](auto x) {
+              using C = decltype(x);
+              return C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440)));
+            });
+          if (approx == "tanh")
+            return unary_kernel<kCatF>([](auto x) {
+              using C = decltype(x);
+              const C k = C(0.79788456080286535588);  // sqrt(2 / pi)
+              return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
+            });
+          return c.invalid("attribute approximate is '" + approx + "', expected 'none' or 'tanh'");
+        },
+        [](const KernelCreateContext& c) {
+          return Unary{c.node.attr_string("approximate", "none") == "tanh" ? UnaryOp::kGeluTanh
+                                                                           : UnaryOp::kGelu};
+        });
   // Shrink-9 takes integers too: computed in double, then converted back (saturating).
-  add_unary_attr(
-      r, "Shrink", {{9, kNum3}},
-      [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-        const float bias = c.node.attr_float("bias", 0.0f),
-                    lambd = c.node.attr_float("lambd", 0.5f);
-        return unary_kernel<kCatNum>([bias, lambd](auto x) {
-          using C = std::conditional_t<std::is_floating_point_v<decltype(x)>, decltype(x), double>;
-          const C v = static_cast<C>(x);
-          return v < -C(lambd) ? v + C(bias) : v > C(lambd) ? v - C(bias) : C(0);
+  if constexpr (op_selected("", "Shrink"))
+    add_unary_attr(
+        r, "Shrink", {{9, kNum3}},
+        [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+          const float bias = c.node.attr_float("bias", 0.0f),
+                      lambd = c.node.attr_float("lambd", 0.5f);
+          return unary_kernel<kCatNum>([bias, lambd](auto x) {
+            using C =
+                std::conditional_t<std::is_floating_point_v<decltype(x)>, decltype(x), double>;
+            const C v = static_cast<C>(x);
+            return v < -C(lambd) ? v + C(bias) : v > C(lambd) ? v - C(bias) : C(0);
+          });
         });
-      });
 
   // PRelu: slope broadcasts unidirectionally to X; the output has X's type.
   auto prelu_infer = [](TypeSet types) -> InferFn {
@@ -871,31 +917,34 @@ void register_activations(OpRegistry& r) {
       return propagate_input_type(ctx);
     };
   };
-  add_op(r, "PRelu", {{7, kF3}, {9, kF3 | kI32I64U32U64}, {16, kF4 | kI32I64U32U64}}, prelu_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           std::unique_ptr<Kernel> ref = binary_kernel<kCatNum>(
-               [](auto x, auto slope) { return is_neg(x) ? mul_v(x, slope) : x; });
-           if (!use_fast_f32(c)) return ref;
-           return fast_binary_kernel(BinaryOp::kPRelu, kernels::usable_isa(c.isa), std::move(ref));
-         });
+  if constexpr (op_selected("", "PRelu"))
+    add_op(r, "PRelu", {{7, kF3}, {9, kF3 | kI32I64U32U64}, {16, kF4 | kI32I64U32U64}}, prelu_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             std::unique_ptr<Kernel> ref = binary_kernel<kCatNum>(
+                 [](auto x, auto slope) { return is_neg(x) ? mul_v(x, slope) : x; });
+             if (!use_fast_f32(c)) return ref;
+             return fast_binary_kernel(BinaryOp::kPRelu, kernels::usable_isa(c.isa),
+                                       std::move(ref));
+           });
 
   // Clip-6: bounds are attributes. An absent bound does not clamp (so +-inf survive).
-  add_op(r, "Clip", {{6, kF3}}, same_type_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           const ir::Attribute* lo_attr = c.node.attr("min");
-           const ir::Attribute* hi_attr = c.node.attr("max");
-           const float lo =
-               lo_attr ? c.node.attr_float("min", 0) : -std::numeric_limits<float>::infinity();
-           const float hi =
-               hi_attr ? c.node.attr_float("max", 0) : std::numeric_limits<float>::infinity();
-           std::unique_ptr<Kernel> ref = unary_kernel<kCatF>([lo, hi](auto x) {
-             using C = decltype(x);
-             return std::min(std::max(x, C(lo)), C(hi));  // NaN passes through
+  if constexpr (op_selected("", "Clip"))
+    add_op(r, "Clip", {{6, kF3}}, same_type_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             const ir::Attribute* lo_attr = c.node.attr("min");
+             const ir::Attribute* hi_attr = c.node.attr("max");
+             const float lo =
+                 lo_attr ? c.node.attr_float("min", 0) : -std::numeric_limits<float>::infinity();
+             const float hi =
+                 hi_attr ? c.node.attr_float("max", 0) : std::numeric_limits<float>::infinity();
+             std::unique_ptr<Kernel> ref = unary_kernel<kCatF>([lo, hi](auto x) {
+               using C = decltype(x);
+               return std::min(std::max(x, C(lo)), C(hi));  // NaN passes through
+             });
+             if (!use_fast_f32(c)) return ref;
+             return fast_unary_kernel(Unary{UnaryOp::kClip, lo, hi}, kernels::usable_isa(c.isa),
+                                      std::move(ref));
            });
-           if (!use_fast_f32(c)) return ref;
-           return fast_unary_kernel(Unary{UnaryOp::kClip, lo, hi}, kernels::usable_isa(c.isa),
-                                    std::move(ref));
-         });
   // Clip-11+: bounds are optional scalar inputs of the input's dtype.
   auto clip_infer = [](TypeSet types) -> InferFn {
     return [types](InferContext& ctx) -> Status {
@@ -911,122 +960,140 @@ void register_activations(OpRegistry& r) {
       return propagate_input_type(ctx);
     };
   };
-  add_op(r, "Clip", {{11, kF3}, {12, kNum3}, {13, kNum4}}, clip_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           std::unique_ptr<Kernel> ref = make_kernel([](KernelContext& ctx) -> Status {
-             const Tensor& x = ctx.input(0);
-             Tensor& y = ctx.output(0);
-             const bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
-             if ((has_lo && ctx.input(1).numel() != 1) || (has_hi && ctx.input(2).numel() != 1))
-               return invalid_argument("Clip: min and max must hold exactly one value");
-             bool ran = false;
-             visit_dtype(x.dtype(), [&]<typename T>() {
-               if constexpr (in_cats<T, kCatNum>) {
-                 using C = compute_t<T>;
-                 const C lo = has_lo ? static_cast<C>(ctx.input(1).data<T>()[0]) : C(0);
-                 const C hi = has_hi ? static_cast<C>(ctx.input(2).data<T>()[0]) : C(0);
-                 const T* in = x.data<T>();
-                 T* out = y.data<T>();
-                 const int64_t count = x.numel();
-                 for (int64_t i = 0; i < count; ++i) {
-                   C v = static_cast<C>(in[i]);
-                   if (has_lo) v = std::max(v, lo);
-                   if (has_hi)
-                     v = std::min(v, hi);  // min > max gives max everywhere, as the spec says
-                   out[i] = convert<T>(v);
+  if constexpr (op_selected("", "Clip"))
+    add_op(r, "Clip", {{11, kF3}, {12, kNum3}, {13, kNum4}}, clip_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             std::unique_ptr<Kernel> ref = make_kernel([](KernelContext& ctx) -> Status {
+               const Tensor& x = ctx.input(0);
+               Tensor& y = ctx.output(0);
+               const bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
+               if ((has_lo && ctx.input(1).numel() != 1) || (has_hi && ctx.input(2).numel() != 1))
+                 return invalid_argument("Clip: min and max must hold exactly one value");
+               bool ran = false;
+               visit_dtype(x.dtype(), [&]<typename T>() {
+                 if constexpr (in_cats<T, kCatNum>) {
+                   using C = compute_t<T>;
+                   const C lo = has_lo ? static_cast<C>(ctx.input(1).data<T>()[0]) : C(0);
+                   const C hi = has_hi ? static_cast<C>(ctx.input(2).data<T>()[0]) : C(0);
+                   const T* in = x.data<T>();
+                   T* out = y.data<T>();
+                   const int64_t count = x.numel();
+                   for (int64_t i = 0; i < count; ++i) {
+                     C v = static_cast<C>(in[i]);
+                     if (has_lo) v = std::max(v, lo);
+                     if (has_hi)
+                       v = std::min(v, hi);  // min > max gives max everywhere, as the spec says
+                     out[i] = convert<T>(v);
+                   }
+                   ran = true;
                  }
-                 ran = true;
-               }
+               });
+               return ran ? Status::ok() : dtype_not_handled("Clip", x.dtype());
              });
-             return ran ? Status::ok() : dtype_not_handled("Clip", x.dtype());
+             if (!use_fast_f32(c)) return ref;
+             const Isa isa = kernels::usable_isa(c.isa);
+             return fast_or_reference(
+                 [isa](KernelContext& ctx) {
+                   // The bounds are inputs, read on every run; a wrong count goes to the
+                   // reference, which reports it.
+                   const float inf = std::numeric_limits<float>::infinity();
+                   Unary u{UnaryOp::kClip, -inf, inf};
+                   for (size_t i = 1; i <= 2; ++i) {
+                     if (!ctx.has_input(i)) continue;
+                     const Tensor& t = ctx.input(i);
+                     if (t.numel() != 1 || t.dtype() != DataType::kFloat32) return false;
+                     (i == 1 ? u.alpha : u.beta) = t.data<float>()[0];
+                   }
+                   const Tensor& x = ctx.input(0);
+                   kernels::unary_f32_parallel(u, x.data<float>(), ctx.output(0).data<float>(),
+                                               x.numel(), isa, ctx.thread_pool());
+                   return true;
+                 },
+                 std::move(ref));
            });
-           if (!use_fast_f32(c)) return ref;
-           const Isa isa = kernels::usable_isa(c.isa);
-           return fast_or_reference(
-               [isa](KernelContext& ctx) {
-                 // The bounds are inputs, read on every run; a wrong count goes to the
-                 // reference, which reports it.
-                 const float inf = std::numeric_limits<float>::infinity();
-                 Unary u{UnaryOp::kClip, -inf, inf};
-                 for (size_t i = 1; i <= 2; ++i) {
-                   if (!ctx.has_input(i)) continue;
-                   const Tensor& t = ctx.input(i);
-                   if (t.numel() != 1 || t.dtype() != DataType::kFloat32) return false;
-                   (i == 1 ? u.alpha : u.beta) = t.data<float>()[0];
-                 }
-                 const Tensor& x = ctx.input(0);
-                 kernels::unary_f32_parallel(u, x.data<float>(), ctx.output(0).data<float>(),
-                                             x.numel(), isa, ctx.thread_pool());
-                 return true;
-               },
-               std::move(ref));
-         });
 }
 
 // ---- binary ops -------------------------------------------------------------------------
 
 void register_binary(OpRegistry& r) {
   const VersionList arith = {{7, kF3 | kI32I64U32U64}, {13, kF4 | kI32I64U32U64}, {14, kNum4}};
-  add_binary<kCatNum>(
-      r, "Add", arith, [](auto a, auto b) { return add_v(a, b); }, BinaryOp::kAdd);
-  add_binary<kCatNum>(
-      r, "Sub", arith, [](auto a, auto b) { return sub_v(a, b); }, BinaryOp::kSub);
-  add_binary<kCatNum>(
-      r, "Mul", arith, [](auto a, auto b) { return mul_v(a, b); }, BinaryOp::kMul);
-  add_binary<kCatNum>(
-      r, "Div", arith, [](auto a, auto b) { return div_v(a, b); }, BinaryOp::kDiv);
+  if constexpr (op_selected("", "Add"))
+    add_binary<kCatNum>(
+        r, "Add", arith, [](auto a, auto b) { return add_v(a, b); }, BinaryOp::kAdd);
+  if constexpr (op_selected("", "Sub"))
+    add_binary<kCatNum>(
+        r, "Sub", arith, [](auto a, auto b) { return sub_v(a, b); }, BinaryOp::kSub);
+  if constexpr (op_selected("", "Mul"))
+    add_binary<kCatNum>(
+        r, "Mul", arith, [](auto a, auto b) { return mul_v(a, b); }, BinaryOp::kMul);
+  if constexpr (op_selected("", "Div"))
+    add_binary<kCatNum>(
+        r, "Div", arith, [](auto a, auto b) { return div_v(a, b); }, BinaryOp::kDiv);
 
   // Mod: fmod=0 is Python's % (integers only), fmod=1 is C's fmod (any numeric type).
-  add_op(r, "Mod", {{10, kNum3}, {13, kNum4}}, binary_same_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           const int64_t fmod = c.node.attr_int("fmod", 0);
-           if (fmod != 0 && fmod != 1)
-             return c.invalid("attribute fmod is " + std::to_string(fmod) + ", expected 0 or 1");
-           if (fmod == 0 && c.has_input(0) && dtype_is_float(c.input_dtype(0)))
-             return c.invalid(std::string("fmod=0 is defined for integer types only; ") +
-                              dtype_long_name(c.input_dtype(0)) + " inputs need fmod=1");
-           if (fmod == 1)
-             return binary_kernel<kCatNum>([](auto a, auto b) { return fmod_v(a, b); });
-           return binary_kernel<kCatInt>([](auto a, auto b) { return pymod_v(a, b); });
-         });
+  if constexpr (op_selected("", "Mod"))
+    add_op(r, "Mod", {{10, kNum3}, {13, kNum4}}, binary_same_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             const int64_t fmod = c.node.attr_int("fmod", 0);
+             if (fmod != 0 && fmod != 1)
+               return c.invalid("attribute fmod is " + std::to_string(fmod) + ", expected 0 or 1");
+             if (fmod == 0 && c.has_input(0) && dtype_is_float(c.input_dtype(0)))
+               return c.invalid(std::string("fmod=0 is defined for integer types only; ") +
+                                dtype_long_name(c.input_dtype(0)) + " inputs need fmod=1");
+             if (fmod == 1)
+               return binary_kernel<kCatNum>([](auto a, auto b) { return fmod_v(a, b); });
+             return binary_kernel<kCatInt>([](auto a, auto b) { return pymod_v(a, b); });
+           });
 
-  add_op(r, "BitShift", {{11, kUInts}}, binary_same_infer,
-         [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
-           const std::string dir = c.node.attr_string("direction", "");
-           // Shifting by the bit width or more gives 0 (it is undefined in C++).
-           if (dir == "LEFT")
-             return binary_kernel<kCatU>([](auto x, auto s) {
-               using C = decltype(x);
-               return uint64_t{s} >= sizeof(C) * 8
-                          ? C(0)
-                          : static_cast<C>(static_cast<wide_unsigned_t<C>>(x) << s);
-             });
-           if (dir == "RIGHT")
-             return binary_kernel<kCatU>([](auto x, auto s) {
-               using C = decltype(x);
-               return uint64_t{s} >= sizeof(C) * 8 ? C(0) : static_cast<C>(x >> s);
-             });
-           return c.invalid("attribute direction is '" + dir + "', expected 'LEFT' or 'RIGHT'");
-         });
-  add_binary<kCatInt>(r, "BitwiseAnd", {{18, kInts}},
-                      [](auto a, auto b) { return static_cast<decltype(a)>(a & b); });
-  add_binary<kCatInt>(r, "BitwiseOr", {{18, kInts}},
-                      [](auto a, auto b) { return static_cast<decltype(a)>(a | b); });
-  add_binary<kCatInt>(r, "BitwiseXor", {{18, kInts}},
-                      [](auto a, auto b) { return static_cast<decltype(a)>(a ^ b); });
+  if constexpr (op_selected("", "BitShift"))
+    add_op(r, "BitShift", {{11, kUInts}}, binary_same_infer,
+           [](const KernelCreateContext& c) -> Result<std::unique_ptr<Kernel>> {
+             const std::string dir = c.node.attr_string("direction", "");
+             // Shifting by the bit width or more gives 0 (it is undefined in C++).
+             if (dir == "LEFT")
+               return binary_kernel<kCatU>([](auto x, auto s) {
+                 using C = decltype(x);
+                 return uint64_t{s} >= sizeof(C) * 8
+                            ? C(0)
+                            : static_cast<C>(static_cast<wide_unsigned_t<C>>(x) << s);
+               });
+             if (dir == "RIGHT")
+               return binary_kernel<kCatU>([](auto x, auto s) {
+                 using C = decltype(x);
+                 return uint64_t{s} >= sizeof(C) * 8 ? C(0) : static_cast<C>(x >> s);
+               });
+             return c.invalid("attribute direction is '" + dir + "', expected 'LEFT' or 'RIGHT'");
+           });
+  if constexpr (op_selected("", "BitwiseAnd"))
+    add_binary<kCatInt>(r, "BitwiseAnd", {{18, kInts}},
+                        [](auto a, auto b) { return static_cast<decltype(a)>(a & b); });
+  if constexpr (op_selected("", "BitwiseOr"))
+    add_binary<kCatInt>(r, "BitwiseOr", {{18, kInts}},
+                        [](auto a, auto b) { return static_cast<decltype(a)>(a | b); });
+  if constexpr (op_selected("", "BitwiseXor"))
+    add_binary<kCatInt>(r, "BitwiseXor", {{18, kInts}},
+                        [](auto a, auto b) { return static_cast<decltype(a)>(a ^ b); });
 
-  add_compare<kCatNum | kCatB>(r, "Equal",
-                               {{7, kBoolT | kI32I64}, {11, kAll3}, {13, kAll4}, {19, kAll4}},
-                               [](auto a, auto b) { return a == b; });
+  if constexpr (op_selected("", "Equal"))
+    add_compare<kCatNum | kCatB>(r, "Equal",
+                                 {{7, kBoolT | kI32I64}, {11, kAll3}, {13, kAll4}, {19, kAll4}},
+                                 [](auto a, auto b) { return a == b; });
   const VersionList order9 = {{7, kF3}, {9, kNum3}, {13, kNum4}};
   const VersionList order12 = {{12, kNum3}, {16, kNum4}};
-  add_compare<kCatNum>(r, "Less", order9, [](auto a, auto b) { return a < b; });
-  add_compare<kCatNum>(r, "Greater", order9, [](auto a, auto b) { return a > b; });
-  add_compare<kCatNum>(r, "LessOrEqual", order12, [](auto a, auto b) { return a <= b; });
-  add_compare<kCatNum>(r, "GreaterOrEqual", order12, [](auto a, auto b) { return a >= b; });
-  add_compare<kCatB>(r, "And", {{7, kBoolT}}, [](bool a, bool b) { return a && b; });
-  add_compare<kCatB>(r, "Or", {{7, kBoolT}}, [](bool a, bool b) { return a || b; });
-  add_compare<kCatB>(r, "Xor", {{7, kBoolT}}, [](bool a, bool b) { return a != b; });
+  if constexpr (op_selected("", "Less"))
+    add_compare<kCatNum>(r, "Less", order9, [](auto a, auto b) { return a < b; });
+  if constexpr (op_selected("", "Greater"))
+    add_compare<kCatNum>(r, "Greater", order9, [](auto a, auto b) { return a > b; });
+  if constexpr (op_selected("", "LessOrEqual"))
+    add_compare<kCatNum>(r, "LessOrEqual", order12, [](auto a, auto b) { return a <= b; });
+  if constexpr (op_selected("", "GreaterOrEqual"))
+    add_compare<kCatNum>(r, "GreaterOrEqual", order12, [](auto a, auto b) { return a >= b; });
+  if constexpr (op_selected("", "And"))
+    add_compare<kCatB>(r, "And", {{7, kBoolT}}, [](bool a, bool b) { return a && b; });
+  if constexpr (op_selected("", "Or"))
+    add_compare<kCatB>(r, "Or", {{7, kBoolT}}, [](bool a, bool b) { return a || b; });
+  if constexpr (op_selected("", "Xor"))
+    add_compare<kCatB>(r, "Xor", {{7, kBoolT}}, [](bool a, bool b) { return a != b; });
 
   // Pow-7: base and exponent share a float type. Pow-12+: the exponent has its own type;
   // the output has the base's type.
@@ -1106,17 +1173,21 @@ void register_binary(OpRegistry& r) {
         },
         std::move(ref));
   };
-  add_op(
-      r, "Pow", {{7, kF3}}, [&](TypeSet t) { return pow_infer(t, t, true); }, pow_create);
-  add_op(
-      r, "Pow", {{12, kF3 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum3, false); },
-      pow_create);
-  add_op(
-      r, "Pow", {{13, kF4 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum3, false); },
-      pow_create);
-  add_op(
-      r, "Pow", {{15, kF4 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum4, false); },
-      pow_create);
+  if constexpr (op_selected("", "Pow"))
+    add_op(
+        r, "Pow", {{7, kF3}}, [&](TypeSet t) { return pow_infer(t, t, true); }, pow_create);
+  if constexpr (op_selected("", "Pow"))
+    add_op(
+        r, "Pow", {{12, kF3 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum3, false); },
+        pow_create);
+  if constexpr (op_selected("", "Pow"))
+    add_op(
+        r, "Pow", {{13, kF4 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum3, false); },
+        pow_create);
+  if constexpr (op_selected("", "Pow"))
+    add_op(
+        r, "Pow", {{15, kF4 | kI32I64}}, [&](TypeSet t) { return pow_infer(t, kNum4, false); },
+        pow_create);
 }
 
 // ---- variadic ops -----------------------------------------------------------------------
@@ -1255,15 +1326,19 @@ void add_variadic(OpRegistry& r, const std::string& name, VersionList versions, 
 
 void register_variadic(OpRegistry& r) {
   const VersionList minmax = {{6, kF3}, {8, kF3}, {12, kNum3}, {13, kNum4}};
-  add_variadic<kCatNum>(
-      r, "Max", minmax, [](auto a, auto b) { return max_v(a, b); }, false, BinaryOp::kMax);
-  add_variadic<kCatNum>(
-      r, "Min", minmax, [](auto a, auto b) { return min_v(a, b); }, false, BinaryOp::kMin);
+  if constexpr (op_selected("", "Max"))
+    add_variadic<kCatNum>(
+        r, "Max", minmax, [](auto a, auto b) { return max_v(a, b); }, false, BinaryOp::kMax);
+  if constexpr (op_selected("", "Min"))
+    add_variadic<kCatNum>(
+        r, "Min", minmax, [](auto a, auto b) { return min_v(a, b); }, false, BinaryOp::kMin);
   const VersionList summean = {{6, kF3}, {8, kF3}, {13, kF4}};
-  add_variadic<kCatF>(
-      r, "Sum", summean, [](auto a, auto b) { return a + b; }, false, BinaryOp::kAdd);
-  add_variadic<kCatF>(
-      r, "Mean", summean, [](auto a, auto b) { return a + b; }, true, BinaryOp::kAdd);
+  if constexpr (op_selected("", "Sum"))
+    add_variadic<kCatF>(
+        r, "Sum", summean, [](auto a, auto b) { return a + b; }, false, BinaryOp::kAdd);
+  if constexpr (op_selected("", "Mean"))
+    add_variadic<kCatF>(
+        r, "Mean", summean, [](auto a, auto b) { return a + b; }, true, BinaryOp::kAdd);
 }
 
 // ---- Where ------------------------------------------------------------------------------
@@ -1281,32 +1356,33 @@ void register_where(OpRegistry& r) {
       return Status::ok();
     };
   };
-  add_op(
-      r, "Where", {{9, kAll3}, {16, kAll4}}, infer,
-      [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
-        return make_kernel([](KernelContext& ctx) -> Status {
-          const Tensor& c = ctx.input(0);
-          const Tensor& x = ctx.input(1);
-          const Tensor& y = ctx.input(2);
-          Tensor& z = ctx.output(0);
-          const BroadcastPlan p = plan_broadcast(z.shape(), {&c.shape(), &x.shape(), &y.shape()});
-          const bool ok = visit_dtype(x.dtype(), [&]<typename T>() {
-            const bool* pc = c.data<bool>();
-            const T* px = x.data<T>();
-            const T* py = y.data<T>();
-            T* pz = z.data<T>();
-            const int64_t sc = p.step[0], sx = p.step[1], sy = p.step[2];
-            for_each_run(p, [&](int64_t o, const Offsets& off) {
-              const bool* cc = pc + off[0];
-              const T* xx = px + off[1];
-              const T* yy = py + off[2];
-              for (int64_t i = 0; i < p.inner; ++i)
-                pz[o + i] = cc[i * sc] ? xx[i * sx] : yy[i * sy];
+  if constexpr (op_selected("", "Where"))
+    add_op(
+        r, "Where", {{9, kAll3}, {16, kAll4}}, infer,
+        [](const KernelCreateContext&) -> Result<std::unique_ptr<Kernel>> {
+          return make_kernel([](KernelContext& ctx) -> Status {
+            const Tensor& c = ctx.input(0);
+            const Tensor& x = ctx.input(1);
+            const Tensor& y = ctx.input(2);
+            Tensor& z = ctx.output(0);
+            const BroadcastPlan p = plan_broadcast(z.shape(), {&c.shape(), &x.shape(), &y.shape()});
+            const bool ok = visit_dtype(x.dtype(), [&]<typename T>() {
+              const bool* pc = c.data<bool>();
+              const T* px = x.data<T>();
+              const T* py = y.data<T>();
+              T* pz = z.data<T>();
+              const int64_t sc = p.step[0], sx = p.step[1], sy = p.step[2];
+              for_each_run(p, [&](int64_t o, const Offsets& off) {
+                const bool* cc = pc + off[0];
+                const T* xx = px + off[1];
+                const T* yy = py + off[2];
+                for (int64_t i = 0; i < p.inner; ++i)
+                  pz[o + i] = cc[i * sc] ? xx[i * sx] : yy[i * sy];
+              });
             });
+            return ok ? Status::ok() : dtype_not_handled("Where", x.dtype());
           });
-          return ok ? Status::ok() : dtype_not_handled("Where", x.dtype());
         });
-      });
 }
 
 // ---- Cast, CastLike ---------------------------------------------------------------------
@@ -1392,8 +1468,9 @@ void register_cast(OpRegistry& r) {
       return Status::ok();
     };
   };
-  add_op(r, "Cast", {{6, kAll3}, {9, kAll3}, {13, kAll4}, {19, kAll4}, {21, kAll4}}, cast_infer,
-         cast_create());
+  if constexpr (op_selected("", "Cast"))
+    add_op(r, "Cast", {{6, kAll3}, {9, kAll3}, {13, kAll4}, {19, kAll4}, {21, kAll4}}, cast_infer,
+           cast_create());
 
   auto cast_like_infer = [](TypeSet types) -> InferFn {
     return [types](InferContext& ctx) -> Status {
@@ -1403,7 +1480,8 @@ void register_cast(OpRegistry& r) {
       return Status::ok();
     };
   };
-  add_op(r, "CastLike", {{15, kAll4}, {19, kAll4}, {21, kAll4}}, cast_like_infer, cast_create());
+  if constexpr (op_selected("", "CastLike"))
+    add_op(r, "CastLike", {{15, kAll4}, {19, kAll4}, {21, kAll4}}, cast_like_infer, cast_create());
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "kernels/depthwise_conv.h"
 #include "ops/conv.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -375,6 +376,7 @@ Result<std::unique_ptr<Kernel>> create_fused_conv(const KernelCreateContext& c) 
 }  // namespace
 
 void register_fused_conv_ops(OpRegistry& r) {
+  if constexpr (!op_selected("brink", "Conv")) return;
   OpDef d;
   d.op_type = "Conv";
   d.domain = "brink";

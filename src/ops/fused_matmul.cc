@@ -20,6 +20,7 @@
 #include "kernels/gemm.h"
 #include "ops/linalg.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -298,7 +299,7 @@ Status fused_matmul_reference(const Tensor& a, const Tensor& b, const Tensor* bi
 }
 
 void register_fused_matmul_ops(OpRegistry& r) {
-  r.add(fused_matmul_op());
+  if constexpr (op_selected("brink", "MatMul")) r.add(fused_matmul_op());
 }
 
 }  // namespace brink::ops

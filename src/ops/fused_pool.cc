@@ -16,6 +16,7 @@
 #include "kernels/pool.h"
 #include "kernels/qpool.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 #include "ops/pool.h"
 
@@ -262,10 +263,13 @@ OpDef global_pool_def(const char* name, PoolKind kind) {
 }  // namespace
 
 void register_fused_pool_ops(OpRegistry& r) {
-  r.add(pool_def("MaxPool", PoolKind::kMax));
-  r.add(pool_def("AveragePool", PoolKind::kAverage));
-  r.add(global_pool_def("GlobalAveragePool", PoolKind::kAverage));
-  r.add(global_pool_def("GlobalMaxPool", PoolKind::kMax));
+  if constexpr (op_selected("brink", "MaxPool")) r.add(pool_def("MaxPool", PoolKind::kMax));
+  if constexpr (op_selected("brink", "AveragePool"))
+    r.add(pool_def("AveragePool", PoolKind::kAverage));
+  if constexpr (op_selected("brink", "GlobalAveragePool"))
+    r.add(global_pool_def("GlobalAveragePool", PoolKind::kAverage));
+  if constexpr (op_selected("brink", "GlobalMaxPool"))
+    r.add(global_pool_def("GlobalMaxPool", PoolKind::kMax));
 }
 
 }  // namespace brink::ops

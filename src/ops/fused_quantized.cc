@@ -35,6 +35,7 @@
 #include "kernels/transpose.h"
 #include "ops/conv.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -673,20 +674,24 @@ Result<std::unique_ptr<Kernel>> create_qadd(const KernelCreateContext& c) {
 }  // namespace
 
 void register_fused_quantized_ops(OpRegistry& r) {
-  OpDef conv;
-  conv.op_type = "QConv";
-  conv.domain = "brink";
-  conv.since_version = 1;
-  conv.infer = infer_qconv;
-  conv.create = create_qconv;
-  r.add(std::move(conv));
-  OpDef add;
-  add.op_type = "QAdd";
-  add.domain = "brink";
-  add.since_version = 1;
-  add.infer = infer_qadd;
-  add.create = create_qadd;
-  r.add(std::move(add));
+  if constexpr (op_selected("brink", "QConv")) {
+    OpDef conv;
+    conv.op_type = "QConv";
+    conv.domain = "brink";
+    conv.since_version = 1;
+    conv.infer = infer_qconv;
+    conv.create = create_qconv;
+    r.add(std::move(conv));
+  }
+  if constexpr (op_selected("brink", "QAdd")) {
+    OpDef add;
+    add.op_type = "QAdd";
+    add.domain = "brink";
+    add.since_version = 1;
+    add.infer = infer_qadd;
+    add.create = create_qadd;
+    r.add(std::move(add));
+  }
 }
 
 }  // namespace brink::ops

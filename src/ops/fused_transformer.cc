@@ -18,6 +18,7 @@
 #include "kernels/elementwise.h"
 #include "ops/evaluate.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -263,9 +264,10 @@ OpDef attention_op() {
 }  // namespace
 
 void register_fused_transformer_ops(OpRegistry& r) {
-  r.add(same_as_onnx("LayerNormalization", "LayerNormalization", 17));
-  r.add(same_as_onnx("Gelu", "Gelu", 20));
-  r.add(attention_op());
+  if constexpr (op_selected("brink", "LayerNormalization"))
+    r.add(same_as_onnx("LayerNormalization", "LayerNormalization", 17));
+  if constexpr (op_selected("brink", "Gelu")) r.add(same_as_onnx("Gelu", "Gelu", 20));
+  if constexpr (op_selected("brink", "Attention")) r.add(attention_op());
 }
 
 }  // namespace brink::ops

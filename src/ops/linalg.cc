@@ -19,6 +19,7 @@
 #include "kernels/gemm.h"
 #include "ops/linalg.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -727,16 +728,16 @@ Status gemm_reference(const Tensor& a, const Tensor& b, const Tensor* cin, bool 
 
 void register_linalg_ops(OpRegistry& r) {
   // MatMul: 9 adds i32/i64/u32/u64, 13 bf16.
-  r.add(matmul_op(1, 8));
-  r.add(matmul_op(9, 12));
-  r.add(matmul_op(13, 21));
+  if constexpr (op_selected("", "MatMul")) r.add(matmul_op(1, 8));
+  if constexpr (op_selected("", "MatMul")) r.add(matmul_op(9, 12));
+  if constexpr (op_selected("", "MatMul")) r.add(matmul_op(13, 21));
   // Gemm: 7 makes C broadcast unidirectionally, 9 adds integer types, 11 makes C optional,
   // 13 adds bf16.
-  r.add(gemm_op(7, 8));
-  r.add(gemm_op(9, 10));
-  r.add(gemm_op(11, 12));
-  r.add(gemm_op(13, 21));
-  r.add(einsum_op());
+  if constexpr (op_selected("", "Gemm")) r.add(gemm_op(7, 8));
+  if constexpr (op_selected("", "Gemm")) r.add(gemm_op(9, 10));
+  if constexpr (op_selected("", "Gemm")) r.add(gemm_op(11, 12));
+  if constexpr (op_selected("", "Gemm")) r.add(gemm_op(13, 21));
+  if constexpr (op_selected("", "Einsum")) r.add(einsum_op());
 }
 
 }  // namespace brink::ops

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -216,11 +217,15 @@ OpDef loss_op(const char* op_type, bool softmax, int since, int until, bool bf16
 }  // namespace
 
 void register_loss_ops(OpRegistry& r) {
-  r.add(loss_op("NegativeLogLikelihoodLoss", false, 12, 12, false));
+  if constexpr (op_selected("", "NegativeLogLikelihoodLoss"))
+    r.add(loss_op("NegativeLogLikelihoodLoss", false, 12, 12, false));
   // bf16 arrives for NegativeLogLikelihoodLoss only at opset 22.
-  r.add(loss_op("NegativeLogLikelihoodLoss", false, 13, 21, false));
-  r.add(loss_op("SoftmaxCrossEntropyLoss", true, 12, 12, false));
-  r.add(loss_op("SoftmaxCrossEntropyLoss", true, 13, 21, true));
+  if constexpr (op_selected("", "NegativeLogLikelihoodLoss"))
+    r.add(loss_op("NegativeLogLikelihoodLoss", false, 13, 21, false));
+  if constexpr (op_selected("", "SoftmaxCrossEntropyLoss"))
+    r.add(loss_op("SoftmaxCrossEntropyLoss", true, 12, 12, false));
+  if constexpr (op_selected("", "SoftmaxCrossEntropyLoss"))
+    r.add(loss_op("SoftmaxCrossEntropyLoss", true, 13, 21, true));
 }
 
 }  // namespace brink::ops

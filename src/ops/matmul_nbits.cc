@@ -19,6 +19,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/nbits_gemm.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -265,8 +266,9 @@ OpDef gather_block_quantized() {
 }  // namespace
 
 void register_matmul_nbits_ops(OpRegistry& r) {
-  r.add(matmul_nbits());
-  r.add(gather_block_quantized());
+  if constexpr (op_selected("com.microsoft", "MatMulNBits")) r.add(matmul_nbits());
+  if constexpr (op_selected("com.microsoft", "GatherBlockQuantized"))
+    r.add(gather_block_quantized());
 }
 
 }  // namespace brink::ops

@@ -21,6 +21,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/layernorm.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -652,19 +653,19 @@ OpDef lp_norm_op() {
 void register_normalization_ops(OpRegistry& r) {
   // BatchNormalization: 7 drops is_test, 9 drops spatial, 14 adds training_mode and bf16,
   // 15 lets scale/B and mean/var have their own types.
-  r.add(batch_norm_op(7, 8));
-  r.add(batch_norm_op(9, 13));
-  r.add(batch_norm_op(14, 14));
-  r.add(batch_norm_op(15, 21));
-  r.add(instance_norm_op());
-  r.add(layer_norm_op());
-  r.add(group_norm_op(18, 20));
-  r.add(group_norm_op(21, 21));
-  r.add(lrn_op(1, 12));  // 13 adds bf16
-  r.add(lrn_op(13, 21));
-  r.add(mvn_op(9, 12));  // 13 adds bf16
-  r.add(mvn_op(13, 21));
-  r.add(lp_norm_op());
+  if constexpr (op_selected("", "BatchNormalization")) r.add(batch_norm_op(7, 8));
+  if constexpr (op_selected("", "BatchNormalization")) r.add(batch_norm_op(9, 13));
+  if constexpr (op_selected("", "BatchNormalization")) r.add(batch_norm_op(14, 14));
+  if constexpr (op_selected("", "BatchNormalization")) r.add(batch_norm_op(15, 21));
+  if constexpr (op_selected("", "InstanceNormalization")) r.add(instance_norm_op());
+  if constexpr (op_selected("", "LayerNormalization")) r.add(layer_norm_op());
+  if constexpr (op_selected("", "GroupNormalization")) r.add(group_norm_op(18, 20));
+  if constexpr (op_selected("", "GroupNormalization")) r.add(group_norm_op(21, 21));
+  if constexpr (op_selected("", "LRN")) r.add(lrn_op(1, 12));  // 13 adds bf16
+  if constexpr (op_selected("", "LRN")) r.add(lrn_op(13, 21));
+  if constexpr (op_selected("", "MeanVarianceNormalization")) r.add(mvn_op(9, 12));  // 13 adds bf16
+  if constexpr (op_selected("", "MeanVarianceNormalization")) r.add(mvn_op(13, 21));
+  if constexpr (op_selected("", "LpNormalization")) r.add(lp_norm_op());
 }
 
 }  // namespace brink::ops

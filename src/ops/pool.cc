@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 #include "ops/pool.h"
 
@@ -565,22 +566,34 @@ void register_pool_ops(OpRegistry& r) {
   using K = PoolKind;
   // MaxPool: 8 adds the Indices output and storage_order, 10 ceil_mode and dilations
   // (11 changes only documentation), 12 int8/uint8 inputs.
-  r.add(pool_op("MaxPool", 1, 7, {K::kMax, false, false, false, false, false}));
-  r.add(pool_op("MaxPool", 8, 9, {K::kMax, true, false, false, false, false}));
-  r.add(pool_op("MaxPool", 10, 11, {K::kMax, true, true, true, false, false}));
-  r.add(pool_op("MaxPool", 12, 21, {K::kMax, true, true, true, false, true}));
+  if constexpr (op_selected("", "MaxPool"))
+    r.add(pool_op("MaxPool", 1, 7, {K::kMax, false, false, false, false, false}));
+  if constexpr (op_selected("", "MaxPool"))
+    r.add(pool_op("MaxPool", 8, 9, {K::kMax, true, false, false, false, false}));
+  if constexpr (op_selected("", "MaxPool"))
+    r.add(pool_op("MaxPool", 10, 11, {K::kMax, true, true, true, false, false}));
+  if constexpr (op_selected("", "MaxPool"))
+    r.add(pool_op("MaxPool", 12, 21, {K::kMax, true, true, true, false, true}));
   // AveragePool: 7 adds count_include_pad, 10 ceil_mode (11 documentation), 19 dilations.
-  r.add(pool_op("AveragePool", 1, 6, {K::kAverage, false, false, false, false, false}));
-  r.add(pool_op("AveragePool", 7, 9, {K::kAverage, false, false, false, true, false}));
-  r.add(pool_op("AveragePool", 10, 18, {K::kAverage, false, true, false, true, false}));
-  r.add(pool_op("AveragePool", 19, 21, {K::kAverage, false, true, true, true, false}));
+  if constexpr (op_selected("", "AveragePool"))
+    r.add(pool_op("AveragePool", 1, 6, {K::kAverage, false, false, false, false, false}));
+  if constexpr (op_selected("", "AveragePool"))
+    r.add(pool_op("AveragePool", 7, 9, {K::kAverage, false, false, false, true, false}));
+  if constexpr (op_selected("", "AveragePool"))
+    r.add(pool_op("AveragePool", 10, 18, {K::kAverage, false, true, false, true, false}));
+  if constexpr (op_selected("", "AveragePool"))
+    r.add(pool_op("AveragePool", 19, 21, {K::kAverage, false, true, true, true, false}));
   // LpPool: 2 makes p an int (11 documentation), 18 adds ceil_mode and dilations.
-  r.add(pool_op("LpPool", 2, 17, {K::kLp, false, false, false, false, false}));
-  r.add(pool_op("LpPool", 18, 21, {K::kLp, false, true, true, false, false}));
-  r.add(global_pool_op("GlobalAveragePool", 1, K::kAverage));
-  r.add(global_pool_op("GlobalMaxPool", 1, K::kMax));
-  r.add(global_pool_op("GlobalLpPool", 2, K::kLp));
-  r.add(max_unpool_op());
+  if constexpr (op_selected("", "LpPool"))
+    r.add(pool_op("LpPool", 2, 17, {K::kLp, false, false, false, false, false}));
+  if constexpr (op_selected("", "LpPool"))
+    r.add(pool_op("LpPool", 18, 21, {K::kLp, false, true, true, false, false}));
+  if constexpr (op_selected("", "GlobalAveragePool"))
+    r.add(global_pool_op("GlobalAveragePool", 1, K::kAverage));
+  if constexpr (op_selected("", "GlobalMaxPool"))
+    r.add(global_pool_op("GlobalMaxPool", 1, K::kMax));
+  if constexpr (op_selected("", "GlobalLpPool")) r.add(global_pool_op("GlobalLpPool", 2, K::kLp));
+  if constexpr (op_selected("", "MaxUnpool")) r.add(max_unpool_op());
 }
 
 }  // namespace brink::ops

@@ -24,6 +24,7 @@
 #include "kernels/qgemm.h"
 #include "kernels/qpool.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -1973,37 +1974,44 @@ OpDef dynamic_quantize_matmul() {
 }  // namespace
 
 void register_quantized_ops(OpRegistry& r) {
-  r.add(quantize_linear(10, 12));
-  r.add(quantize_linear(13, 18));
-  r.add(quantize_linear(19, 20));
-  r.add(quantize_linear(21, 21));
-  r.add(dequantize_linear(10, 12));
-  r.add(dequantize_linear(13, 18));
-  r.add(dequantize_linear(19, 20));
-  r.add(dequantize_linear(21, 21));
-  r.add(dynamic_quantize_linear());
-  r.add(matmul_integer());
-  r.add(conv_integer());
-  r.add(qlinear_matmul(10, 20));
-  r.add(qlinear_matmul(21, 21));
-  r.add(qlinear_conv());
+  if constexpr (op_selected("", "QuantizeLinear")) r.add(quantize_linear(10, 12));
+  if constexpr (op_selected("", "QuantizeLinear")) r.add(quantize_linear(13, 18));
+  if constexpr (op_selected("", "QuantizeLinear")) r.add(quantize_linear(19, 20));
+  if constexpr (op_selected("", "QuantizeLinear")) r.add(quantize_linear(21, 21));
+  if constexpr (op_selected("", "DequantizeLinear")) r.add(dequantize_linear(10, 12));
+  if constexpr (op_selected("", "DequantizeLinear")) r.add(dequantize_linear(13, 18));
+  if constexpr (op_selected("", "DequantizeLinear")) r.add(dequantize_linear(19, 20));
+  if constexpr (op_selected("", "DequantizeLinear")) r.add(dequantize_linear(21, 21));
+  if constexpr (op_selected("", "DynamicQuantizeLinear")) r.add(dynamic_quantize_linear());
+  if constexpr (op_selected("", "MatMulInteger")) r.add(matmul_integer());
+  if constexpr (op_selected("", "ConvInteger")) r.add(conv_integer());
+  if constexpr (op_selected("", "QLinearMatMul")) r.add(qlinear_matmul(10, 20));
+  if constexpr (op_selected("", "QLinearMatMul")) r.add(qlinear_matmul(21, 21));
+  if constexpr (op_selected("", "QLinearConv")) r.add(qlinear_conv());
 
-  r.add(qlinear_binary("QLinearAdd", [](int32_t a, float sa, int32_t b, float sb, float sc) {
-    return (sa * static_cast<float>(a) + sb * static_cast<float>(b)) / sc;
-  }));
-  r.add(qlinear_binary("QLinearMul", [](int32_t a, float sa, int32_t b, float sb, float sc) {
-    return static_cast<float>(a * b) * (sa * sb / sc);
-  }));
-  r.add(qlinear_lookup("QLinearSigmoid",
-                       [](float x, float) { return 1.0f / (1.0f + std::exp(-x)); }));
-  r.add(qlinear_lookup("QLinearLeakyRelu",
-                       [](float x, float alpha) { return x >= 0 ? x : x * alpha; }));
-  r.add(qlinear_concat());
-  r.add(qlinear_global_average_pool());
-  r.add(qlinear_average_pool());
-  r.add(qgemm());
-  r.add(matmul_integer_to_float());
-  r.add(dynamic_quantize_matmul());
+  if constexpr (op_selected("com.microsoft", "QLinearAdd"))
+    r.add(qlinear_binary("QLinearAdd", [](int32_t a, float sa, int32_t b, float sb, float sc) {
+      return (sa * static_cast<float>(a) + sb * static_cast<float>(b)) / sc;
+    }));
+  if constexpr (op_selected("com.microsoft", "QLinearMul"))
+    r.add(qlinear_binary("QLinearMul", [](int32_t a, float sa, int32_t b, float sb, float sc) {
+      return static_cast<float>(a * b) * (sa * sb / sc);
+    }));
+  if constexpr (op_selected("com.microsoft", "QLinearSigmoid"))
+    r.add(qlinear_lookup("QLinearSigmoid",
+                         [](float x, float) { return 1.0f / (1.0f + std::exp(-x)); }));
+  if constexpr (op_selected("com.microsoft", "QLinearLeakyRelu"))
+    r.add(qlinear_lookup("QLinearLeakyRelu",
+                         [](float x, float alpha) { return x >= 0 ? x : x * alpha; }));
+  if constexpr (op_selected("com.microsoft", "QLinearConcat")) r.add(qlinear_concat());
+  if constexpr (op_selected("com.microsoft", "QLinearGlobalAveragePool"))
+    r.add(qlinear_global_average_pool());
+  if constexpr (op_selected("com.microsoft", "QLinearAveragePool")) r.add(qlinear_average_pool());
+  if constexpr (op_selected("com.microsoft", "QGemm")) r.add(qgemm());
+  if constexpr (op_selected("com.microsoft", "MatMulIntegerToFloat"))
+    r.add(matmul_integer_to_float());
+  if constexpr (op_selected("com.microsoft", "DynamicQuantizeMatMul"))
+    r.add(dynamic_quantize_matmul());
 }
 
 }  // namespace brink::ops

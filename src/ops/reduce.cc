@@ -22,6 +22,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/softmax.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -884,31 +885,35 @@ OpDef cumsum_op() {
 }  // namespace
 
 void register_reduce_ops(OpRegistry& r) {
-  struct R {
-    const char* name;
-    ReduceKind kind;
-    int axes_input_since;
+  // Each reduction took its axes as an input from opset 13 (ReduceSum) or 18 (the others).
+  auto reduce = [&r](const char* name, ReduceKind kind, int axes_input_since) {
+    r.add(reduce_op(name, kind, 1, axes_input_since - 1, false));
+    r.add(reduce_op(name, kind, axes_input_since, 21, true));
   };
-  for (const R& x : {R{"ReduceSum", ReduceKind::kSum, 13}, R{"ReduceMean", ReduceKind::kMean, 18},
-                     R{"ReduceMax", ReduceKind::kMax, 18}, R{"ReduceMin", ReduceKind::kMin, 18},
-                     R{"ReduceProd", ReduceKind::kProd, 18}, R{"ReduceL1", ReduceKind::kL1, 18},
-                     R{"ReduceL2", ReduceKind::kL2, 18}, R{"ReduceLogSum", ReduceKind::kLogSum, 18},
-                     R{"ReduceLogSumExp", ReduceKind::kLogSumExp, 18},
-                     R{"ReduceSumSquare", ReduceKind::kSumSquare, 18}}) {
-    r.add(reduce_op(x.name, x.kind, 1, x.axes_input_since - 1, false));
-    r.add(reduce_op(x.name, x.kind, x.axes_input_since, 21, true));
-  }
-  r.add(arg_op("ArgMax", true));
-  r.add(arg_op("ArgMin", false));
-  for (auto [name, kind] : {std::pair{"Softmax", SoftmaxKind::kSoftmax},
-                            std::pair{"LogSoftmax", SoftmaxKind::kLogSoftmax},
-                            std::pair{"Hardmax", SoftmaxKind::kHardmax}}) {
+  if constexpr (op_selected("", "ReduceSum")) reduce("ReduceSum", ReduceKind::kSum, 13);
+  if constexpr (op_selected("", "ReduceMean")) reduce("ReduceMean", ReduceKind::kMean, 18);
+  if constexpr (op_selected("", "ReduceMax")) reduce("ReduceMax", ReduceKind::kMax, 18);
+  if constexpr (op_selected("", "ReduceMin")) reduce("ReduceMin", ReduceKind::kMin, 18);
+  if constexpr (op_selected("", "ReduceProd")) reduce("ReduceProd", ReduceKind::kProd, 18);
+  if constexpr (op_selected("", "ReduceL1")) reduce("ReduceL1", ReduceKind::kL1, 18);
+  if constexpr (op_selected("", "ReduceL2")) reduce("ReduceL2", ReduceKind::kL2, 18);
+  if constexpr (op_selected("", "ReduceLogSum")) reduce("ReduceLogSum", ReduceKind::kLogSum, 18);
+  if constexpr (op_selected("", "ReduceLogSumExp"))
+    reduce("ReduceLogSumExp", ReduceKind::kLogSumExp, 18);
+  if constexpr (op_selected("", "ReduceSumSquare"))
+    reduce("ReduceSumSquare", ReduceKind::kSumSquare, 18);
+  if constexpr (op_selected("", "ArgMax")) r.add(arg_op("ArgMax", true));
+  if constexpr (op_selected("", "ArgMin")) r.add(arg_op("ArgMin", false));
+  auto softmax = [&r](const char* name, SoftmaxKind kind) {
     r.add(softmax_op(name, kind, 1, 12));
     r.add(softmax_op(name, kind, 13, 21));
-  }
-  r.add(topk_op(1, 9, false));
-  r.add(topk_op(10, 21, true));
-  r.add(cumsum_op());
+  };
+  if constexpr (op_selected("", "Softmax")) softmax("Softmax", SoftmaxKind::kSoftmax);
+  if constexpr (op_selected("", "LogSoftmax")) softmax("LogSoftmax", SoftmaxKind::kLogSoftmax);
+  if constexpr (op_selected("", "Hardmax")) softmax("Hardmax", SoftmaxKind::kHardmax);
+  if constexpr (op_selected("", "TopK")) r.add(topk_op(1, 9, false));
+  if constexpr (op_selected("", "TopK")) r.add(topk_op(10, 21, true));
+  if constexpr (op_selected("", "CumSum")) r.add(cumsum_op());
 }
 
 }  // namespace brink::ops

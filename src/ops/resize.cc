@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -934,12 +935,12 @@ OpDef pad_op(int since, int max_version) {
 }  // namespace
 
 void register_resize_ops(OpRegistry& r) {
-  r.add(resize_op("Upsample", 7, 8));
-  r.add(resize_op("Upsample", 9, 9));
-  r.add(resize_op("Resize", 10, 10));
-  r.add(resize_op("Resize", 11, 21));
-  r.add(pad_op(2, 10));
-  r.add(pad_op(11, 21));
+  if constexpr (op_selected("", "Upsample")) r.add(resize_op("Upsample", 7, 8));
+  if constexpr (op_selected("", "Upsample")) r.add(resize_op("Upsample", 9, 9));
+  if constexpr (op_selected("", "Resize")) r.add(resize_op("Resize", 10, 10));
+  if constexpr (op_selected("", "Resize")) r.add(resize_op("Resize", 11, 21));
+  if constexpr (op_selected("", "Pad")) r.add(pad_op(2, 10));
+  if constexpr (op_selected("", "Pad")) r.add(pad_op(11, 21));
 }
 
 }  // namespace brink::ops

@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -473,10 +474,12 @@ OpDef rnn_op(CellKind kind, int since, int max) {
 }  // namespace
 
 void register_rnn_ops(OpRegistry& r) {
-  for (CellKind k : {CellKind::kLstm, CellKind::kGru, CellKind::kRnn}) {
-    r.add(rnn_op(k, 7, 13));
-    r.add(rnn_op(k, 14, 21));
-  }
+  if constexpr (op_selected("", "LSTM")) r.add(rnn_op(CellKind::kLstm, 7, 13));
+  if constexpr (op_selected("", "LSTM")) r.add(rnn_op(CellKind::kLstm, 14, 21));
+  if constexpr (op_selected("", "GRU")) r.add(rnn_op(CellKind::kGru, 7, 13));
+  if constexpr (op_selected("", "GRU")) r.add(rnn_op(CellKind::kGru, 14, 21));
+  if constexpr (op_selected("", "RNN")) r.add(rnn_op(CellKind::kRnn, 7, 13));
+  if constexpr (op_selected("", "RNN")) r.add(rnn_op(CellKind::kRnn, 14, 21));
 }
 
 }  // namespace brink::ops

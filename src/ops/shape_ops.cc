@@ -23,6 +23,7 @@
 
 #include "kernels/transpose.h"
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -2386,47 +2387,48 @@ OpDef unique_op() {
 }  // namespace
 
 void register_shape_ops(OpRegistry& r) {
-  r.add(identity_op());
-  r.add(reshape_op(5, 13, false));
-  r.add(reshape_op(14, 21, true));
-  r.add(flatten_op());
-  r.add(squeeze_op(1, 12, false));
-  r.add(squeeze_op(13, 21, true));
-  r.add(unsqueeze_op(1, 12, false));
-  r.add(unsqueeze_op(13, 21, true));
-  r.add(transpose_op());
-  r.add(concat_op());
-  r.add(split_op(2, 12, SplitForm::kAttribute));
-  r.add(split_op(13, 17, SplitForm::kInput));
-  r.add(split_op(18, 21, SplitForm::kInputOrNumOutputs));
-  r.add(slice_op(1, 9, false));
-  r.add(slice_op(10, 21, true));
-  r.add(gather_op());
-  r.add(gather_elements_op());
-  r.add(gather_nd_op(11, 21));
-  r.add(scatter_nd_op());
-  r.add(scatter_elements_op("ScatterElements", 11, 21));
-  r.add(scatter_elements_op("Scatter", 9, 10));
-  r.add(shape_op());
-  r.add(size_op());
-  r.add(constant_op());
-  r.add(constant_of_shape_op());
-  r.add(expand_op());
-  r.add(tile_op());
-  r.add(range_op());
-  r.add(dropout_op(7, 9, DropoutForm::kMaskLikeInput));
-  r.add(dropout_op(10, 11, DropoutForm::kBoolMask));
-  r.add(dropout_op(12, 21, DropoutForm::kInputs));
-  r.add(nonzero_op());
-  r.add(trilu_op());
-  r.add(depth_to_space_op());
-  r.add(space_to_depth_op());
-  r.add(eye_like_op());
-  r.add(one_hot_op(9, 10));
-  r.add(one_hot_op(11, 21));
-  r.add(compress_op());
-  r.add(reverse_sequence_op());
-  r.add(unique_op());
+  if constexpr (op_selected("", "Identity")) r.add(identity_op());
+  if constexpr (op_selected("", "Reshape")) r.add(reshape_op(5, 13, false));
+  if constexpr (op_selected("", "Reshape")) r.add(reshape_op(14, 21, true));
+  if constexpr (op_selected("", "Flatten")) r.add(flatten_op());
+  if constexpr (op_selected("", "Squeeze")) r.add(squeeze_op(1, 12, false));
+  if constexpr (op_selected("", "Squeeze")) r.add(squeeze_op(13, 21, true));
+  if constexpr (op_selected("", "Unsqueeze")) r.add(unsqueeze_op(1, 12, false));
+  if constexpr (op_selected("", "Unsqueeze")) r.add(unsqueeze_op(13, 21, true));
+  if constexpr (op_selected("", "Transpose")) r.add(transpose_op());
+  if constexpr (op_selected("", "Concat")) r.add(concat_op());
+  if constexpr (op_selected("", "Split")) r.add(split_op(2, 12, SplitForm::kAttribute));
+  if constexpr (op_selected("", "Split")) r.add(split_op(13, 17, SplitForm::kInput));
+  if constexpr (op_selected("", "Split")) r.add(split_op(18, 21, SplitForm::kInputOrNumOutputs));
+  if constexpr (op_selected("", "Slice")) r.add(slice_op(1, 9, false));
+  if constexpr (op_selected("", "Slice")) r.add(slice_op(10, 21, true));
+  if constexpr (op_selected("", "Gather")) r.add(gather_op());
+  if constexpr (op_selected("", "GatherElements")) r.add(gather_elements_op());
+  if constexpr (op_selected("", "GatherND")) r.add(gather_nd_op(11, 21));
+  if constexpr (op_selected("", "ScatterND")) r.add(scatter_nd_op());
+  if constexpr (op_selected("", "ScatterElements"))
+    r.add(scatter_elements_op("ScatterElements", 11, 21));
+  if constexpr (op_selected("", "Scatter")) r.add(scatter_elements_op("Scatter", 9, 10));
+  if constexpr (op_selected("", "Shape")) r.add(shape_op());
+  if constexpr (op_selected("", "Size")) r.add(size_op());
+  if constexpr (op_selected("", "Constant")) r.add(constant_op());
+  if constexpr (op_selected("", "ConstantOfShape")) r.add(constant_of_shape_op());
+  if constexpr (op_selected("", "Expand")) r.add(expand_op());
+  if constexpr (op_selected("", "Tile")) r.add(tile_op());
+  if constexpr (op_selected("", "Range")) r.add(range_op());
+  if constexpr (op_selected("", "Dropout")) r.add(dropout_op(7, 9, DropoutForm::kMaskLikeInput));
+  if constexpr (op_selected("", "Dropout")) r.add(dropout_op(10, 11, DropoutForm::kBoolMask));
+  if constexpr (op_selected("", "Dropout")) r.add(dropout_op(12, 21, DropoutForm::kInputs));
+  if constexpr (op_selected("", "NonZero")) r.add(nonzero_op());
+  if constexpr (op_selected("", "Trilu")) r.add(trilu_op());
+  if constexpr (op_selected("", "DepthToSpace")) r.add(depth_to_space_op());
+  if constexpr (op_selected("", "SpaceToDepth")) r.add(space_to_depth_op());
+  if constexpr (op_selected("", "EyeLike")) r.add(eye_like_op());
+  if constexpr (op_selected("", "OneHot")) r.add(one_hot_op(9, 10));
+  if constexpr (op_selected("", "OneHot")) r.add(one_hot_op(11, 21));
+  if constexpr (op_selected("", "Compress")) r.add(compress_op());
+  if constexpr (op_selected("", "ReverseSequence")) r.add(reverse_sequence_op());
+  if constexpr (op_selected("", "Unique")) r.add(unique_op());
 }
 
 }  // namespace brink::ops

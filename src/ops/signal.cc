@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ops/op_groups.h"
+#include "ops/op_selection.h"
 #include "ops/op_util.h"
 
 namespace brink::ops {
@@ -692,14 +693,16 @@ OpDef det_op() {
 }  // namespace
 
 void register_signal_ops(OpRegistry& r) {
-  r.add(dft_op(17, 19));
-  r.add(dft_op(20, 21));
-  r.add(stft_op());
-  r.add(window_op("HannWindow", WindowKind::kHann));
-  r.add(window_op("HammingWindow", WindowKind::kHamming));
-  r.add(window_op("BlackmanWindow", WindowKind::kBlackman));
-  r.add(mel_weight_matrix_op());
-  r.add(det_op());
+  if constexpr (op_selected("", "DFT")) r.add(dft_op(17, 19));
+  if constexpr (op_selected("", "DFT")) r.add(dft_op(20, 21));
+  if constexpr (op_selected("", "STFT")) r.add(stft_op());
+  if constexpr (op_selected("", "HannWindow")) r.add(window_op("HannWindow", WindowKind::kHann));
+  if constexpr (op_selected("", "HammingWindow"))
+    r.add(window_op("HammingWindow", WindowKind::kHamming));
+  if constexpr (op_selected("", "BlackmanWindow"))
+    r.add(window_op("BlackmanWindow", WindowKind::kBlackman));
+  if constexpr (op_selected("", "MelWeightMatrix")) r.add(mel_weight_matrix_op());
+  if constexpr (op_selected("", "Det")) r.add(det_op());
 }
 
 }  // namespace brink::ops

@@ -231,6 +231,7 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
     given_parameters += cm->model_.graph.value(i).constant->numel();
     given_parameter_bytes += static_cast<int64_t>(cm->model_.graph.value(i).constant->nbytes());
   }
+#ifndef BRINK_NO_GRAPH_PASSES
   if (options.optimization_level > 0 && cm->check_opsets().is_ok()) {
     passes::OptimizeOptions po;
     po.level = options.optimization_level;
@@ -246,6 +247,8 @@ Result<std::unique_ptr<CompiledModel>> CompiledModel::compile(ir::Model model,
       cm->model_ = std::move(original);
     }
   }
+#endif  // a device-only runtime (BRINK_DEVICE_ONLY) runs the graph as given: a package's
+        // graph is the one the passes produced when it was packed
   cm->num_threads_ =
       options.num_threads > 0 ? options.num_threads : ThreadPool::default_num_threads();
   if (cm->num_threads_ > 1) cm->pool_ = std::make_unique<ThreadPool>(cm->num_threads_);

@@ -1,9 +1,12 @@
 // brink info MODEL: what a model is and what it needs, before running it: inputs and
 // outputs, opsets, operators, parameters, compute per layer, planned arena size, and every
-// reason it cannot run. `brink info --ops` lists the operators Brink supports.
+// reason it cannot run. `brink info --ops` lists the operators Brink supports;
+// `brink info MODEL --ops` the ones MODEL needs, as a selective build takes them
+// (-DBRINK_SELECTED_OPS, src/ops/op_selection.h).
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -50,11 +53,67 @@ int print_ops(bool json) {
   return 0;
 }
 
+// Every (domain, op type) of `g` and its subgraphs (If branches, Loop and Scan bodies).
+void collect_ops(const ir::Graph& g, std::set<std::pair<std::string, std::string>>* out) {
+  for (const ir::Node& n : g.nodes) {
+    out->insert({n.domain == "ai.onnx" ? std::string() : n.domain, n.op_type});
+    for (const ir::Attribute& a : n.attributes) {
+      if (a.g) collect_ops(*a.g, out);
+      for (const auto& sub : a.graphs)
+        if (sub) collect_ops(*sub, out);
+    }
+  }
+}
+
+// The operators `model` needs, one per line ("OpType" for ai.onnx, else "domain:OpType"): the
+// file a selective build of the device runtime takes. For an .onnx model these are the
+// operators of the graph the passes make of it (what `brink pack` would store).
+int print_model_ops(const InfoOptions& o) {
+  std::set<std::pair<std::string, std::string>> ops;
+  std::string from;
+  if (package::is_package_file(o.model)) {
+    package::VerifyOptions vo;
+    vo.check_target = false;  // listing needs no kernels
+    if (!o.key.empty()) {
+      auto k = package::load_encryption_key(o.key);
+      if (!k) return report_error(k.status());
+      vo.decryption_key = *k;
+    }
+    auto pkg = package::open_package(o.model, vo);
+    if (!pkg) return report_error(pkg.status());
+    collect_ops((*pkg)->model().graph, &ops);
+    from = "package " + o.model;
+  } else {
+    auto dims = parse_dim_values(o.dims);
+    if (!dims) return report_error(dims.status());
+    auto model = onnx_io::load_onnx_file(o.model);
+    if (!model) return report_error(model.status());
+    SessionOptions so;
+    so.dim_values = *dims;
+    so.optimization_level = o.opt_level;
+    auto compiled = CompiledModel::compile(*model, so, /*keep_problems=*/true);
+    if (!compiled) return report_error(compiled.status());
+    collect_ops((*compiled)->model().graph, &ops);
+    from = o.model + " at -O" + std::to_string(o.opt_level);
+  }
+  if (o.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& [domain, type] : ops) list.push_back({{"domain", domain}, {"op_type", type}});
+    std::cout << nlohmann::json{{"model", o.model}, {"operators", list}}.dump(2) << std::endl;
+    return 0;
+  }
+  std::printf("# operators of %s (cmake -DBRINK_SELECTED_OPS=this-file)\n", from.c_str());
+  for (const auto& [domain, type] : ops)
+    std::printf("%s%s\n", domain.empty() ? "" : (domain + ":").c_str(), type.c_str());
+  return 0;
+}
+
 int info_command(const InfoOptions& o) {
   if (o.model.empty()) {
     if (o.ops) return print_ops(o.json);
     return report_error(invalid_argument("brink info needs a MODEL (or --ops)"));
   }
+  if (o.ops) return print_model_ops(o);
   if (package::is_package_file(o.model)) return package_info_command(o.model, o.json, o.key);
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
@@ -233,7 +292,9 @@ void add_info_command(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "info", "Describe a model: I/O, operators, parameters, compute, memory, problems");
   cmd->add_option("model", o->model, "Model file (.onnx or .brink)");
-  cmd->add_flag("--ops", o->ops, "List the operators Brink supports");
+  cmd->add_flag("--ops", o->ops,
+                "List the operators Brink supports; with MODEL, those it needs (the list a "
+                "selective build takes)");
   cmd->add_flag("--layers", o->layers, "Print per-layer compute");
   cmd->add_option("--dim", o->dims,
                   "Fix a symbolic dim: NAME=SIZE (others are taken as 1 for sizes)");

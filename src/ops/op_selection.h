@@ -1,0 +1,56 @@
+// Selective builds: which operators this runtime registers.
+//
+// A device that runs known packages needs only their operators. Configure with
+// -DBRINK_SELECTED_OPS=ops.txt (the list `brink info MODEL.brink --ops` prints, one
+// "domain:OpType" per line, "OpType" alone for ai.onnx) and every register_*_ops function
+// keeps only those: each registration is written as
+//
+//   if constexpr (op_selected("", "Identity")) r.add(identity_op());
+//
+// so an unselected operator's kernels are never referenced, never emitted, and never linked.
+// Without a list every operator is selected. An operator whose kernel builds on another
+// operator's definition at load (a fused brink op reusing the ONNX reference, say) selects
+// that one too: kOpDependencies below. Running a package that needs an operator this build
+// left out fails at load with the usual "unsupported operator" error, naming it.
+#pragma once
+
+#include <string_view>
+
+namespace brink::ops {
+struct OpName {
+  std::string_view domain;  // "" for ai.onnx
+  std::string_view op_type;
+};
+}  // namespace brink::ops
+
+// selection::kAllOps and selection::kSelectedOps, written by CMake into the build tree
+// (cmake/selected_ops.cmake).
+#include "ops/selected_ops.inc"
+
+namespace brink::ops {
+
+// (needed by, needs): operators whose kernels look another operator up in the registry.
+inline constexpr OpName kOpDependencies[][2] = {
+    {{"brink", "QConv"}, {"", "QLinearConv"}},
+    {{"brink", "QAdd"}, {"com.microsoft", "QLinearAdd"}},
+    {{"brink", "LayerNormalization"}, {"", "LayerNormalization"}},
+    {{"brink", "Gelu"}, {"", "Gelu"}},
+};
+
+constexpr bool op_listed(std::string_view domain, std::string_view op_type) {
+  for (const OpName& o : selection::kSelectedOps)
+    if (o.domain == domain && o.op_type == op_type) return true;
+  return false;
+}
+
+// True when this build registers `op_type` of `domain`.
+constexpr bool op_selected(std::string_view domain, std::string_view op_type) {
+  if (selection::kAllOps || op_listed(domain, op_type)) return true;
+  for (const auto& [user, needed] : kOpDependencies)
+    if (needed.domain == domain && needed.op_type == op_type &&
+        op_listed(user.domain, user.op_type))
+      return true;
+  return false;
+}
+
+}  // namespace brink::ops
