@@ -32,14 +32,6 @@ bool has_subgraphs(const ir::Graph& g) {
   return false;
 }
 
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
-
 ir::Node make_node(const std::string& op, const std::string& name, std::vector<int> inputs,
                    std::vector<int> outputs) {
   ir::Node n;

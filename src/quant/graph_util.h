@@ -11,6 +11,7 @@
 
 #include "brink/tensor.h"
 #include "ir/graph.h"
+#include "ops/evaluate.h"
 
 namespace brink::quant {
 
@@ -27,7 +28,10 @@ std::string node_label(const ir::Graph& g, const ir::Node& n);
 // name, so the rewrites that move weights between nodes stay away from such models.
 bool has_subgraphs(const ir::Graph& g);
 
-ir::Attribute int_attr(const std::string& name, int64_t v);
+// ops::make_attr for an int64 attribute, by a name that takes an int without ambiguity.
+inline ir::Attribute int_attr(const std::string& name, int64_t v) {
+  return ops::make_attr(name, v);
+}
 // A node of the default domain with no attributes.
 ir::Node make_node(const std::string& op, const std::string& name, std::vector<int> inputs,
                    std::vector<int> outputs);
