@@ -284,10 +284,7 @@ Result<int> correct_bias(ir::Model& model, const Dataset& data, bool per_channel
   ir::Graph& g = model.graph;
   if (has_subgraphs(g)) return 0;
   const std::vector<int> uses = use_counts(g);
-  std::vector<std::vector<int>> consumers(g.values.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int in : g.nodes[i].inputs)
-      if (in >= 0) consumers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
+  const std::vector<std::vector<passes::Use>> readers = value_readers(g);
   std::vector<Layer> layers;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
@@ -318,10 +315,9 @@ Result<int> correct_bias(ir::Model& model, const Dataset& data, bool per_channel
     } else {
       // MatMul -> Add(constant [N]): the Linear layer's bias.
       const int y = n.outputs.empty() ? -1 : n.outputs[0];
-      if (y < 0 || uses[static_cast<size_t>(y)] != 1 ||
-          consumers[static_cast<size_t>(y)].size() != 1)
+      if (y < 0 || uses[static_cast<size_t>(y)] != 1 || readers[static_cast<size_t>(y)].size() != 1)
         continue;
-      const int a = consumers[static_cast<size_t>(y)][0];
+      const int a = readers[static_cast<size_t>(y)][0].node;
       const ir::Node& add = g.nodes[static_cast<size_t>(a)];
       if (!is_op(add, "Add") || add.inputs.size() != 2) continue;
       const int slot = add.inputs[0] == y ? 1 : 0;

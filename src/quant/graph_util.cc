@@ -42,6 +42,17 @@ ir::Node make_node(const std::string& op, const std::string& name, std::vector<i
   return n;
 }
 
+std::vector<std::vector<passes::Use>> value_readers(const ir::Graph& g) {
+  std::vector<std::vector<passes::Use>> readers(g.values.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (size_t s = 0; s < g.nodes[i].inputs.size(); ++s) {
+      const int in = g.nodes[i].inputs[s];
+      if (in >= 0)
+        readers[static_cast<size_t>(in)].push_back({static_cast<int>(i), static_cast<int>(s)});
+    }
+  return readers;
+}
+
 void recompute_producers(ir::Graph& g) {
   for (ir::Value& v : g.values) v.producer = -1;
   for (size_t i = 0; i < g.nodes.size(); ++i)

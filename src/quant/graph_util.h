@@ -12,6 +12,7 @@
 #include "brink/tensor.h"
 #include "ir/graph.h"
 #include "ops/evaluate.h"
+#include "passes/pass_util.h"
 
 namespace brink::quant {
 
@@ -35,6 +36,9 @@ inline ir::Attribute int_attr(const std::string& name, int64_t v) {
 // A node of the default domain with no attributes.
 ir::Node make_node(const std::string& op, const std::string& name, std::vector<int> inputs,
                    std::vector<int> outputs);
+// The node input slots that read each value ({node index, input slot}, in node order); graph
+// outputs are not among them.
+std::vector<std::vector<passes::Use>> value_readers(const ir::Graph& g);
 // Sets every value's producer from g.nodes (after nodes were added, removed or reordered).
 void recompute_producers(ir::Graph& g);
 

@@ -56,15 +56,9 @@ Result<SmoothQuantStats> smooth_quant(ir::Model& model, const Dataset& data, dou
   SmoothQuantStats stats;
   if (has_subgraphs(g)) return stats;
 
-  std::vector<int> uses(g.values.size(), 0);
-  std::vector<std::vector<std::pair<int, size_t>>> readers(g.values.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (size_t s = 0; s < g.nodes[i].inputs.size(); ++s) {
-      const int in = g.nodes[i].inputs[s];
-      if (in < 0) continue;
-      ++uses[static_cast<size_t>(in)];
-      readers[static_cast<size_t>(in)].push_back({static_cast<int>(i), s});
-    }
+  const std::vector<std::vector<passes::Use>> readers = value_readers(g);
+  std::vector<int> uses(g.values.size(), 0);  // node input slots only
+  for (size_t v = 0; v < readers.size(); ++v) uses[v] = static_cast<int>(readers[v].size());
   std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
 
   std::vector<Candidate> cands;
