@@ -23,14 +23,12 @@
 
 namespace brink::kernels::nbits_detail {
 
-// C rows [0, MR) of one panel, weights dequantized in registers (few rows).
-template <class T, int MR>
-void direct_tile(const PackedNBits& b, int64_t p, const float* a, int64_t lda, const float* bias,
-                 float* c, int64_t ldc, int cols) {
+// Dequantizes panel p's weights K row by K row, a pair at a time: pair(k, w0, w1) gets rows k
+// and k + 1, and an odd last row of a block (the low nibble of its byte only) goes to
+// last(k, w0). Both the in-register path (direct_tile) and dequant_panel walk the panel so.
+template <class T, class Pair, class Last>
+inline void for_each_dequantized(const PackedNBits& b, int64_t p, Pair&& pair, Last&& last) {
   using Vec = typename T::Vec;
-  Vec even[MR], odd[MR];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) even[r] = odd[r] = T::zero();
   const uint8_t* q = b.panel(p);
   const float* ps = b.panel_scale(p);
   const float* pz = b.panel_neg_zs(p);
@@ -41,19 +39,37 @@ void direct_tile(const PackedNBits& b, int64_t p, const float* a, int64_t lda, c
     for (; k + 1 < k1; k += 2) {
       Vec w0, w1;
       T::dequant(q + (k / 2) * kNBitsPanel, s, nz, &w0, &w1);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        even[r] = T::fma(a[r * lda + k], w0, even[r]);
-        odd[r] = T::fma(a[r * lda + k + 1], w1, odd[r]);
-      }
+      pair(k, w0, w1);
     }
-    if (k < k1) {  // an odd last row of K: the low nibble only
+    if (k < k1) {
       Vec w0, w1;
       T::dequant(q + (k / 2) * kNBitsPanel, s, nz, &w0, &w1);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) even[r] = T::fma(a[r * lda + k], w0, even[r]);
+      last(k, w0);
     }
   }
+}
+
+// C rows [0, MR) of one panel, weights dequantized in registers (few rows).
+template <class T, int MR>
+void direct_tile(const PackedNBits& b, int64_t p, const float* a, int64_t lda, const float* bias,
+                 float* c, int64_t ldc, int cols) {
+  using Vec = typename T::Vec;
+  Vec even[MR], odd[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) even[r] = odd[r] = T::zero();
+  for_each_dequantized<T>(
+      b, p,
+      [&](int64_t k, Vec w0, Vec w1) {
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          even[r] = T::fma(a[r * lda + k], w0, even[r]);
+          odd[r] = T::fma(a[r * lda + k + 1], w1, odd[r]);
+        }
+      },
+      [&](int64_t k, Vec w0) {
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) even[r] = T::fma(a[r * lda + k], w0, even[r]);
+      });
   const Vec bv = bias == nullptr       ? T::zero()
                  : cols == kNBitsPanel ? T::load(bias)
                                        : T::load_n(bias, cols);
@@ -71,25 +87,13 @@ void direct_tile(const PackedNBits& b, int64_t p, const float* a, int64_t lda, c
 template <class T>
 void dequant_panel(const PackedNBits& b, int64_t p, float* w) {
   using Vec = typename T::Vec;
-  const uint8_t* q = b.panel(p);
-  const float* ps = b.panel_scale(p);
-  const float* pz = b.panel_neg_zs(p);
-  for (int64_t g = 0; g < b.k_blocks; ++g) {
-    const int64_t k0 = g * b.block_size, k1 = std::min(b.k, k0 + b.block_size);
-    const Vec s = T::load(ps + g * kNBitsPanel), nz = T::load(pz + g * kNBitsPanel);
-    int64_t k = k0;
-    for (; k + 1 < k1; k += 2) {
-      Vec w0, w1;
-      T::dequant(q + (k / 2) * kNBitsPanel, s, nz, &w0, &w1);
-      T::store(w + k * kNBitsPanel, w0);
-      T::store(w + (k + 1) * kNBitsPanel, w1);
-    }
-    if (k < k1) {
-      Vec w0, w1;
-      T::dequant(q + (k / 2) * kNBitsPanel, s, nz, &w0, &w1);
-      T::store(w + k * kNBitsPanel, w0);
-    }
-  }
+  for_each_dequantized<T>(
+      b, p,
+      [&](int64_t k, Vec w0, Vec w1) {
+        T::store(w + k * kNBitsPanel, w0);
+        T::store(w + (k + 1) * kNBitsPanel, w1);
+      },
+      [&](int64_t k, Vec w0) { T::store(w + k * kNBitsPanel, w0); });
 }
 
 // C rows [0, MR) of one panel from its dequantized weights w (k rows of 16 floats).

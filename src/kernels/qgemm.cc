@@ -49,7 +49,10 @@ void portable_tile(const QTileArgs& p) {
   for (int i = 0; i < MR; ++i) {
     if (p.f32) {
       float* y = static_cast<float*>(p.y) + i * p.y_stride;
-      for (int j = 0; j < p.n; ++j) y[j] = static_cast<float>(acc[i][j]) * p.scale[j];
+      for (int j = 0; j < p.n; ++j) {
+        const float v = static_cast<float>(acc[i][j]) * p.scale[j];
+        y[j] = p.fbias != nullptr ? add_float_bias(v, p.fbias[j]) : v;
+      }
     } else {
       uint8_t* y = static_cast<uint8_t*>(p.y) + i * p.y_stride;
       for (int j = 0; j < p.n; ++j) y[j] = requantize(acc[i][j], p.scale[j], p.zp, p.min, p.max);
@@ -175,12 +178,14 @@ void qgemm_impl(int64_t m, const uint8_t* a, int64_t lda, uint8_t a_zero, const 
     const int64_t p1 = std::min(b.num_panels(), p0 + s.panels_per_task);
     alignas(64) int32_t offset[64];
     alignas(64) float scale[64];
+    alignas(64) float fbias[64];
     const uint8_t* rows[qgemm_detail::kMaxMr];
     QTileArgs t;
     t.ks = 1;
     t.kc = static_cast<size_t>(k);
     t.offset = offset;
     t.scale = scale;
+    t.fbias = f32 && out.float_bias != nullptr ? fbias : nullptr;
     t.y_stride = static_cast<size_t>(ldy);
     t.f32 = f32;
     t.zp = out.zero_point;
@@ -196,6 +201,7 @@ void qgemm_impl(int64_t m, const uint8_t* a, int64_t lda, uint8_t a_zero, const 
         const uint32_t bj = (j < cols && bias != nullptr) ? static_cast<uint32_t>(bias[j0 + j]) : 0;
         offset[j] = static_cast<int32_t>(bj - zero_diff * static_cast<uint32_t>(colsum[j]));
         scale[j] = j < cols ? out.scale[out.per_channel ? j0 + j : 0] : 0.0f;
+        if (t.fbias != nullptr) fbias[j] = j < cols ? out.float_bias[j0 + j] : 0.0f;
       }
       t.w = b.panel(p);
       t.n = cols;

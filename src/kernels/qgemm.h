@@ -28,10 +28,11 @@
 // Output stage (fused into the kernel's epilogue, in registers):
 //   u8:  y = clamp(nearbyint(float(acc) * scale[n]) + zero_point, min, max)  (round half to
 //        even, as ONNX QLinearConv / QLinearMatMul; min/max fuse Relu or Clip)
-//   f32: y = float(acc) * scale[n]
-// float(acc) and the product are single IEEE float operations, so a reference computing them
-// the same way agrees bit for bit. |acc * scale| must stay below 2^31 - 256 (any sensible
-// quantization does).
+//   f32: y = float(acc) * scale[n] [+ bias[n]]  (an optional float bias, added after the
+//        product is rounded: never fused into an FMA)
+// float(acc), the product and the sum are single IEEE float operations, so a reference
+// computing them the same way agrees bit for bit. |acc * scale| must stay below 2^31 - 256 (any
+// sensible quantization does).
 //
 // The packed B and its column sums are one 64-byte aligned blob ([64-byte header][panels,
 // rounded to 64][column sums, rounded to 64]), so that a .brink package can store it and a
@@ -79,12 +80,13 @@ QIsa qisa_for(Isa isa);
 
 // Output stage. acc[m][n] = sum_k (a[m][k] - a_zero) * b[k][n] + bias[n]   (exact int32)
 //  u8 output:  y = clamp(nearbyint(acc * scale[n]) + zero_point, min, max)
-//  f32 output: y = acc * scale[n]
+//  f32 output: y = acc * scale[n] + float_bias[n]   (the product rounded, then the sum)
 struct QuantOutput {
-  const float* scale = nullptr;  // per output column/channel
-  bool per_channel = true;       // false: scale[0] for every column
-  int32_t zero_point = 0;        // u8 output only
-  uint8_t min = 0, max = 255;    // u8 output only: fused Relu/Clip as a clamp
+  const float* scale = nullptr;       // per output column/channel
+  bool per_channel = true;            // false: scale[0] for every column
+  const float* float_bias = nullptr;  // f32 output only: n floats, or nullptr for none
+  int32_t zero_point = 0;             // u8 output only
+  uint8_t min = 0, max = 255;         // u8 output only: fused Relu/Clip as a clamp
 };
 
 // The micro-kernel tile of a QIsa: MR rows by NR columns (= the panel width).

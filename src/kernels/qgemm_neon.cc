@@ -21,9 +21,12 @@ namespace {
 inline void finish4(int32x4_t acc, const int32_t* offset, const float* scale, const QTileArgs& p,
                     int row, int col, int valid) {
   const int32x4_t v = vaddq_s32(acc, vld1q_s32(offset));
-  const float32x4_t f = vmulq_f32(vcvtq_f32_s32(v), vld1q_f32(scale));
+  float32x4_t f = vmulq_f32(vcvtq_f32_s32(v), vld1q_f32(scale));
   const size_t at = static_cast<size_t>(row) * p.y_stride + static_cast<size_t>(col);
   if (p.f32) {
+    if (p.fbias != nullptr)
+      f = add_float_bias(f, vld1q_f32(p.fbias + col),
+                         [](float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); });
     float* y = static_cast<float*>(p.y) + at;
     if (valid == 4) {
       vst1q_f32(y, f);

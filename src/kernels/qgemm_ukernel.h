@@ -6,15 +6,17 @@
 //
 //   acc[i][j] = offset[j] + sum over taps t < ks, k < kc of
 //               (a[t * rows + i][k] - a_bias) * w[t][k][j]
-//   y[i][j]   = f32 ? float(acc) * scale[j]
+//   y[i][j]   = f32 ? float(acc) * scale[j] [+ fbias[j]]
 //                   : clamp(nearbyint(float(acc) * scale[j]) + zp, min, max)
 //
 // a_bias is the kernel's own (0, or 128 for kernels that flip A to s8 with a ^ 0x80); the
 // driver folds bias, a_zero and a_bias into `offset` (offset = bias - (a_zero - a_bias) *
 // colsum). `w` is the block's panel: [ks][kc4 / 4][NR][4] s8 (kc4 = kc rounded up to 4, zero
 // past kc and past the valid columns), so kernels may compute all NR columns; `offset` and
-// `scale` hold NR values (zero past n). Only y's rows x n elements are written, and only the
-// kc bytes of each A row are read.
+// `scale` (and `fbias`, when given) hold NR values (zero past n). The float bias is added to
+// the rounded product (add_float_bias keeps the compiler from fusing the two into an FMA), so
+// a reference computing float(acc) * scale, then + bias, agrees bit for bit. Only y's rows x n
+// elements are written, and only the kc bytes of each A row are read.
 #pragma once
 
 #include <cmath>
@@ -35,6 +37,7 @@ struct QTileArgs {
   const int8_t* w = nullptr;          // packed panel
   const int32_t* offset = nullptr;    // NR
   const float* scale = nullptr;       // NR
+  const float* fbias = nullptr;       // NR, f32 only: added after the scale; nullptr: none
   void* y = nullptr;                  // uint8_t or float, tile origin
   size_t y_stride = 0;                // elements between two rows of y
   int n = 0;                          // valid columns, 1..NR
@@ -87,6 +90,22 @@ inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
+}
+
+// v + bias, with v already rounded: the empty asm keeps v in a register the compiler cannot see
+// through, so it cannot contract the product that made v and this sum into one FMA (which
+// rounds once and would differ from a reference in the last bit). V: float or a SIMD vector.
+template <typename V, typename Add>
+inline V add_float_bias(V v, V bias, Add add) {
+#if defined(__x86_64__)
+  __asm__("" : "+v"(v));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(v));
+#endif
+  return add(v, bias);
+}
+inline float add_float_bias(float v, float bias) {
+  return add_float_bias(v, bias, [](float x, float y) { return x + y; });
 }
 
 // The output stage for one value, exactly as the vector epilogues compute it.

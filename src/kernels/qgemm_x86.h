@@ -36,9 +36,12 @@ struct Zmm {
   static void finish(I acc, const int32_t* offset, const float* scale, const QTileArgs& p, int row,
                      int col, int valid) {
     const __mmask16 m = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
     const size_t at = static_cast<size_t>(row) * p.y_stride + static_cast<size_t>(col);
     if (p.f32) {
+      if (p.fbias != nullptr)
+        f = add_float_bias(f, _mm512_loadu_ps(p.fbias + col),
+                           [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
       _mm512_mask_storeu_ps(static_cast<float*>(p.y) + at, m, f);
     } else {
       I q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(p.zp));
@@ -94,9 +97,12 @@ struct Ymm {
   }
   static void finish(I acc, const int32_t* offset, const float* scale, const QTileArgs& p, int row,
                      int col, int valid) {
-    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(scale));
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(scale));
     const size_t at = static_cast<size_t>(row) * p.y_stride + static_cast<size_t>(col);
     if (p.f32) {
+      if (p.fbias != nullptr)
+        f = add_float_bias(f, _mm256_loadu_ps(p.fbias + col),
+                           [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
       float* y = static_cast<float*>(p.y) + at;
       if (valid == 8) {
         _mm256_storeu_ps(y, f);

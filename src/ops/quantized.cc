@@ -1563,26 +1563,37 @@ Result<kernels::PackedQB> packed_b(const KernelCreateContext& c, const int8_t* b
   return adopted;
 }
 
-// QGemm on the int8 GEMM (kernels/qgemm.h) for uint8 A (transA = 0) and a constant int8 B
-// with zero points 0, constant scales and an int32 C of N values (the layout the QDQ pass
-// makes of a quantized CNN's classifier): acc = (A - a_zero) . B + C, then y = acc * mult[n]
-// (float output) or clamp(nearbyint(acc * mult[n]) + y_zero) (uint8), with mult[n] =
-// alpha * a_scale * b_scale[n] [/ y_scale] computed like the reference: bit for bit the same.
+// The int8 GEMM (kernels/qgemm.h) behind the fast QGemm and MatMulIntegerToFloat kernels:
+// uint8 A times a constant int8 B (zero points 0) packed once at create, or adopted from a
+// .brink package's blob (packed_b), then one epilogue:
+//   acc = (A - a_zero) . B + bias[n]                            (exact int32; bias optional)
+//   uint8: y = clamp(nearbyint(acc * scale[n]) + y_zero)        (requantize)
+//   float: y = float(acc) * scale[n] [+ float_bias[n]]          (the sum after the rounded
+//                                                                product, as the references)
+// scale[n] is fixed at create (QGemm: alpha * a_scale * b_scale[n] [/ y_scale]) or, when
+// a_scale is a run-time input (MatMulIntegerToFloat), a_scale * b_scale[n] per run.
+struct FastQGemmSpec {
+  size_t b_input = 0;             // the input B comes from (not read at run: B is packed)
+  bool a_matrix = true;           // A is [M, K] (QGemm); else any rank >= 1, last dim K
+  bool quantized = false;         // uint8 output (requantize); else float
+  std::vector<int32_t> bias;      // int32, added to acc; empty: none
+  std::vector<float> float_bias;  // float output: added after the scale; empty: none
+  std::vector<float> scale;       // per column (or one): the multiplier, or b_scale alone
+  int a_scale_input = -1;         // >= 0: a_scale is read from this input at run time
+  int a_zero_input = -1;          // >= 0: a_zero is read from this input at run time
+  uint8_t a_zero = 0;             // otherwise the fixed zero point of A
+  int32_t y_zero = 0;             // uint8 output's zero point
+  std::string where;
+};
+
 class FastQGemm final : public Kernel {
  public:
-  FastQGemm(kernels::PackedQB b, std::vector<int32_t> bias, std::vector<float> mult, uint8_t a_zero,
-            int32_t y_zero, bool quantized, std::string where)
-      : b_(std::move(b)),
-        bias_(std::move(bias)),
-        mult_(std::move(mult)),
-        a_zero_(a_zero),
-        y_zero_(y_zero),
-        quantized_(quantized),
-        where_(std::move(where)) {}
+  FastQGemm(kernels::PackedQB b, FastQGemmSpec spec)
+      : b_(std::move(b)), spec_(std::move(spec)), run_scale_(static_cast<size_t>(b_.n())) {}
 
-  // B lives packed in the kernel (a package stores it so); the scales, zero points and C are
-  // read at create (and stay in a package: they are small).
-  bool reads_input_data(size_t i) const override { return i != 3; }
+  // B lives packed in the kernel (a package stores it so); the scales, zero points and biases
+  // are read at create or run (and stay in a package: they are small).
+  bool reads_input_data(size_t i) const override { return i != spec_.b_input; }
   std::optional<PackedWeights> packed_weights() const override {
     return PackedWeights{b_.packed_layout(),
                          static_cast<const float*>(b_.blob()),
@@ -1594,34 +1605,54 @@ class FastQGemm final : public Kernel {
     const Tensor& a = ctx.input(0);
     Tensor& y = ctx.output(0);
     const int64_t k = b_.k(), n = b_.n();
-    if (a.rank() != 2 || a.dim(1) != k)
-      return invalid_argument(where_ + ": A has shape " + shape_to_string(a.shape()) +
+    if (spec_.a_matrix && (a.rank() != 2 || a.dim(1) != k))
+      return invalid_argument(spec_.where + ": A has shape " + shape_to_string(a.shape()) +
                               ", expected [M, " + std::to_string(k) + "]");
-    const int64_t m = a.dim(0);
+    if (!spec_.a_matrix && (a.rank() < 1 || a.dim(a.rank() - 1) != k))
+      return invalid_argument(spec_.where + ": A has shape " + shape_to_string(a.shape()) +
+                              ", expected a last dim of " + std::to_string(k));
+    const int64_t m = spec_.a_matrix ? a.dim(0) : k > 0 ? a.numel() / k : 0;
+    if (y.numel() != m * n)
+      return internal_error(spec_.where + ": output shape " + shape_to_string(y.shape()) +
+                            " does not match the product");
     kernels::QuantOutput out;
-    out.scale = mult_.data();
-    out.per_channel = true;
-    out.zero_point = y_zero_;
-    const int32_t* bias = bias_.empty() ? nullptr : bias_.data();
-    if (quantized_)
-      kernels::qgemm_u8(m, a.data<uint8_t>(), k, a_zero_, b_, bias, out, y.data<uint8_t>(), n,
+    out.scale = spec_.scale.data();
+    out.per_channel = spec_.scale.size() != 1;
+    if (spec_.a_scale_input >= 0) {
+      const float a_scale = scalar_f(ctx.input(static_cast<size_t>(spec_.a_scale_input)));
+      for (int64_t j = 0; j < n; ++j)
+        run_scale_[static_cast<size_t>(j)] =
+            a_scale * spec_.scale[spec_.scale.size() == 1 ? 0 : static_cast<size_t>(j)];
+      out.scale = run_scale_.data();
+      out.per_channel = true;
+    }
+    out.zero_point = spec_.y_zero;
+    out.float_bias = spec_.float_bias.empty() ? nullptr : spec_.float_bias.data();
+    const uint8_t a_zero =
+        spec_.a_zero_input >= 0
+            ? static_cast<uint8_t>(scalar_zp(ctx, static_cast<size_t>(spec_.a_zero_input)))
+            : spec_.a_zero;
+    const int32_t* bias = spec_.bias.empty() ? nullptr : spec_.bias.data();
+    if (spec_.quantized)
+      kernels::qgemm_u8(m, a.data<uint8_t>(), k, a_zero, b_, bias, out, y.data<uint8_t>(), n,
                         ctx.thread_pool());
     else
-      kernels::qgemm_f32(m, a.data<uint8_t>(), k, a_zero_, b_, bias, out, y.data<float>(), n,
+      kernels::qgemm_f32(m, a.data<uint8_t>(), k, a_zero, b_, bias, out, y.data<float>(), n,
                          ctx.thread_pool());
     return Status::ok();
   }
 
  private:
   kernels::PackedQB b_;
-  std::vector<int32_t> bias_;
-  std::vector<float> mult_;
-  uint8_t a_zero_;
-  int32_t y_zero_;
-  bool quantized_;
-  std::string where_;
+  FastQGemmSpec spec_;
+  std::vector<float> run_scale_;  // a_scale * b_scale[n], per run (a_scale_input >= 0)
 };
 
+// QGemm on FastQGemm for uint8 A (transA = 0) and a constant int8 B with zero points 0,
+// constant scales and an int32 C of N values (the layout the QDQ pass makes of a quantized
+// CNN's classifier): acc = (A - a_zero) . B + C, then y = acc * mult[n] (float output) or
+// clamp(nearbyint(acc * mult[n]) + y_zero) (uint8), with mult[n] = alpha * a_scale *
+// b_scale[n] [/ y_scale] computed like the reference: bit for bit the same.
 Result<std::unique_ptr<Kernel>> try_fast_qgemm(const KernelCreateContext& c) {
   const auto constant = [&](size_t i) -> const Tensor* {
     return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
@@ -1652,16 +1683,18 @@ Result<std::unique_ptr<Kernel>> try_fast_qgemm(const KernelCreateContext& c) {
     mult[static_cast<size_t>(j)] = alpha * sa * sb[sb.size() == 1 ? 0 : static_cast<size_t>(j)];
     if (quantized) mult[static_cast<size_t>(j)] /= scalar_f(*ys);
   }
-  std::vector<int32_t> bias;
-  if (cb != nullptr) bias.assign(cb->data<int32_t>(), cb->data<int32_t>() + n);
-  const int32_t a_zero = az == nullptr ? 0 : static_cast<int32_t>(az->element_as_int64(0));
-  const int32_t y_zero = yz == nullptr ? 0 : static_cast<int32_t>(yz->element_as_int64(0));
+  FastQGemmSpec spec;
+  spec.b_input = 3;
+  spec.quantized = quantized;
+  if (cb != nullptr) spec.bias.assign(cb->data<int32_t>(), cb->data<int32_t>() + n);
+  spec.scale = std::move(mult);
+  spec.a_zero = az == nullptr ? 0 : static_cast<uint8_t>(az->element_as_int64(0));
+  spec.y_zero = yz == nullptr ? 0 : static_cast<int32_t>(yz->element_as_int64(0));
+  spec.where = c.node.describe();
   const kernels::QIsa isa = kernels::qisa_for(c.isa);
   BRINK_ASSIGN_OR_RETURN(kernels::PackedQB packed,
                          packed_b(c, b->data<int8_t>(), k, n, tb ? k : n, tb, isa));
-  return std::unique_ptr<Kernel>(std::make_unique<FastQGemm>(
-      std::move(packed), std::move(bias), std::move(mult), static_cast<uint8_t>(a_zero), y_zero,
-      quantized, c.node.describe()));
+  return std::unique_ptr<Kernel>(std::make_unique<FastQGemm>(std::move(packed), std::move(spec)));
 }
 
 // QGemm: A, a_scale, a_zp, B, b_scale, b_zp, C (i32, optional), y_scale (optional), y_zp
@@ -1810,64 +1843,11 @@ Status integer_matmul_to_float(KernelContext& ctx, const Tensor& a, int32_t a_zp
   return Status::ok();
 }
 
-// The integer MatMul of dynamically quantized transformers on the int8 GEMM (kernels/qgemm.h):
-// y = float(acc) * (a_scale * b_scale[n]) + bias[n], acc = (A - a_zero) . B, for uint8 A and a
-// constant 2-D int8 B with zero points 0 (what quantizers emit for weights). The same float
-// operations as integer_matmul_to_float, so the two agree bit for bit.
-class FastIntegerMatMulToFloat final : public Kernel {
- public:
-  FastIntegerMatMulToFloat(kernels::PackedQB b, std::vector<float> b_scale, std::vector<float> bias,
-                           std::string where)
-      : b_(std::move(b)),
-        b_scale_(std::move(b_scale)),
-        bias_(std::move(bias)),
-        scale_(static_cast<size_t>(b_.n())),
-        where_(std::move(where)) {}
-
-  // B lives packed in the kernel (a package stores it so); b_scale, b_zero_point and bias are
-  // read at create (and stay in a package: they are small).
-  bool reads_input_data(size_t i) const override { return i != 1; }
-  std::optional<PackedWeights> packed_weights() const override {
-    return PackedWeights{b_.packed_layout(),
-                         static_cast<const float*>(b_.blob()),
-                         b_.blob_bytes() / sizeof(float),
-                         {}};
-  }
-
-  Status run(KernelContext& ctx) override {
-    const Tensor& a = ctx.input(0);
-    Tensor& y = ctx.output(0);
-    const int64_t k = b_.k(), n = b_.n();
-    if (a.rank() < 1 || a.dim(a.rank() - 1) != k)
-      return invalid_argument(where_ + ": A has shape " + shape_to_string(a.shape()) +
-                              ", expected a last dim of " + std::to_string(k));
-    const int64_t m = k > 0 ? a.numel() / k : 0;
-    if (y.numel() != m * n)
-      return internal_error(where_ + ": output shape " + shape_to_string(y.shape()) +
-                            " does not match the product");
-    const float a_scale = scalar_f(ctx.input(2));
-    const int32_t a_zero = scalar_zp(ctx, 4);
-    for (int64_t j = 0; j < n; ++j)
-      scale_[static_cast<size_t>(j)] =
-          a_scale * b_scale_[b_scale_.size() == 1 ? 0 : static_cast<size_t>(j)];
-    kernels::QuantOutput out;
-    out.scale = scale_.data();
-    float* yd = y.data<float>();
-    kernels::qgemm_f32(m, a.data<uint8_t>(), k, static_cast<uint8_t>(a_zero), b_, nullptr, out, yd,
-                       n, ctx.thread_pool());
-    if (!bias_.empty())
-      for (int64_t r = 0; r < m; ++r)
-        for (int64_t j = 0; j < n; ++j) yd[r * n + j] += bias_[static_cast<size_t>(j)];
-    return Status::ok();
-  }
-
- private:
-  kernels::PackedQB b_;
-  std::vector<float> b_scale_, bias_;
-  std::vector<float> scale_;  // a_scale * b_scale[n], per run
-  std::string where_;
-};
-
+// The integer MatMul of dynamically quantized transformers on FastQGemm: y = float(acc) *
+// (a_scale * b_scale[n]) + bias[n], acc = (A - a_zero) . B, for uint8 A and a constant 2-D int8
+// B with zero points 0 (what quantizers emit for weights); a_scale and a_zero are read per
+// run, the float bias is added in the GEMM's epilogue. The same float operations as
+// integer_matmul_to_float, so the two agree bit for bit.
 Result<std::unique_ptr<Kernel>> try_fast_integer_matmul_to_float(const KernelCreateContext& c) {
   const auto constant = [&](size_t i) -> const Tensor* {
     return c.has_input(i) && i < c.constant_inputs.size() ? c.constant_inputs[i] : nullptr;
@@ -1890,14 +1870,18 @@ Result<std::unique_ptr<Kernel>> try_fast_integer_matmul_to_float(const KernelCre
   const TensorType& at = *c.input_types[0];
   if (at.has_rank() && at.rank() < 2)
     return std::unique_ptr<Kernel>();  // 1-D A: the reference's promotion
-  std::vector<float> scale(bs->data<float>(), bs->data<float>() + bs->numel());
-  std::vector<float> bias_v;
-  if (bias != nullptr) bias_v.assign(bias->data<float>(), bias->data<float>() + n);
+  FastQGemmSpec spec;
+  spec.b_input = 1;
+  spec.a_matrix = false;
+  spec.scale.assign(bs->data<float>(), bs->data<float>() + bs->numel());
+  if (bias != nullptr) spec.float_bias.assign(bias->data<float>(), bias->data<float>() + n);
+  spec.a_scale_input = 2;
+  spec.a_zero_input = 4;
+  spec.where = c.node.describe();
   const kernels::QIsa isa = kernels::qisa_for(c.isa);
   BRINK_ASSIGN_OR_RETURN(kernels::PackedQB packed,
                          packed_b(c, b->data<int8_t>(), k, n, n, false, isa));
-  return std::unique_ptr<Kernel>(std::make_unique<FastIntegerMatMulToFloat>(
-      std::move(packed), std::move(scale), std::move(bias_v), c.node.describe()));
+  return std::unique_ptr<Kernel>(std::make_unique<FastQGemm>(std::move(packed), std::move(spec)));
 }
 
 OpDef matmul_integer_to_float() {

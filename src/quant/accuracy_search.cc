@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,7 +11,6 @@
 #include <utility>
 
 #include "brink/session.h"
-#include "loader/npy.h"
 
 namespace brink::quant {
 
@@ -33,36 +31,6 @@ Status check_accuracy_target(AccuracyMetric metric, double target) {
         "--accuracy-target for --metric top1 is the top-1 points lost vs FP32, in [0, 100], got " +
         std::to_string(target));
   return Status::ok();
-}
-
-Result<std::vector<int64_t>> load_labels(const std::string& path) {
-  std::vector<int64_t> labels;
-  const bool is_txt = path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
-  if (is_txt) {
-    std::ifstream f(path);
-    if (!f) return io_error(path + ": cannot open the labels file");
-    std::string word;
-    while (f >> word) {
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(word, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != word.size())
-        return invalid_argument(path + ": '" + word + "' is not an integer label");
-      labels.push_back(v);
-    }
-  } else {
-    BRINK_ASSIGN_OR_RETURN(Tensor t, npy::read_npy(path));
-    if (!dtype_is_integer(t.dtype()))
-      return invalid_argument(path + ": labels must be integers, found " +
-                              std::string(dtype_long_name(t.dtype())));
-    for (int64_t i = 0; i < t.numel(); ++i) labels.push_back(t.element_as_int64(i));
-  }
-  if (labels.empty()) return invalid_argument(path + ": no labels");
-  return labels;
 }
 
 namespace {

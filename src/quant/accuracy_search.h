@@ -54,10 +54,6 @@ Result<AccuracyMetric> parse_accuracy_metric(const std::string& name);
 // The target must be a number in the metric's range: cosine (0, 1], top1 [0, 100].
 Status check_accuracy_target(AccuracyMetric metric, double target);
 
-// Class labels, one per prediction row: an .npy of integers (any shape, flattened) or a .txt of
-// whitespace-separated integers (the formats `brink eval --labels` reads).
-Result<std::vector<int64_t>> load_labels(const std::string& path);
-
 struct AccuracySearchOptions {
   AccuracyMetric metric = AccuracyMetric::kCosine;
   double target = 0.99;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -287,6 +289,43 @@ std::vector<TensorInfo> model_input_infos(const ir::Model& model) {
     infos.push_back(std::move(info));
   }
   return infos;
+}
+
+Result<std::vector<int64_t>> load_labels(const std::string& path) {
+  std::vector<int64_t> labels;
+  const bool is_txt = path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
+  if (is_txt) {
+    std::ifstream f(path);
+    if (!f) return io_error(path + ": cannot open the labels file");
+    std::string line;
+    int64_t line_no = 0;
+    while (std::getline(f, line)) {
+      ++line_no;
+      std::istringstream in(line);
+      std::string word;
+      while (in >> word) {
+        size_t used = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(word, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != word.size())
+          return invalid_argument(path + ": line " + std::to_string(line_no) + ": '" + word +
+                                  "' is not an integer label");
+        labels.push_back(v);
+      }
+    }
+  } else {
+    BRINK_ASSIGN_OR_RETURN(Tensor t, npy::read_npy(path));
+    if (!dtype_is_integer(t.dtype()))
+      return invalid_argument(path + ": labels must be integers, found " +
+                              std::string(dtype_long_name(t.dtype())));
+    for (int64_t i = 0; i < t.numel(); ++i) labels.push_back(t.element_as_int64(i));
+  }
+  if (labels.empty()) return invalid_argument(path + ": no labels");
+  return labels;
 }
 
 }  // namespace brink::quant

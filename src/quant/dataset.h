@@ -46,6 +46,11 @@ struct Dataset {
 Result<Dataset> load_dataset(const std::string& path, const std::vector<TensorInfo>& model_inputs,
                              int64_t max_samples = -1, const std::string& preprocess = "");
 
+// Class labels, one per prediction row (brink eval --labels, brink quantize --labels): an .npy
+// of integers (any shape, flattened) or a .txt of whitespace-separated integers. A word that is
+// not an integer fails with its line number; no labels at all is an error too.
+Result<std::vector<int64_t>> load_labels(const std::string& path);
+
 // The inputs of an imported model as load_dataset wants them (symbolic dims -1, with names).
 std::vector<TensorInfo> model_input_infos(const ir::Model& model);
 

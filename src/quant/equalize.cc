@@ -10,23 +10,15 @@
 
 #include "passes/pass_util.h"
 #include "quant/calibration.h"
+#include "quant/graph_util.h"
 
 namespace brink::quant {
 
 namespace {
 
+using passes::is_op;
+
 // ---- graph helpers ------------------------------------------------------------------------
-
-bool is_initializer(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
-         std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
-}
-
-const Tensor* f32_initializer(const ir::Graph& g, int v) {
-  if (!is_initializer(g, v)) return nullptr;
-  const Tensor& t = *g.value(v).constant;
-  return t.dtype() == DataType::kFloat32 ? &t : nullptr;
-}
 
 // Uses of every value: node input slots, plus one for each graph output entry.
 std::vector<int> use_counts(const ir::Graph& g) {
@@ -45,18 +37,6 @@ std::vector<int> producers(const ir::Graph& g) {
     for (int o : g.nodes[i].outputs)
       if (o >= 0) p[static_cast<size_t>(o)] = static_cast<int>(i);
   return p;
-}
-
-// Subgraphs read outer values by name; the rewrites here stay away from such models.
-bool has_subgraphs(const ir::Graph& g) {
-  for (const ir::Node& n : g.nodes)
-    for (const ir::Attribute& a : n.attributes)
-      if (a.type == ir::AttrType::kGraph || a.type == ir::AttrType::kGraphs) return true;
-  return false;
-}
-
-bool is_std(const ir::Node& n, const char* op) {
-  return n.domain.empty() && n.op_type == op;
 }
 
 // The constant of `v` as a tensor this model owns alone (copies of a model share tensor
@@ -78,7 +58,7 @@ struct ConvPair {
 // Conv with a constant float weight of rank >= 3 read only by it, and a bias that is absent
 // or a constant float [M] read only by it.
 bool owns_weights(const ir::Graph& g, const ir::Node& n, const std::vector<int>& uses) {
-  if (!is_std(n, "Conv") || n.inputs.size() < 2) return false;
+  if (!is_op(n, "Conv") || n.inputs.size() < 2) return false;
   const Tensor* w = f32_initializer(g, n.inputs[1]);
   if (!w || w->rank() < 3 || uses[static_cast<size_t>(n.inputs[1])] != 1) return false;
   if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
@@ -101,7 +81,7 @@ std::vector<ConvPair> find_pairs(const ir::Graph& g) {
     if (p < 0) continue;
     const ir::Node* prev = &g.nodes[static_cast<size_t>(p)];
     // One activation that commutes with a positive per-channel scale.
-    if (is_std(*prev, "Relu") || is_std(*prev, "LeakyRelu")) {
+    if (is_op(*prev, "Relu") || is_op(*prev, "LeakyRelu")) {
       if (prev->inputs.empty() || prev->inputs[0] < 0) continue;
       x = prev->inputs[0];
       if (uses[static_cast<size_t>(x)] != 1) continue;
@@ -304,14 +284,11 @@ Result<int> correct_bias(ir::Model& model, const Dataset& data, bool per_channel
   ir::Graph& g = model.graph;
   if (has_subgraphs(g)) return 0;
   const std::vector<int> uses = use_counts(g);
-  std::vector<std::vector<int>> consumers(g.values.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int in : g.nodes[i].inputs)
-      if (in >= 0) consumers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
+  const std::vector<std::vector<passes::Use>> readers = value_readers(g);
   std::vector<Layer> layers;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
-    const bool conv = is_std(n, "Conv"), gemm = is_std(n, "Gemm"), matmul = is_std(n, "MatMul");
+    const bool conv = is_op(n, "Conv"), gemm = is_op(n, "Gemm"), matmul = is_op(n, "MatMul");
     if (!(conv || gemm || matmul) || n.inputs.size() < 2 || n.inputs[0] < 0) continue;
     const Tensor* w = f32_initializer(g, n.inputs[1]);
     if (!w || is_initializer(g, n.inputs[0]) || g.value(n.inputs[0]).constant) continue;
@@ -338,12 +315,11 @@ Result<int> correct_bias(ir::Model& model, const Dataset& data, bool per_channel
     } else {
       // MatMul -> Add(constant [N]): the Linear layer's bias.
       const int y = n.outputs.empty() ? -1 : n.outputs[0];
-      if (y < 0 || uses[static_cast<size_t>(y)] != 1 ||
-          consumers[static_cast<size_t>(y)].size() != 1)
+      if (y < 0 || uses[static_cast<size_t>(y)] != 1 || readers[static_cast<size_t>(y)].size() != 1)
         continue;
-      const int a = consumers[static_cast<size_t>(y)][0];
+      const int a = readers[static_cast<size_t>(y)][0].node;
       const ir::Node& add = g.nodes[static_cast<size_t>(a)];
-      if (!is_std(add, "Add") || add.inputs.size() != 2) continue;
+      if (!is_op(add, "Add") || add.inputs.size() != 2) continue;
       const int slot = add.inputs[0] == y ? 1 : 0;
       const Tensor* b = f32_initializer(g, add.inputs[static_cast<size_t>(slot)]);
       if (!b || b->rank() != 1 || b->dim(0) != l.channels) continue;

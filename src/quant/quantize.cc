@@ -14,6 +14,7 @@
 #include "passes/pass_util.h"
 #include "passes/passes.h"
 #include "quant/equalize.h"
+#include "quant/graph_util.h"
 #include "quant/quantize_int4.h"
 #include "quant/smooth_quant.h"
 
@@ -45,63 +46,6 @@ const char* quant_mode_name(QuantMode mode) {
 namespace {
 
 using passes::GraphInfo;
-
-// ---- small IR helpers ---------------------------------------------------------------------
-
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
-
-ir::Node make_node(const std::string& op, const std::string& name, std::vector<int> inputs,
-                   std::vector<int> outputs) {
-  ir::Node n;
-  n.op_type = op;
-  n.name = name;
-  n.inputs = std::move(inputs);
-  n.outputs = std::move(outputs);
-  return n;
-}
-
-// Names for new nodes that no node of the graph (old or new) has.
-class NodeNames {
- public:
-  explicit NodeNames(const ir::Graph& g) {
-    for (const ir::Node& n : g.nodes) used_.insert(n.name);
-  }
-  std::string operator()(const std::string& base) {
-    std::string name = base;
-    for (int k = 1; used_.count(name); ++k) name = base + "_" + std::to_string(k);
-    used_.insert(name);
-    return name;
-  }
-
- private:
-  std::set<std::string> used_;
-};
-
-bool is_initializer(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
-         std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
-}
-
-const Tensor* f32_initializer(const ir::Graph& g, int v) {
-  if (!is_initializer(g, v)) return nullptr;
-  const Tensor& t = *g.value(v).constant;
-  return t.dtype() == DataType::kFloat32 ? &t : nullptr;
-}
-
-int64_t tensor_bytes(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant ? static_cast<int64_t>(g.value(v).constant->nbytes()) : 0;
-}
-
-std::string node_label(const ir::Graph& g, const ir::Node& n) {
-  if (!n.name.empty()) return n.name;
-  return n.outputs.empty() || n.outputs[0] < 0 ? n.op_type : g.value(n.outputs[0]).name;
-}
 
 // ---- quantization parameters ------------------------------------------------------------
 
@@ -228,13 +172,6 @@ Result<ir::Model> prepare(const ir::Model& model) {
   BRINK_RETURN_IF_ERROR(passes::fold_batchnorms(m, r, o));
   BRINK_RETURN_IF_ERROR(passes::eliminate_dead_code(m, r, o));
   return m;
-}
-
-void recompute_producers(ir::Graph& g) {
-  for (ir::Value& v : g.values) v.producer = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int out : g.nodes[i].outputs)
-      if (out >= 0) g.value(out).producer = static_cast<int>(i);
 }
 
 // ---- int8 static (QDQ) ------------------------------------------------------------------

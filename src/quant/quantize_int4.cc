@@ -29,6 +29,7 @@
 #include <string>
 
 #include "passes/pass_util.h"
+#include "quant/graph_util.h"
 
 namespace brink::quant {
 
@@ -37,51 +38,6 @@ namespace {
 using passes::GraphInfo;
 
 constexpr const char* kMsDomain = "com.microsoft";
-
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
-
-bool is_initializer(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
-         std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
-}
-
-const Tensor* f32_initializer(const ir::Graph& g, int v) {
-  if (!is_initializer(g, v)) return nullptr;
-  const Tensor& t = *g.value(v).constant;
-  return t.dtype() == DataType::kFloat32 ? &t : nullptr;
-}
-
-int64_t tensor_bytes(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant ? static_cast<int64_t>(g.value(v).constant->nbytes()) : 0;
-}
-
-std::string node_label(const ir::Graph& g, const ir::Node& n) {
-  if (!n.name.empty()) return n.name;
-  return n.outputs.empty() || n.outputs[0] < 0 ? n.op_type : g.value(n.outputs[0]).name;
-}
-
-// Names for new nodes that no node of the graph (old or new) has.
-class NodeNames {
- public:
-  explicit NodeNames(const ir::Graph& g) {
-    for (const ir::Node& n : g.nodes) used_.insert(n.name);
-  }
-  std::string operator()(const std::string& base) {
-    std::string name = base;
-    for (int k = 1; used_.count(name); ++k) name = base + "_" + std::to_string(k);
-    used_.insert(name);
-    return name;
-  }
-
- private:
-  std::set<std::string> used_;
-};
 
 Tensor to_tensor(const std::vector<uint8_t>& v, Shape shape) {
   Tensor t = Tensor::empty(DataType::kUInt8, std::move(shape));
@@ -401,10 +357,7 @@ Status quantize_int4(ir::Model& model, const QuantizeOptions& options, QuantizeR
         "no MatMul/Gemm with a constant 2-D float weight to quantize to int4 (int4 is "
         "weight-only for MatMul/Gemm); no output was written");
   g.nodes = std::move(nodes);
-  for (ir::Value& v : g.values) v.producer = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int out : g.nodes[i].outputs)
-      if (out >= 0) g.value(out).producer = static_cast<int>(i);
+  recompute_producers(g);
   bool has_ms = false;
   for (ir::OperatorSetId& o : model.opset_imports) has_ms = has_ms || o.domain == kMsDomain;
   if (!has_ms) model.opset_imports.push_back({kMsDomain, 1});

@@ -8,25 +8,13 @@
 
 #include "passes/pass_util.h"
 #include "quant/calibration.h"
+#include "quant/graph_util.h"
 
 namespace brink::quant {
 
 namespace {
 
-bool is_initializer(const ir::Graph& g, int v) {
-  return v >= 0 && g.value(v).constant.has_value() && g.value(v).producer < 0 &&
-         std::find(g.initializers.begin(), g.initializers.end(), v) != g.initializers.end();
-}
-
-const Tensor* f32_initializer(const ir::Graph& g, int v) {
-  if (!is_initializer(g, v)) return nullptr;
-  const Tensor& t = *g.value(v).constant;
-  return t.dtype() == DataType::kFloat32 ? &t : nullptr;
-}
-
-bool is_std(const ir::Node& n, const char* op) {
-  return n.domain.empty() && n.op_type == op;
-}
+using passes::is_op;
 
 struct Consumer {
   int node = -1;
@@ -66,25 +54,17 @@ Result<SmoothQuantStats> smooth_quant(ir::Model& model, const Dataset& data, dou
     return invalid_argument("SmoothQuant alpha must be in [0, 1], got " + std::to_string(alpha));
   ir::Graph& g = model.graph;
   SmoothQuantStats stats;
-  for (const ir::Node& n : g.nodes)
-    for (const ir::Attribute& a : n.attributes)
-      if (a.type == ir::AttrType::kGraph || a.type == ir::AttrType::kGraphs) return stats;
+  if (has_subgraphs(g)) return stats;
 
-  std::vector<int> uses(g.values.size(), 0);
-  std::vector<std::vector<std::pair<int, size_t>>> readers(g.values.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (size_t s = 0; s < g.nodes[i].inputs.size(); ++s) {
-      const int in = g.nodes[i].inputs[s];
-      if (in < 0) continue;
-      ++uses[static_cast<size_t>(in)];
-      readers[static_cast<size_t>(in)].push_back({static_cast<int>(i), s});
-    }
+  const std::vector<std::vector<passes::Use>> readers = value_readers(g);
+  std::vector<int> uses(g.values.size(), 0);  // node input slots only
+  for (size_t v = 0; v < readers.size(); ++v) uses[v] = static_cast<int>(readers[v].size());
   std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
 
   std::vector<Candidate> cands;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& ln = g.nodes[i];
-    if (!is_std(ln, "LayerNormalization") || ln.inputs.size() < 2 || ln.outputs.empty()) continue;
+    if (!is_op(ln, "LayerNormalization") || ln.inputs.size() < 2 || ln.outputs.empty()) continue;
     const int y = ln.outputs[0];
     bool extra_outputs = false;
     for (size_t o = 1; o < ln.outputs.size(); ++o)
@@ -103,13 +83,12 @@ Result<SmoothQuantStats> smooth_quant(ir::Model& model, const Dataset& data, dou
     c.other_readers = graph_outputs.count(y) != 0;
     for (const auto& [node, slot] : readers[static_cast<size_t>(y)]) {
       const ir::Node& n = g.nodes[static_cast<size_t>(node)];
-      if (is_std(n, "Shape")) continue;
-      const bool gemm = is_std(n, "Gemm");
+      if (is_op(n, "Shape")) continue;
+      const bool gemm = is_op(n, "Gemm");
       const Tensor* w = n.inputs.size() > 1 ? f32_initializer(g, n.inputs[1]) : nullptr;
       const bool trans_b = gemm && n.attr_int("transB", 0) != 0;
-      const bool ok = slot == 0 &&
-                      (is_std(n, "MatMul") || (gemm && n.attr_int("transA", 0) == 0)) && w &&
-                      w->rank() == 2 && (trans_b ? w->dim(1) : w->dim(0)) == k;
+      const bool ok = slot == 0 && (is_op(n, "MatMul") || (gemm && n.attr_int("transA", 0) == 0)) &&
+                      w && w->rank() == 2 && (trans_b ? w->dim(1) : w->dim(0)) == k;
       if (ok) {
         c.matmuls.push_back({node, trans_b});
       } else {
@@ -225,10 +204,7 @@ Result<SmoothQuantStats> smooth_quant(ir::Model& model, const Dataset& data, dou
         nodes.push_back(std::move(inserted[next].second));
     }
     g.nodes = std::move(nodes);
-    for (ir::Value& v : g.values) v.producer = -1;
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (int o : g.nodes[i].outputs)
-        if (o >= 0) g.value(o).producer = static_cast<int>(i);
+    recompute_producers(g);
   }
   return stats;
 }

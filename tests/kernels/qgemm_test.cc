@@ -1,8 +1,8 @@
 // kernels::qgemm_u8 / qgemm_f32 against a naive loop, for every QIsa this machine (or qemu)
 // runs: exact equality (the reference does the same float rounding), awkward M/N/K, padded
 // strides, transposed B, zero points 0/128/255, per-tensor and per-channel scales, clamps,
-// large K, 1..3 threads, weights that saturate vpmaddubsw (the exact path) and weights that
-// cannot, and no write outside y.
+// large K, 1..3 threads, a float bias after the scale (f32 output), weights that saturate
+// vpmaddubsw (the exact path) and weights that cannot, and no write outside y.
 #include "kernels/qgemm.h"
 
 #include <gtest/gtest.h>
@@ -33,6 +33,7 @@ struct Case {
   bool bias = true;
   bool per_channel = true;
   bool f32 = false;
+  bool float_bias = false;  // f32 only: QuantOutput::float_bias
   uint8_t a_zero = 0;
   int32_t y_zero = 0;
   uint8_t lo = 0, hi = 255;
@@ -47,9 +48,9 @@ struct Case {
            std::to_string(ldb_pad) + "/" + std::to_string(ldy_pad) +
            (b_transposed ? " transB" : "") + (bias ? " bias" : "") +
            (per_channel ? " per-channel" : " per-tensor") + (f32 ? " f32" : " u8") +
-           " a_zero=" + std::to_string(a_zero) + " y_zero=" + std::to_string(y_zero) +
-           " clamp=" + std::to_string(lo) + ".." + std::to_string(hi) +
-           " weights=" + std::to_string(static_cast<int>(weights)) +
+           (f32 && float_bias ? " float-bias" : "") + " a_zero=" + std::to_string(a_zero) +
+           " y_zero=" + std::to_string(y_zero) + " clamp=" + std::to_string(lo) + ".." +
+           std::to_string(hi) + " weights=" + std::to_string(static_cast<int>(weights)) +
            " threads=" + std::to_string(threads);
   }
 };
@@ -85,6 +86,9 @@ void check(const Case& c, QIsa isa, ThreadPool* pool) {
                          : c.scale_mul * 60.0f / (6400.0f * std::sqrt(static_cast<float>(c.k)));
   for (float& v : scale) v = c.scale_mul == 0.0f ? 0.5f : base * (0.5f + (rng() % 1000) / 1000.0f);
 
+  std::vector<float> float_bias(static_cast<size_t>(c.n));
+  for (float& v : float_bias) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 7.0f;
+
   // The reference: exact int64 sums, then the output stage in float as qgemm.h specifies.
   auto bval = [&](int64_t kk, int64_t j) -> int64_t {
     return c.b_transposed ? b[static_cast<size_t>(j * ldb + kk)]
@@ -105,6 +109,7 @@ void check(const Case& c, QIsa isa, ThreadPool* pool) {
   out.zero_point = c.y_zero;
   out.min = c.lo;
   out.max = c.hi;
+  if (c.float_bias) out.float_bias = float_bias.data();
   const PackedQB packed = pack_qb(b.data(), c.k, c.n, ldb, c.b_transposed, isa);
   ASSERT_FALSE(packed.empty());
   ASSERT_EQ(packed.k(), c.k);
@@ -129,7 +134,9 @@ void check(const Case& c, QIsa isa, ThreadPool* pool) {
           continue;
         }
         const float s = scale[c.per_channel ? static_cast<size_t>(j) : 0];
-        const float want = static_cast<float>(acc[static_cast<size_t>(i * c.n + j)]) * s;
+        // volatile: the product is rounded before the bias is added (no FMA), as qgemm.h says.
+        volatile float product = static_cast<float>(acc[static_cast<size_t>(i * c.n + j)]) * s;
+        const float want = c.float_bias ? product + float_bias[static_cast<size_t>(j)] : product;
         ASSERT_EQ(got, want) << "at " << i << "," << j;
       }
   } else {
@@ -184,6 +191,7 @@ TEST(QGemm, AllShapesEveryIsa) {
           c.b_transposed = index % 7 == 3;
           c.bias = index % 11 != 5;
           c.f32 = index % 4 == 1;
+          c.float_bias = index % 8 == 1;
           c.weights = index % 3 == 1 ? Weights::kFull : Weights::kSmall;
           if (index % 6 == 2) {
             c.lo = 37;
@@ -210,6 +218,7 @@ TEST(QGemm, LargeKAndThreads) {
           c.a_zero = 128;
           c.y_zero = 128;
           c.f32 = f32;
+          c.float_bias = m != 9;
           c.weights = k == 1152 ? Weights::kFull : Weights::kSmall;
           c.per_channel = k != 576;
           c.threads = 3;

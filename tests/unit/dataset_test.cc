@@ -1,11 +1,12 @@
 // load_dataset: how .npy / .npz files and folders become feeds, and the one-line errors for
-// data that does not fit the model's inputs.
+// data that does not fit the model's inputs; load_labels (.txt / .npy class labels).
 #include "quant/dataset.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "loader/npy.h"
@@ -124,6 +125,43 @@ TEST_F(DatasetTest, RefusesDataThatDoesNotFitWithOneLine) {
   expect_error(load_dataset(write("nan.npy", bad), {input("x", {1, 3})}), "non-finite");
   bad.data<float>()[4] = std::numeric_limits<float>::infinity();
   expect_error(load_dataset(write("inf.npy", bad), {input("x", {1, 3})}), "flat index 4");
+}
+
+TEST_F(DatasetTest, LoadsLabelsFromTextOrIntegerNpy) {
+  const std::string txt = (dir_ / "labels.txt").string();
+  {
+    std::ofstream f(txt);
+    f << "3 1\n\n-2\n";
+  }
+  auto l = load_labels(txt);
+  ASSERT_TRUE(l.is_ok()) << l.status().message();
+  EXPECT_EQ(*l, (std::vector<int64_t>{3, 1, -2}));
+
+  auto n = load_labels(write("labels.npy", Tensor::from_vector<int32_t>({2, 2}, {4, 0, 7, 9})));
+  ASSERT_TRUE(n.is_ok()) << n.status().message();
+  EXPECT_EQ(*n, (std::vector<int64_t>{4, 0, 7, 9}));
+
+  const std::string bad = (dir_ / "bad.txt").string();
+  {
+    std::ofstream f(bad);
+    f << "1\n2\n3 cat\n";
+  }
+  auto b = load_labels(bad);
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_NE(b.status().message().find("line 3: 'cat' is not an integer label"), std::string::npos)
+      << b.status().message();
+
+  auto f = load_labels(write("float.npy", iota({3})));
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_NE(f.status().message().find("labels must be integers"), std::string::npos)
+      << f.status().message();
+
+  const std::string empty = (dir_ / "empty.txt").string();
+  std::ofstream(empty) << "\n";
+  auto e = load_labels(empty);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_NE(e.status().message().find("no labels"), std::string::npos) << e.status().message();
+  EXPECT_FALSE(load_labels((dir_ / "missing.txt").string()).is_ok());
 }
 
 }  // namespace

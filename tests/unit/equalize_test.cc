@@ -12,6 +12,7 @@
 #include <random>
 
 #include "brink/session.h"
+#include "graph_builders.h"
 #include "ops/evaluate.h"
 #include "quant/equalize.h"
 #include "quant/smooth_quant.h"
@@ -21,58 +22,9 @@ namespace {
 
 using ops::make_attr;
 
-class Builder {
- public:
-  Builder() { m_.opset_imports.push_back({"", 17}); }
-  Builder& input(const std::string& name, const Shape& shape) {
-    m_.graph.inputs.push_back(
-        m_.graph.add_value(name, ir::TensorType::of(DataType::kFloat32, shape)));
-    return *this;
-  }
-  Builder& init(const std::string& name, const Tensor& t) {
-    const int v = m_.graph.add_value(name, ir::TensorType::of(t.dtype(), t.shape()));
-    m_.graph.value(v).constant = t;
-    m_.graph.initializers.push_back(v);
-    return *this;
-  }
-  // Normal values; with `channel_spread`, each slice along axis 0 is scaled by e^U(-s, s).
-  Builder& random(const std::string& name, const Shape& shape, float scale = 0.5f,
-                  float channel_spread = 0.0f) {
-    std::normal_distribution<float> dist(0.0f, scale);
-    std::uniform_real_distribution<float> u(-channel_spread, channel_spread);
-    std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-    const size_t inner = v.size() / static_cast<size_t>(shape[0]);
-    float f = 1.0f;
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (i % inner == 0) f = std::exp(u(rng_));
-      v[i] = dist(rng_) * f;
-    }
-    return init(name, Tensor::from_vector<float>(shape, v));
-  }
-  Builder& node(const std::string& op, const std::vector<std::string>& ins,
-                const std::vector<std::string>& outs, std::vector<ir::Attribute> attrs = {}) {
-    ir::Node n;
-    n.name = op + "_" + std::to_string(m_.graph.nodes.size());
-    n.op_type = op;
-    for (const auto& s : ins) n.inputs.push_back(s.empty() ? ir::kNoValue : value(s));
-    for (const auto& s : outs) n.outputs.push_back(value(s));
-    n.attributes = std::move(attrs);
-    m_.graph.nodes.push_back(std::move(n));
-    return *this;
-  }
-  Builder& output(const std::string& name) {
-    m_.graph.outputs.push_back(value(name));
-    return *this;
-  }
-  ir::Model build() const { return m_; }
-
- private:
-  int value(const std::string& name) {
-    const int v = m_.graph.find_value(name);
-    return v != ir::kNoValue ? v : m_.graph.add_value(name);
-  }
-  ir::Model m_;
-  std::mt19937 rng_{11};
+// Weights from seed 11 (what these tests' thresholds were set with).
+struct Builder : test::ModelBuilder {
+  Builder() : test::ModelBuilder(17, 11) {}
 };
 
 Dataset random_data(int n, const std::string& name, const Shape& shape, uint32_t seed,
@@ -145,11 +97,11 @@ std::vector<float> in_ranges(const Tensor& w, int64_t group) {
 ir::Model cle_model() {
   return Builder()
       .input("x", {1, 6, 9, 8})
-      .random("w1", {8, 6, 3, 3}, 0.3f, 3.0f)
-      .random("b1", {8}, 0.2f)
-      .random("w2", {16, 1, 3, 3}, 0.5f, 2.0f)
-      .random("b2", {16}, 0.2f)
-      .random("w3", {5, 16, 1, 1}, 0.3f)
+      .spread_init("w1", {8, 6, 3, 3}, 0.3f, 3.0f)
+      .spread_init("b1", {8}, 0.2f)
+      .spread_init("w2", {16, 1, 3, 3}, 0.5f, 2.0f)
+      .spread_init("b2", {16}, 0.2f)
+      .spread_init("w3", {5, 16, 1, 1}, 0.3f)
       .node("Conv", {"x", "w1", "b1"}, {"c1"},
             {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
       .node("Relu", {"c1"}, {"r1"})
@@ -190,9 +142,9 @@ TEST(Equalize, KeepsTheFunctionAndEqualizesEachPair) {
 TEST(Equalize, LeavesSharedWeightsSecondReadersAndClipAlone) {
   ir::Model m = Builder()
                     .input("x", {1, 4, 5, 5})
-                    .random("w1", {4, 4, 1, 1})
-                    .random("w2", {4, 4, 1, 1})
-                    .random("w3", {4, 4, 1, 1})
+                    .spread_init("w1", {4, 4, 1, 1})
+                    .spread_init("w2", {4, 4, 1, 1})
+                    .spread_init("w3", {4, 4, 1, 1})
                     .init("lo", Tensor::scalar<float>(0.0f))
                     .init("hi", Tensor::scalar<float>(6.0f))
                     // w1 is shared by two convs: neither pair through them is equalized.
@@ -266,8 +218,8 @@ std::vector<BiasCase> bias_cases() {
       {"conv2d",
        Builder()
            .input("x", {2, 4, 9, 7})
-           .random("w", {6, 2, 3, 3}, 0.5f, 2.0f)
-           .random("b", {6})
+           .spread_init("w", {6, 2, 3, 3}, 0.5f, 2.0f)
+           .spread_init("b", {6})
            .node("Conv", {"x", "w", "b"}, {"y"},
                  {make_attr("group", int64_t{2}), make_attr("strides", std::vector<int64_t>{2, 1}),
                   make_attr("dilations", std::vector<int64_t>{1, 2}),
@@ -281,7 +233,7 @@ std::vector<BiasCase> bias_cases() {
   cases.push_back({"conv2d_same_no_bias",
                    Builder()
                        .input("x", {1, 3, 6, 5})
-                       .random("w", {4, 3, 3, 3}, 0.5f, 2.0f)
+                       .spread_init("w", {4, 3, 3, 3}, 0.5f, 2.0f)
                        .node("Conv", {"x", "w"}, {"y"},
                              {make_attr("auto_pad", std::string("SAME_LOWER")),
                               make_attr("strides", std::vector<int64_t>{2, 2})})
@@ -295,8 +247,8 @@ std::vector<BiasCase> bias_cases() {
       {"conv1d",
        Builder()
            .input("x", {1, 3, 11})
-           .random("w", {5, 3, 4}, 0.5f, 2.0f)
-           .random("b", {5})
+           .spread_init("w", {5, 3, 4}, 0.5f, 2.0f)
+           .spread_init("b", {5})
            .node("Conv", {"x", "w", "b"}, {"y"}, {make_attr("pads", std::vector<int64_t>{2, 1})})
            .output("y")
            .build(),
@@ -307,8 +259,8 @@ std::vector<BiasCase> bias_cases() {
   cases.push_back({"gemm_transb",
                    Builder()
                        .input("x", {3, 10})
-                       .random("w", {7, 10}, 0.5f, 2.0f)
-                       .random("b", {7})
+                       .spread_init("w", {7, 10}, 0.5f, 2.0f)
+                       .spread_init("b", {7})
                        .node("Gemm", {"x", "w", "b"}, {"y"}, {make_attr("transB", int64_t{1})})
                        .output("y")
                        .build(),
@@ -319,8 +271,8 @@ std::vector<BiasCase> bias_cases() {
   cases.push_back({"matmul_add",
                    Builder()
                        .input("x", {2, 3, 10})
-                       .random("w", {10, 6}, 0.5f)
-                       .random("b", {6})
+                       .spread_init("w", {10, 6}, 0.5f)
+                       .spread_init("b", {6})
                        .node("MatMul", {"x", "w"}, {"m"})
                        .node("Add", {"b", "m"}, {"y"})
                        .output("y")
@@ -366,10 +318,10 @@ TEST(SmoothQuant, KeepsTheFunctionAndRefusesBadAlpha) {
   const ir::Model original =
       Builder()
           .input("x", {5, 8})
-          .random("g", {8})
-          .random("be", {8})
-          .random("w", {8, 6})
-          .random("wt", {3, 8})
+          .spread_init("g", {8})
+          .spread_init("be", {8})
+          .spread_init("w", {8, 6})
+          .spread_init("wt", {3, 8})
           .node("LayerNormalization", {"x", "g", "be"}, {"n"}, {make_attr("axis", int64_t{-1})})
           .node("MatMul", {"n", "w"}, {"y"})
           .node("Gemm", {"n", "wt"}, {"z"}, {make_attr("transB", int64_t{1})})

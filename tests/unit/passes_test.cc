@@ -12,6 +12,7 @@
 #include <functional>
 #include <random>
 
+#include "graph_builders.h"
 #include "loader/npy.h"
 #include "onnx/onnx_io.h"
 #include "ops/evaluate.h"
@@ -24,63 +25,7 @@ namespace {
 
 using ops::make_attr;
 
-// Builds models by value name: node("Relu", {"x"}, {"y"}) creates "y" when it is new.
-class ModelBuilder {
- public:
-  explicit ModelBuilder(int64_t opset = 17) { m_.opset_imports.push_back({"", opset}); }
-
-  ModelBuilder& input(const std::string& name, const Shape& shape,
-                      DataType dtype = DataType::kFloat32) {
-    const int v = m_.graph.add_value(name, ir::TensorType::of(dtype, shape));
-    m_.graph.inputs.push_back(v);
-    return *this;
-  }
-  ModelBuilder& symbolic_input(const std::string& name, std::vector<ir::Dim> dims) {
-    const int v = m_.graph.add_value(name, ir::TensorType(DataType::kFloat32, std::move(dims)));
-    m_.graph.inputs.push_back(v);
-    return *this;
-  }
-  ModelBuilder& init(const std::string& name, const Tensor& t) {
-    const int v = m_.graph.add_value(name, ir::TensorType::of(t.dtype(), t.shape()));
-    m_.graph.value(v).constant = t;
-    m_.graph.initializers.push_back(v);
-    return *this;
-  }
-  ModelBuilder& random_init(const std::string& name, const Shape& shape, float lo = -1,
-                            float hi = 1) {
-    std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-    for (float& x : v) x = dist(rng_);
-    return init(name, Tensor::from_vector<float>(shape, v));
-  }
-  ModelBuilder& scalar(const std::string& name, float v) { return init(name, Tensor::scalar(v)); }
-  ModelBuilder& node(const std::string& op, const std::vector<std::string>& ins,
-                     const std::vector<std::string>& outs, std::vector<ir::Attribute> attrs = {},
-                     const std::string& domain = "") {
-    ir::Node n;
-    n.name = op + "_" + std::to_string(m_.graph.nodes.size());
-    n.op_type = op;
-    n.domain = domain;
-    for (const auto& s : ins) n.inputs.push_back(s.empty() ? ir::kNoValue : value(s));
-    for (const auto& s : outs) n.outputs.push_back(s.empty() ? ir::kNoValue : value(s));
-    n.attributes = std::move(attrs);
-    m_.graph.nodes.push_back(std::move(n));
-    return *this;
-  }
-  ModelBuilder& output(const std::string& name) {
-    m_.graph.outputs.push_back(value(name));
-    return *this;
-  }
-  ir::Model build() const { return m_; }
-
- private:
-  int value(const std::string& name) {
-    const int v = m_.graph.find_value(name);
-    return v != ir::kNoValue ? v : m_.graph.add_value(name);
-  }
-  ir::Model m_;
-  std::mt19937 rng_{7};
-};
+using test::ModelBuilder;
 
 int count_ops(const ir::Model& m, const std::string& op, const std::string& domain = "") {
   int n = 0;
@@ -248,12 +193,12 @@ TEST(Passes, FoldsConstantSubgraphs) {
 
 ModelBuilder conv_bn_model(bool conv_bias) {
   ModelBuilder b(13);
-  b.input("x", {1, 3, 7, 6}).random_init("w", {5, 3, 3, 3});
-  if (conv_bias) b.random_init("b", {5});
-  b.random_init("scale", {5}, 0.5f, 1.5f)
-      .random_init("shift", {5})
-      .random_init("mean", {5})
-      .random_init("var", {5}, 0.5f, 2.0f)
+  b.input("x", {1, 3, 7, 6}).uniform_init("w", {5, 3, 3, 3});
+  if (conv_bias) b.uniform_init("b", {5});
+  b.uniform_init("scale", {5}, 0.5f, 1.5f)
+      .uniform_init("shift", {5})
+      .uniform_init("mean", {5})
+      .uniform_init("var", {5}, 0.5f, 2.0f)
       .node("Conv", {"x", "w", conv_bias ? "b" : ""}, {"c"},
             {make_attr("pads", std::vector<int64_t>{1, 0, 1, 2})})
       .node("BatchNormalization", {"c", "scale", "shift", "mean", "var"}, {"y"},
@@ -366,9 +311,9 @@ TEST(Passes, FusesConvBiasAndActivation) {
     SCOPED_TRACE(ac.label);
     ModelBuilder b(ac.opset);
     b.input("x", {1, 4, 6, 5})
-        .random_init("w", {6, 4, 3, 3})
-        .random_init("b", {6})
-        .random_init("bias", {6, 1, 1})
+        .uniform_init("w", {6, 4, 3, 3})
+        .uniform_init("b", {6})
+        .uniform_init("bias", {6, 1, 1})
         .node("Conv", {"x", "w", "b"}, {"c0"},
               {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1}),
                make_attr("strides", std::vector<int64_t>{1, 2})})
@@ -454,9 +399,9 @@ TEST(Passes, FusesResidualAddThenActivation) {
   // (Z = a) and the second Relu.
   ModelBuilder b(13);
   b.input("x", {1, 8, 5, 5})
-      .random_init("w1", {8, 8, 1, 1})
-      .random_init("w2", {8, 8, 3, 3})
-      .random_init("b2", {8})
+      .uniform_init("w1", {8, 8, 1, 1})
+      .uniform_init("w2", {8, 8, 3, 3})
+      .uniform_init("b2", {8})
       .node("Conv", {"x", "w1"}, {"c1"})
       .node("Relu", {"c1"}, {"a"})
       .node("Conv", {"a", "w2", "b2"}, {"c2"},
@@ -482,8 +427,8 @@ TEST(Passes, DoesNotFuseSharedOrOutputIntermediates) {
   // The conv output is a graph output, and the Relu output feeds two consumers.
   ModelBuilder b(13);
   b.input("x", {1, 2, 4, 4})
-      .random_init("w", {3, 2, 1, 1})
-      .random_init("w2", {3, 3, 1, 1})
+      .uniform_init("w", {3, 2, 1, 1})
+      .uniform_init("w2", {3, 3, 1, 1})
       .node("Conv", {"x", "w"}, {"c"})
       .node("Relu", {"c"}, {"r"})
       .node("Conv", {"r", "w2"}, {"c2"})
@@ -532,7 +477,7 @@ TEST(Passes, LeavesValuesReadBySubgraphs) {
   ModelBuilder b(13);
   b.input("x", {1, 2, 4, 4})
       .input("cond", {}, DataType::kBool)
-      .random_init("w", {3, 2, 3, 3})
+      .uniform_init("w", {3, 2, 3, 3})
       .node("Conv", {"x", "w"}, {"c"}, {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
       .node("Relu", {"c"}, {"r"})
       .node("If", {"cond"}, {"y"},
@@ -559,8 +504,8 @@ TEST(Passes, FusesMatMulBiasActivation) {
   REQUIRE_BRINK_OP("MatMul");
   ModelBuilder b(13);
   b.input("x", {2, 5, 8})
-      .random_init("w", {8, 6})
-      .random_init("bias", {6})
+      .uniform_init("w", {8, 6})
+      .uniform_init("bias", {6})
       .node("MatMul", {"x", "w"}, {"mm"})
       .node("Add", {"bias", "mm"}, {"a"})
       .node("Relu", {"a"}, {"y"})
@@ -582,12 +527,12 @@ TEST(Passes, FusesGemm) {
   REQUIRE_BRINK_OP("MatMul");
   ModelBuilder b(13);
   b.input("x", {3, 8})
-      .random_init("w", {6, 8})
-      .random_init("c", {6})
-      .random_init("w2", {6, 4})
-      .random_init("c2", {1, 4})
-      .random_init("w3", {4, 2})
-      .random_init("c3", {3, 2})  // a full [M, N] C is not a bias: stays Gemm
+      .uniform_init("w", {6, 8})
+      .uniform_init("c", {6})
+      .uniform_init("w2", {6, 4})
+      .uniform_init("c2", {1, 4})
+      .uniform_init("w3", {4, 2})
+      .uniform_init("c3", {3, 2})  // a full [M, N] C is not a bias: stays Gemm
       .node("Gemm", {"x", "w", "c"}, {"g"}, {make_attr("transB", int64_t{1})})
       .node("Tanh", {"g"}, {"t"})
       .node("Gemm", {"t", "w2", "c2"}, {"g2"}, {make_attr("alpha", 0.5f), make_attr("beta", 2.0f)})
@@ -613,8 +558,8 @@ TEST(Passes, FusesGemm) {
 void add_decomposed_layernorm(ModelBuilder& b, const std::string& x, const std::string& y,
                               int64_t d, bool pow) {
   const std::string p = y + "_";
-  b.random_init(p + "scale", {d}, 0.5f, 1.5f)
-      .random_init(p + "bias", {d})
+  b.uniform_init(p + "scale", {d}, 0.5f, 1.5f)
+      .uniform_init(p + "bias", {d})
       .scalar(p + "two", 2.0f)
       .scalar(p + "eps", 1e-5f)
       .node("ReduceMean", {x}, {p + "mean"}, {make_attr("axes", std::vector<int64_t>{-1})})
@@ -655,8 +600,8 @@ TEST(Passes, ConvertsOnnxLayerNorm) {
   REQUIRE_BRINK_OP("LayerNormalization");
   ModelBuilder b(17);
   b.input("x", {4, 10})
-      .random_init("s", {10})
-      .random_init("bias", {10})
+      .uniform_init("s", {10})
+      .uniform_init("bias", {10})
       .node("LayerNormalization", {"x", "s", "bias"}, {"y"}, {make_attr("epsilon", 1e-3f)})
       .output("y");
   const ir::Model before = b.build();
@@ -746,7 +691,7 @@ TEST(Passes, GeluAfterMatMulBecomesItsActivation) {
   REQUIRE_BRINK_OP("Gelu");
   REQUIRE_BRINK_OP("MatMul");
   ModelBuilder b(13);
-  b.input("in", {4, 6}).random_init("w", {6, 7}).random_init("bias", {7});
+  b.input("in", {4, 6}).uniform_init("w", {6, 7}).uniform_init("bias", {7});
   b.node("MatMul", {"in", "w"}, {"mm"}).node("Add", {"mm", "bias"}, {"x"});
   gelu_cases()[0].add(b);
   b.output("y");
@@ -862,14 +807,14 @@ TEST(Passes, CancelsAndMergesTransposes) {
 ir::Model small_cnn() {
   ModelBuilder b(13);
   b.input("x", {1, 3, 12, 10})
-      .random_init("w1", {8, 3, 3, 3})
-      .random_init("b1", {8})
-      .random_init("w2", {8, 8, 3, 3})
-      .random_init("w3", {4, 16, 1, 1})
-      .random_init("chan", {4, 1, 1})
-      .random_init("fc1", {4, 4, 1, 1})
-      .random_init("fc", {5, 4})
-      .random_init("fcb", {5})
+      .uniform_init("w1", {8, 3, 3, 3})
+      .uniform_init("b1", {8})
+      .uniform_init("w2", {8, 8, 3, 3})
+      .uniform_init("w3", {4, 16, 1, 1})
+      .uniform_init("chan", {4, 1, 1})
+      .uniform_init("fc1", {4, 4, 1, 1})
+      .uniform_init("fc", {5, 4})
+      .uniform_init("fcb", {5})
       .node("Conv", {"x", "w1", "b1"}, {"c1"},
             {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1}),
              make_attr("strides", std::vector<int64_t>{2, 2})})
@@ -922,8 +867,8 @@ TEST(Passes, NhwcKeepsValuesReadBothWays) {
   // c feeds a conv (NHWC) and a Softmax over channels (NCHW): converted once, both read it.
   ModelBuilder b(13);
   b.input("x", {2, 4, 5, 5})
-      .random_init("w", {4, 4, 3, 3})
-      .random_init("w2", {6, 4, 1, 1})
+      .uniform_init("w", {4, 4, 3, 3})
+      .uniform_init("w2", {6, 4, 1, 1})
       .node("Conv", {"x", "w"}, {"c"}, {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
       .node("Conv", {"c", "w2"}, {"y"})
       .node("Softmax", {"c"}, {"s"}, {make_attr("axis", int64_t{1})})
@@ -943,8 +888,8 @@ TEST(Passes, NhwcCarriesShuffleSliceResizeAndReduce) {
   // ShuffleNet's channel shuffle and channel split, a nearest 2x Resize, a spatial mean.
   ModelBuilder b(13);
   b.input("x", {1, 3, 8, 8})
-      .random_init("w1", {8, 3, 3, 3})
-      .random_init("w2", {4, 4, 1, 1})
+      .uniform_init("w1", {8, 3, 3, 3})
+      .uniform_init("w2", {4, 4, 1, 1})
       .init("split_shape", Tensor::from_vector<int64_t>({5}, {1, 2, 4, 8, 8}))
       .init("merge_shape", Tensor::from_vector<int64_t>({4}, {1, 8, 8, 8}))
       .init("starts", Tensor::from_vector<int64_t>({1}, {4}))
@@ -979,11 +924,11 @@ TEST(Passes, NhwcAbsorbsTheModelsOwnPermutes) {
   // ConvNeXt: conv -> permute to NHWC -> ... -> permute back -> scale -> residual Add.
   ModelBuilder b(13);
   b.input("x", {1, 4, 5, 5})
-      .random_init("w0", {4, 4, 1, 1})
-      .random_init("dw", {4, 1, 3, 3})
-      .random_init("fc", {4, 4})
-      .random_init("gamma", {4, 1, 1})
-      .random_init("w3", {6, 4, 1, 1})
+      .uniform_init("w0", {4, 4, 1, 1})
+      .uniform_init("dw", {4, 1, 3, 3})
+      .uniform_init("fc", {4, 4})
+      .uniform_init("gamma", {4, 1, 1})
+      .uniform_init("w3", {6, 4, 1, 1})
       .node("Conv", {"x", "w0"}, {"c0"})
       .node("Conv", {"c0", "dw"}, {"d"},
             {make_attr("group", int64_t{4}), make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
@@ -1024,7 +969,7 @@ TEST(Passes, SymbolicBatchIsKept) {
   REQUIRE_BRINK_OP("Conv");
   ModelBuilder b(13);
   b.symbolic_input("x", {ir::Dim::symbol("batch"), 3, 6, 6})
-      .random_init("w", {4, 3, 3, 3})
+      .uniform_init("w", {4, 3, 3, 3})
       .node("Conv", {"x", "w"}, {"c"})
       .node("Relu", {"c"}, {"r"})
       .node("GlobalAveragePool", {"r"}, {"g"})
@@ -1128,11 +1073,11 @@ namespace {
 TEST(Passes, PackedWeightsAreFreedAtLoadAndResultsStay) {
   ModelBuilder b(13);
   b.input("x", {2, 3, 9, 9})
-      .random_init("w", {8, 3, 3, 3})
-      .random_init("bias", {8})
-      .random_init("w2", {8, 8, 1, 1})
-      .random_init("fc", {8, 5})
-      .random_init("shared", {5})
+      .uniform_init("w", {8, 3, 3, 3})
+      .uniform_init("bias", {8})
+      .uniform_init("w2", {8, 8, 1, 1})
+      .uniform_init("fc", {8, 5})
+      .uniform_init("shared", {5})
       .node("Conv", {"x", "w", "bias"}, {"c"},
             {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
       .node("Relu", {"c"}, {"r"})

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "brink/session.h"
+#include "graph_builders.h"
 #include "ops/evaluate.h"
 #include "quant/calibration.h"
 #include "quant/quantize.h"
@@ -19,63 +20,19 @@ namespace {
 
 using ops::make_attr;
 
-class ModelBuilder {
- public:
-  explicit ModelBuilder(int64_t opset = 17) { m_.opset_imports.push_back({"", opset}); }
-  ModelBuilder& input(const std::string& name, const Shape& shape,
-                      DataType dtype = DataType::kFloat32) {
-    m_.graph.inputs.push_back(m_.graph.add_value(name, ir::TensorType::of(dtype, shape)));
-    return *this;
-  }
-  ModelBuilder& init(const std::string& name, const Tensor& t) {
-    const int v = m_.graph.add_value(name, ir::TensorType::of(t.dtype(), t.shape()));
-    m_.graph.value(v).constant = t;
-    m_.graph.initializers.push_back(v);
-    return *this;
-  }
-  ModelBuilder& random_init(const std::string& name, const Shape& shape, float scale = 0.5f) {
-    std::normal_distribution<float> dist(0.0f, scale);
-    std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-    for (float& x : v) x = dist(rng_);
-    return init(name, Tensor::from_vector<float>(shape, v));
-  }
-  ModelBuilder& node(const std::string& op, const std::vector<std::string>& ins,
-                     const std::vector<std::string>& outs, std::vector<ir::Attribute> attrs = {}) {
-    ir::Node n;
-    n.name = op + "_" + std::to_string(m_.graph.nodes.size());
-    n.op_type = op;
-    for (const auto& s : ins) n.inputs.push_back(value(s));
-    for (const auto& s : outs) n.outputs.push_back(value(s));
-    n.attributes = std::move(attrs);
-    m_.graph.nodes.push_back(std::move(n));
-    return *this;
-  }
-  ModelBuilder& output(const std::string& name) {
-    m_.graph.outputs.push_back(value(name));
-    return *this;
-  }
-  ir::Model build() const { return m_; }
-
- private:
-  int value(const std::string& name) {
-    const int v = m_.graph.find_value(name);
-    return v != ir::kNoValue ? v : m_.graph.add_value(name);
-  }
-  ir::Model m_;
-  std::mt19937 rng_{7};
-};
+using test::ModelBuilder;
 
 // x[1,3,8,8] -> Conv(4) -> Relu -> a;  a -> Conv(4) -> b;  Add(a, b) -> Relu -> GAP -> Flatten
 // -> Gemm(transB=1, 5) -> y
 ir::Model small_cnn() {
   return ModelBuilder()
       .input("x", {1, 3, 8, 8})
-      .random_init("w1", {4, 3, 3, 3})
-      .random_init("b1", {4})
-      .random_init("w2", {4, 4, 3, 3})
-      .random_init("b2", {4})
-      .random_init("wf", {5, 4})
-      .random_init("bf", {5})
+      .normal_init("w1", {4, 3, 3, 3})
+      .normal_init("b1", {4})
+      .normal_init("w2", {4, 4, 3, 3})
+      .normal_init("b2", {4})
+      .normal_init("wf", {5, 4})
+      .normal_init("bf", {5})
       .node("Conv", {"x", "w1", "b1"}, {"c1"},
             {make_attr("pads", std::vector<int64_t>{1, 1, 1, 1})})
       .node("Relu", {"c1"}, {"a"})
@@ -339,8 +296,8 @@ TEST(Quantize, PerTensorAndSignedActivations) {
 TEST(Quantize, DynamicAndFp16Layouts) {
   const ir::Model mlp = ModelBuilder()
                             .input("x", {2, 6})
-                            .random_init("w", {6, 5})
-                            .random_init("c", {5})
+                            .normal_init("w", {6, 5})
+                            .normal_init("c", {5})
                             .node("MatMul", {"x", "w"}, {"h"})
                             .node("Add", {"h", "c"}, {"y"})
                             .output("y")
@@ -375,8 +332,8 @@ TEST(Quantize, DynamicAndFp16Layouts) {
 TEST(Quantize, DynamicQuantizesEmbeddingTables) {
   const ir::Model m = ModelBuilder()
                           .input("ids", {1, 7}, DataType::kInt64)
-                          .random_init("table", {4096, 64})  // 1 MiB of float
-                          .random_init("w", {64, 8})
+                          .normal_init("table", {4096, 64})  // 1 MiB of float
+                          .normal_init("w", {64, 8})
                           .node("Gather", {"table", "ids"}, {"e"})
                           .node("MatMul", {"e", "w"}, {"y"})
                           .output("y")
@@ -407,8 +364,8 @@ TEST(Quantize, LeavesNonFiniteMaskFloatAndLayerNormInputsFloat) {
   const float inf = std::numeric_limits<float>::infinity();
   const ir::Model m = ModelBuilder()
                           .input("x", {2, 4})
-                          .random_init("w", {4, 4})
-                          .random_init("w2", {4, 4})
+                          .normal_init("w", {4, 4})
+                          .normal_init("w2", {4, 4})
                           .init("mask", Tensor::from_vector<float>({4}, {0, 0, -inf, 0}))
                           .init("gamma", Tensor::from_vector<float>({4}, {1, 1, 1, 1}))
                           .init("beta", Tensor::from_vector<float>({4}, {0, 0, 0, 0}))

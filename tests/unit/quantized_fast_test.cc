@@ -50,6 +50,30 @@ Tensor nchw_to_nhwc_u8(const Tensor& t) {
   return out;
 }
 
+// Runs `node` on the reference kernels, then on the fast kernels of every supported ISA (two
+// threads), and expects the same output bytes (`what` names the case in a failure).
+void expect_fast_bytes_equal_reference(const ir::Node& node, const std::vector<const Tensor*>& in,
+                                       const std::string& what) {
+  std::vector<Tensor> want;
+  {
+    ReferenceKernels ref;
+    auto r = evaluate_node(node, 1, in, EvaluateOptions{});
+    ASSERT_TRUE(r.is_ok()) << what << ": " << r.status().message();
+    want = std::move(*r);
+  }
+  for (Isa isa : supported_isas()) {
+    EvaluateOptions o;
+    o.isa = isa;
+    o.num_threads = 2;
+    auto got = evaluate_node(node, 1, in, o);
+    ASSERT_TRUE(got.is_ok()) << what << ": " << got.status().message();
+    ASSERT_EQ((*got)[0].shape(), want[0].shape()) << what;
+    ASSERT_EQ((*got)[0].dtype(), want[0].dtype()) << what;
+    ASSERT_EQ(std::memcmp((*got)[0].raw_data(), want[0].raw_data(), want[0].nbytes()), 0)
+        << what << " " << isa_name(isa);
+  }
+}
+
 struct QConvCase {
   int64_t n = 1, c = 8, h = 7, w = 7, m = 16, kh = 3, kw = 3, group = 1;
   std::vector<int64_t> strides{1, 1}, dilations{1, 1}, pads{1, 1, 1, 1};
@@ -241,25 +265,9 @@ TEST(MatMulIntegerToFloatFast, MatchesReferenceBitForBit) {
       const Tensor b_zero = Tensor::scalar<int8_t>(0);
       const Tensor bias = random_tensor({n}, 5);
       const ir::Node node = make_node("MatMulIntegerToFloat", 7, 1, {}, "com.microsoft");
-      std::vector<const Tensor*> in = {&a, &b, &a_scale, &b_scale, &a_zero, &b_zero, &bias};
-      std::vector<Tensor> want;
-      {
-        ReferenceKernels ref;
-        auto r = evaluate_node(node, 1, in, EvaluateOptions{});
-        ASSERT_TRUE(r.is_ok()) << r.status().message();
-        want = std::move(*r);
-      }
-      for (Isa isa : supported_isas()) {
-        EvaluateOptions o;
-        o.isa = isa;
-        o.num_threads = 2;
-        auto got = evaluate_node(node, 1, in, o);
-        ASSERT_TRUE(got.is_ok()) << got.status().message();
-        ASSERT_EQ((*got)[0].shape(), want[0].shape());
-        for (int64_t i = 0; i < want[0].numel(); ++i)
-          ASSERT_EQ((*got)[0].data<float>()[i], want[0].data<float>()[i])
-              << "k" << k << " n" << n << " " << isa_name(isa) << " element " << i;
-      }
+      const std::vector<const Tensor*> in = {&a, &b, &a_scale, &b_scale, &a_zero, &b_zero, &bias};
+      ASSERT_NO_FATAL_FAILURE(expect_fast_bytes_equal_reference(
+          node, in, "k" + std::to_string(k) + " n" + std::to_string(n)));
     }
   }
 }
@@ -292,30 +300,10 @@ TEST(QGemmFast, MatchesReferenceBitForBit) {
             if (quantized) in.insert(in.end(), {&y_scale, &y_zero});
             const ir::Node node = make_node(
                 "QGemm", in.size(), 1, {make_attr("transB", int64_t{trans_b})}, "com.microsoft");
-            std::vector<Tensor> want;
-            {
-              ReferenceKernels ref;
-              auto r = evaluate_node(node, 1, in, EvaluateOptions{});
-              ASSERT_TRUE(r.is_ok()) << r.status().message();
-              want = std::move(*r);
-            }
             const std::string what = "m" + std::to_string(m) + " k" + std::to_string(k) + " n" +
                                      std::to_string(n) + (trans_b ? " transB" : "") +
                                      (quantized ? " u8" : " f32");
-            for (Isa isa : supported_isas()) {
-              EvaluateOptions o;
-              o.isa = isa;
-              o.num_threads = 2;
-              auto got = evaluate_node(node, 1, in, o);
-              ASSERT_TRUE(got.is_ok()) << what << ": " << got.status().message();
-              ASSERT_EQ((*got)[0].shape(), want[0].shape()) << what;
-              ASSERT_EQ((*got)[0].dtype(), want[0].dtype()) << what;
-              ASSERT_EQ(std::memcmp(
-                            (*got)[0].raw_data(), want[0].raw_data(),
-                            static_cast<size_t>(want[0].numel()) * (quantized ? 1 : sizeof(float))),
-                        0)
-                  << what << " " << isa_name(isa);
-            }
+            ASSERT_NO_FATAL_FAILURE(expect_fast_bytes_equal_reference(node, in, what));
           }
         }
       }
@@ -332,26 +320,10 @@ TEST(QLinearGlobalAveragePoolFast, ChannelsLastMatchesReferenceBitForBit) {
         const Tensor xz = Tensor::scalar<uint8_t>(9), yz = Tensor::scalar<uint8_t>(131);
         const ir::Node node = make_node("QLinearGlobalAveragePool", 5, 1,
                                         {make_attr("channels_last", int64_t{1})}, "com.microsoft");
-        std::vector<const Tensor*> in = {&x, &xs, &xz, &ys, &yz};
-        std::vector<Tensor> want;
-        {
-          ReferenceKernels ref;
-          auto r = evaluate_node(node, 1, in, EvaluateOptions{});
-          ASSERT_TRUE(r.is_ok()) << r.status().message();
-          want = std::move(*r);
-        }
-        for (Isa isa : supported_isas()) {
-          EvaluateOptions o;
-          o.isa = isa;
-          o.num_threads = 2;
-          auto got = evaluate_node(node, 1, in, o);
-          ASSERT_TRUE(got.is_ok()) << got.status().message();
-          ASSERT_EQ((*got)[0].shape(), want[0].shape());
-          ASSERT_EQ(std::memcmp((*got)[0].raw_data(), want[0].raw_data(),
-                                static_cast<size_t>(want[0].numel())),
-                    0)
-              << "n" << n << " hw" << hw << " c" << c << " " << isa_name(isa);
-        }
+        const std::vector<const Tensor*> in = {&x, &xs, &xz, &ys, &yz};
+        ASSERT_NO_FATAL_FAILURE(expect_fast_bytes_equal_reference(
+            node, in,
+            "n" + std::to_string(n) + " hw" + std::to_string(hw) + " c" + std::to_string(c)));
       }
     }
   }

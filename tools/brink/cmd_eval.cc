@@ -27,15 +27,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
-#include <sstream>
 
 #include "cli_common.h"
 #include "commands.h"
-#include "loader/npy.h"
 #include "quant/dataset.h"
 
 namespace brink::cli {
@@ -130,43 +127,6 @@ int64_t argmax(const std::vector<float>& scores) {
   return static_cast<int64_t>(best);
 }
 
-Result<std::vector<int64_t>> read_labels(const std::string& path) {
-  std::vector<int64_t> labels;
-  const bool is_txt = path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
-  if (is_txt) {
-    std::ifstream f(path);
-    if (!f) return io_error(path + ": cannot open the labels file");
-    std::string line;
-    int64_t line_no = 0;
-    while (std::getline(f, line)) {
-      ++line_no;
-      std::istringstream in(line);
-      std::string word;
-      while (in >> word) {
-        size_t used = 0;
-        long long v = 0;
-        try {
-          v = std::stoll(word, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != word.size())
-          return invalid_argument(path + ": line " + std::to_string(line_no) + ": '" + word +
-                                  "' is not an integer label");
-        labels.push_back(v);
-      }
-    }
-  } else {
-    BRINK_ASSIGN_OR_RETURN(Tensor t, npy::read_npy(path));
-    if (!dtype_is_integer(t.dtype()))
-      return invalid_argument(path + ": labels must be integers, found " +
-                              std::string(dtype_long_name(t.dtype())));
-    for (int64_t i = 0; i < t.numel(); ++i) labels.push_back(t.element_as_int64(i));
-  }
-  if (labels.empty()) return invalid_argument(path + ": no labels");
-  return labels;
-}
-
 std::string join_names(const std::vector<TensorInfo>& infos) {
   std::string s = "[";
   for (size_t i = 0; i < infos.size(); ++i) s += (i ? ", " : "") + infos[i].name;
@@ -226,7 +186,7 @@ int eval_command(const EvalOptions& o) {
 
   std::vector<int64_t> labels;
   if (!o.labels.empty()) {
-    auto l = read_labels(o.labels);
+    auto l = quant::load_labels(o.labels);
     if (!l) return report_error(l.status());
     labels = std::move(*l);
   }
