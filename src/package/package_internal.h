@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "brink/status.h"
 #include "package/package.h"
@@ -31,7 +32,16 @@ struct Head {
   const fb::Manifest* manifest = nullptr;
   std::string signer_id;
   bool trusted = false;
-  std::string target;
+  std::string target;                // the primary target (Manifest.target)
+  std::vector<std::string> targets;  // the primary, then the fallback targets
+  // The target this load uses: choose_target's pick, or the primary when the target is not
+  // checked (VerifyOptions::check_target false) and none runs here.
+  std::string selected;
+  bool fallback = false;  // selected is a fallback target
+  // Chunks [fallback_chunk, chunk count) hold only fallback constants (count when none).
+  uint32_t fallback_chunk = 0;
+  // Whether chunk `i` is read by this load (fallback chunks are read by fallbacks only).
+  bool uses_chunk(uint32_t i) const { return fallback || i < fallback_chunk; }
 };
 
 // The seal and the signature over header || manifest, trust and key expiry, the manifest's

@@ -359,7 +359,8 @@ Result<std::unique_ptr<Session>> StreamLoader::session(const SessionOptions& opt
   o.optimization_level = 0;  // the package holds the graph the passes produced
   o.max_memory_bytes = 0;    // a streamed package is held in memory
   CompileExtras extras;
-  extras.isa = target_isa(s.package->info().target);
+  const PackageInfo& info = s.package->info();
+  extras.isa = target_isa(info.selected_target.empty() ? info.target : info.selected_target);
   extras.prepacked = s.package->prepacked();
   auto compiled = CompiledModel::compile(s.package->model(), o, /*keep_problems=*/false, &extras);
   if (!compiled.is_ok()) return compiled.status().with_context(s.what);
