@@ -7,6 +7,9 @@
 //   [ chunk 0: the Model     ]  the compiled graph (FlatBuffer, package.fbs), after passes
 //   [ chunk 1..n: weights    ]  constants, 64-byte aligned: what loading reads first, then
 //                               packed weights in order of first use
+//   [ fallback chunks        ]  format 2.1, optional: the constants the packed weights
+//                               replace, in ONNX layout, for the package's fallback targets
+//                               (a load of the primary target never reads them)
 //
 // That is format 2: everything a reader checks before trusting a byte comes first, so a
 // streaming reader (stream_loader.h) verifies the package before the first chunk arrives and

@@ -210,7 +210,8 @@ int run_command(const RunOptions& o) {
                    {"first_layer_ms", first_weighted},
                    {"all_verified_ms", all},
                    {"result_ms", done},
-                   {"progressive", st.loader->progressive()}};
+                   {"progressive", st.loader->progressive()},
+                   {"target", st.loader->info().selected_target}};
     if (!o.json)
       std::printf(
           "stream: first step at %.1f ms, first layer started at %.1f ms, all %zu chunks "
