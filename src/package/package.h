@@ -182,8 +182,9 @@ struct PackageInfo {
   int64_t prepacked_nodes = 0;  // nodes whose kernels use packed weights from the file
   bool encrypted = false;
   std::string encryption_key_id;
-  // The primary target (`target`) then the fallback targets, and the one this load uses
-  // (its kernels compile the model; "" when the target was not checked, as by `brink info`).
+  // The primary target (`target`) then the fallback targets, and the one this load's model
+  // is for (its kernels compile it): choose_target's pick, or with check_target false (brink
+  // info, verify) the primary unless VerifyOptions::target names another of the package's.
   std::vector<std::string> targets;
   std::string selected_target;
   bool uses_fallback() const { return !selected_target.empty() && selected_target != target; }

@@ -34,8 +34,9 @@ struct Head {
   bool trusted = false;
   std::string target;                // the primary target (Manifest.target)
   std::vector<std::string> targets;  // the primary, then the fallback targets
-  // The target this load uses: choose_target's pick, or the primary when the target is not
-  // checked (VerifyOptions::check_target false) and none runs here.
+  // The target this load uses: choose_target's pick, or when the target is not checked
+  // (VerifyOptions::check_target false) the primary unless VerifyOptions::target names
+  // another of the package's targets.
   std::string selected;
   bool fallback = false;  // selected is a fallback target
   // Chunks [fallback_chunk, chunk count) hold only fallback constants (count when none).

@@ -698,8 +698,11 @@ Result<Head> check_head(const Layout& layout, const uint8_t* header, const uint8
     if (!chosen.is_ok()) return chosen.status().with_context(what);
     head.selected = *chosen;
   } else {
-    auto chosen = choose_target(head.targets, options.target);
-    head.selected = chosen.is_ok() ? *chosen : head.target;
+    // Inspecting (brink info, verify, diff): the primary target's model, or that of the
+    // target asked for when the package has it, whether or not this CPU runs it.
+    head.selected = head.target;
+    if (std::find(head.targets.begin(), head.targets.end(), options.target) != head.targets.end())
+      head.selected = options.target;
   }
   head.fallback = head.selected != head.target;
 
@@ -828,7 +831,7 @@ Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head
                            c->size(), to_hex(c->sha256()->data(), 32), i >= head.fallback_chunk});
   }
   info.targets = head.targets;
-  info.selected_target = options.check_target ? head.selected : "";
+  info.selected_target = head.selected;
   info.signer_key_id = head.signer_id;
   info.signer_trusted = head.trusted;
   info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked().size());
