@@ -166,6 +166,9 @@ struct ChunkInfo {
   uint64_t offset = 0, size = 0;
   std::string sha256_hex;
   bool fallback = false;  // holds only what fallback targets read (Manifest.fallback_chunk)
+  // Holds only packed weights, which fallback targets do not read (Manifest.packed_chunk;
+  // marked in packages with fallback targets only).
+  bool packed = false;
 };
 
 struct PackageInfo {

@@ -41,8 +41,14 @@ struct Head {
   bool fallback = false;  // selected is a fallback target
   // Chunks [fallback_chunk, chunk count) hold only fallback constants (count when none).
   uint32_t fallback_chunk = 0;
-  // Whether chunk `i` is read by this load (fallback chunks are read by fallbacks only).
-  bool uses_chunk(uint32_t i) const { return fallback || i < fallback_chunk; }
+  // Chunks [packed_chunk, fallback_chunk) hold only packed weights (= fallback_chunk when
+  // the package has no fallback target).
+  uint32_t packed_chunk = 0;
+  // Whether chunk `i` is read by this load: the primary target reads the chunks before the
+  // fallback ones, a fallback target every chunk but the packed weights.
+  bool uses_chunk(uint32_t i) const {
+    return fallback ? i < packed_chunk || i >= fallback_chunk : i < fallback_chunk;
+  }
 };
 
 // The seal and the signature over header || manifest, trust and key expiry, the manifest's

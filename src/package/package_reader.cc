@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <tuple>
+#include <utility>
 
 #include "core/cpu_features.h"
 #include "core/memory.h"
@@ -84,15 +86,20 @@ class ModelReader {
  public:
   // `tag`: bytes at the end of each chunk that are not data (the encryption tag), else 0.
   // Tensors of the graph live in chunks [1, fallback_chunk); fallback constants in
-  // [fallback_chunk, count), which a load of the primary target does not read.
+  // [fallback_chunk, count), which a load of the primary target does not read. A fallback
+  // target's load does not read the packed weights' chunks [packed_chunk, fallback_chunk):
+  // then the graph's other tensors must lie before them, and packed weights in them.
   ModelReader(const uint8_t* base, const fb::Manifest* manifest, std::shared_ptr<void> owner,
-              size_t tag, uint32_t fallback_chunk)
+              size_t tag, uint32_t packed_chunk, uint32_t fallback_chunk, bool fallback)
       : base_(base),
         manifest_(manifest),
         owner_(std::move(owner)),
         tag_(tag),
         chunk_begin_(1),
-        chunk_end_(fallback_chunk) {}
+        chunk_end_(fallback ? packed_chunk : fallback_chunk),
+        packed_chunk_(packed_chunk),
+        fallback_chunk_(fallback_chunk),
+        fallback_(fallback) {}
 
   Result<Tensor> tensor(const fb::TensorRef* r) {
     if (r == nullptr) return Status(StatusCode::kInvalidModel, "a tensor reference is missing");
@@ -275,7 +282,12 @@ class ModelReader {
           if (!main)
             return Status(StatusCode::kInvalidModel,
                           node.describe() + ": packed weights in a subgraph");
+          // (A fallback load drops them; they must still be where packed weights go.)
+          const uint32_t begin = chunk_begin_, end = chunk_end_;
+          if (fallback_)
+            std::tie(chunk_begin_, chunk_end_) = std::pair(packed_chunk_, fallback_chunk_);
           auto t = tensor(pp->tensor());
+          std::tie(chunk_begin_, chunk_end_) = std::pair(begin, end);
           if (!t.is_ok()) return t.status().with_context(node.describe());
           if (t->dtype() != DataType::kFloat32 || t->rank() != 1 || pp->tensor()->elided())
             return Status(StatusCode::kInvalidModel,
@@ -337,7 +349,7 @@ class ModelReader {
   // ONNX-layout bytes (from the fallback chunks), and the packed weights are dropped, so the
   // fallback's kernels pack their weights at load.
   Status use_fallback_constants(const fb::Model* m, ir::Graph* g) {
-    chunk_begin_ = chunk_end_;
+    chunk_begin_ = fallback_chunk_;
     chunk_end_ = manifest_->chunks()->size();
     std::vector<bool> pending(g->values.size(), false);
     for (int v : elided_values_) pending[static_cast<size_t>(v)] = true;
@@ -394,6 +406,8 @@ class ModelReader {
   std::shared_ptr<void> owner_;
   size_t tag_ = 0;
   uint32_t chunk_begin_ = 1, chunk_end_ = 1;  // the chunks tensors may refer to
+  uint32_t packed_chunk_ = 1, fallback_chunk_ = 1;
+  bool fallback_ = false;
   int depth_ = 0;
   int elided_ = 0;
   std::vector<int> elided_values_;  // of the main graph
@@ -683,14 +697,17 @@ Result<Head> check_head(const Layout& layout, const uint8_t* header, const uint8
         return bad(what, "the manifest's fallback targets are not distinct known targets");
       head.targets.push_back(name);
     }
-  head.fallback_chunk = m->chunks()->size();
+  head.fallback_chunk = head.packed_chunk = m->chunks()->size();
   if (head.targets.size() > 1) {
-    if (m->fallback_chunk() < 1 || m->fallback_chunk() > m->chunks()->size())
-      return bad(what, "the manifest's first fallback chunk (" +
-                           std::to_string(m->fallback_chunk()) + ") is not one of its " +
+    if (m->fallback_chunk() < 1 || m->fallback_chunk() > m->chunks()->size() ||
+        m->packed_chunk() < 1 || m->packed_chunk() > m->fallback_chunk())
+      return bad(what, "the manifest's packed and fallback chunks (from " +
+                           std::to_string(m->packed_chunk()) + " and " +
+                           std::to_string(m->fallback_chunk()) + ") are not in order among its " +
                            std::to_string(m->chunks()->size()) + " chunks");
     head.fallback_chunk = m->fallback_chunk();
-  } else if (m->fallback_chunk() != 0) {
+    head.packed_chunk = m->packed_chunk();
+  } else if (m->fallback_chunk() != 0 || m->packed_chunk() != 0) {
     return bad(what, "the manifest has fallback chunks but no fallback target");
   }
   if (options.check_target) {
@@ -801,7 +818,8 @@ Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head
   if (!gv.VerifyBuffer<fb::Model>(nullptr))
     return bad(what, "the graph chunk is malformed (FlatBuffers verification failed)");
   const fb::Model* fm = flatbuffers::GetRoot<fb::Model>(data + gc->offset());
-  ModelReader reader(data, m, data_owner, tag, head.fallback_chunk);
+  ModelReader reader(data, m, data_owner, tag, head.packed_chunk, head.fallback_chunk,
+                     head.fallback);
   auto model = reader.model(fm, head.fallback);
   if (!model.is_ok()) return model.status().with_context(what + ": graph");
 
@@ -828,7 +846,8 @@ Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head
   for (uint32_t i = 0; i < chunks->size(); ++i) {
     const fb::Chunk* c = chunks->Get(i);
     info.chunks.push_back({c->kind() == fb::ChunkKind_Graph ? "graph" : "weights", c->offset(),
-                           c->size(), to_hex(c->sha256()->data(), 32), i >= head.fallback_chunk});
+                           c->size(), to_hex(c->sha256()->data(), 32), i >= head.fallback_chunk,
+                           i >= head.packed_chunk && i < head.fallback_chunk});
   }
   info.targets = head.targets;
   info.selected_target = head.selected;
@@ -862,16 +881,18 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
     if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
   // Fallback chunks come last: a load of the primary target neither reads nor hashes them
   // (their hashes are in the sealed manifest; a load of a fallback target or `brink verify`
-  // checks them), so they cost nothing on its cold start.
+  // checks them), so they cost nothing on its cold start. Likewise a fallback target's load
+  // skips the chunks holding only packed weights.
   auto checked = [&](uint32_t i) { return options.all_chunks || head.uses_chunk(i); };
   if (file_mapping && options.resident) {
-    uint64_t end = size;
-    for (uint32_t i = 0; i < chunks->size(); ++i)
-      if (!checked(i)) {
-        end = chunks->Get(i)->offset();
-        break;
-      }
-    populate(base, end);
+    // The head (already read) and each run of chunks this load reads, in one go each.
+    uint64_t begin = 0;
+    for (uint32_t i = 0; i <= chunks->size(); ++i) {
+      if (i < chunks->size() && checked(i)) continue;
+      const uint64_t end = i < chunks->size() ? chunks->Get(i)->offset() : size;
+      if (end > begin) populate(base + begin, end - begin);
+      if (i < chunks->size()) begin = align_up(chunks->Get(i)->offset() + chunks->Get(i)->size());
+    }
   }
   for (uint32_t i = 0; i < chunks->size(); ++i)
     if (checked(i)) BRINK_RETURN_IF_ERROR(internal::check_chunk_padding(base, m, i, what));

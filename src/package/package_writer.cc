@@ -155,6 +155,7 @@ class ModelWriter {
       if (!r.is_ok()) return r.status();
     }
     w_.end_chunk();  // compiling can start once the constants' chunks are in
+    packed_chunk_ = w_.next_chunk_index();
     for (size_t ni = 0; ni < g.nodes.size(); ++ni)
       if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
         auto p = w_.place(blob_tensor(it->second));
@@ -281,6 +282,8 @@ class ModelWriter {
     return b_.CreateVector(out);
   }
   uint32_t fallback_chunk() const { return fallback_chunk_; }
+  // The first chunk holding packed weights (and only those, up to fallback_chunk()).
+  uint32_t packed_chunk() const { return packed_chunk_; }
 
   Result<flatbuffers::Offset<fb::Model>> model(const ir::Model& m, int optimization_level,
                                                bool with_fallback) {
@@ -313,6 +316,7 @@ class ModelWriter {
   int depth_ = 0;
   bool place_packed_ = true;  // false: a dry run placing constants only
   uint32_t fallback_chunk_ = 0;
+  uint32_t packed_chunk_ = 0;
 };
 
 flatbuffers::Offset<fb::IoInfo> io_info(flatbuffers::FlatBufferBuilder& b, const TensorInfo& t) {
@@ -456,6 +460,9 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
         with_fallback ? mb.CreateVector(fallbacks) : 0,
         with_fallback
             ? std::min<uint32_t>(writer.fallback_chunk(), static_cast<uint32_t>(chunks.size()))
+            : 0,
+        with_fallback
+            ? std::min<uint32_t>(writer.packed_chunk(), static_cast<uint32_t>(chunks.size()))
             : 0);
     mb.Finish(manifest);
     return offset;  // where the chunks end

@@ -47,6 +47,7 @@ def test_info_shows_targets_and_the_one_used(brink, packages, monkeypatch):
     assert info["targets"] == [info["target"], "portable"]
     assert info["uses_target"] == info["target"]
     assert info["chunks"][-1]["fallback"] and not info["chunks"][1]["fallback"]
+    assert any(c["packed"] for c in info["chunks"])
     text = brink("info", fb).stdout
     assert f"target {info['target']}, portable (fallback)" in text
     assert f"this CPU:   uses {info['target']}" in text

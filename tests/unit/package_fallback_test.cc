@@ -193,6 +193,20 @@ TEST(PackageFallback, EveryFallbackByteIsCoveredWhenUsed) {
     }
   }
   EXPECT_GT(checked, 100);
+  // Chunks of packed weights only: a fallback load neither reads nor hashes them.
+  int packed = 0;
+  for (const ChunkInfo& c : (*pkg)->info().chunks) {
+    if (!c.packed) continue;
+    ++packed;
+    EXPECT_FALSE(c.fallback);
+    std::vector<uint8_t> damaged = bytes;
+    damaged[c.offset + c.size / 2] ^= 0x20;
+    EXPECT_FALSE(open_bytes(damaged).is_ok());
+    EXPECT_FALSE(open_bytes(damaged, all).is_ok());
+    auto f = open_bytes(damaged, fallback);
+    EXPECT_TRUE(f.is_ok()) << f.status().message();
+  }
+  EXPECT_GT(packed, 0);
   // A change in a primary chunk is refused by every load, as before.
   const ChunkInfo& first_weights = (*pkg)->info().chunks[1];
   ASSERT_FALSE(first_weights.fallback);

@@ -300,7 +300,8 @@ int package_info_command(const std::string& path, bool json, const std::string& 
                              {"offset", c.offset},
                              {"size", c.size},
                              {"sha256", c.sha256_hex},
-                             {"fallback", c.fallback}});
+                             {"fallback", c.fallback},
+                             {"packed", c.packed}});
     j["nodes"] = (*pkg)->model().graph.nodes.size();
     j["prepacked_nodes"] = info.prepacked_nodes;
     std::cout << j.dump(2) << std::endl;
