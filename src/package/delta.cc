@@ -117,6 +117,7 @@ Result<std::unique_ptr<Package>> open_checked(const std::vector<uint8_t>& bytes,
   if (!bytes.empty()) std::memcpy(aligned.get(), bytes.data(), bytes.size());
   VerifyOptions v;
   v.check_target = false;
+  v.all_chunks = true;  // fallback chunks too: a delta is made from and checked against all
   return open_package_memory(std::move(aligned), bytes.size(), path, v);
 }
 

@@ -7,6 +7,9 @@
 //   [ chunk 0: the Model     ]  the compiled graph (FlatBuffer, package.fbs), after passes
 //   [ chunk 1..n: weights    ]  constants, 64-byte aligned: what loading reads first, then
 //                               packed weights in order of first use
+//   [ fallback chunks        ]  format 2.1, optional: the constants the packed weights
+//                               replace, in ONNX layout, for the package's fallback targets
+//                               (a load of the primary target never reads them)
 //
 // That is format 2: everything a reader checks before trusting a byte comes first, so a
 // streaming reader (stream_loader.h) verifies the package before the first chunk arrives and
@@ -44,7 +47,8 @@ namespace brink::package {
 inline constexpr char kMagic[8] = {'B', 'R', 'I', 'N', 'K', 'P', 'K', 'G'};
 // 2: manifest, seal and signature before the chunks (streamable); 1: after them (still read).
 inline constexpr uint16_t kFormatMajor = 2;  // readers refuse a newer major version
-inline constexpr uint16_t kFormatMinor = 0;  // readers accept any minor of their major
+// Minor 1 adds fallback targets (written only by packages that have them; others stay 2.0).
+inline constexpr uint16_t kFormatMinor = 1;  // readers accept any minor of their major
 inline constexpr size_t kHeaderBytes = 64;
 inline constexpr size_t kAlignment = 64;
 inline constexpr size_t kSealBytes = 32;
@@ -78,6 +82,13 @@ std::string host_target();
 Isa target_isa(const std::string& target);
 // Ok when this machine can run packages for `target`; else why not.
 Status check_target_runs_here(const std::string& target);
+// Which of a package's targets (primary first, then its fallbacks in order of preference)
+// this machine uses: the first that runs here and is within the BRINK_ISA cap (best_isa();
+// BRINK_ISA=portable makes a package with a portable fallback use it), else the first that
+// runs here. `forced` (non-empty) must be one of `targets` that runs here. Refuses with one
+// line naming the package's targets and this CPU when none runs.
+Result<std::string> choose_target(const std::vector<std::string>& targets,
+                                  const std::string& forced = "");
 
 // ---- Writing ----------------------------------------------------------------------------
 
@@ -101,6 +112,11 @@ struct PackOptions {
   // The layout to write: 2 (the current one, streamable) or 1 (manifest after the chunks,
   // for readers older than format 2; also how tests keep an old-layout package).
   uint16_t format_major = kFormatMajor;
+  // Targets a CPU without `target`'s ISA runs instead (e.g. {"portable"}), in order of
+  // preference. The package then also stores, after all of the target's data, the constants
+  // its packed weights replace (ONNX layout, packed at load by the fallback's kernels).
+  // Needs format 2; written as format 2.1.
+  std::vector<std::string> fallback_targets;
 };
 
 struct PackSummary {
@@ -112,6 +128,7 @@ struct PackSummary {
   std::string signer_key_id;
   int64_t prepacked_nodes = 0;  // nodes whose packed weights are stored
   int64_t elided_bytes = 0;     // bytes of the weights those replace (not stored)
+  int64_t fallback_bytes = 0;   // bytes of the fallback chunks (those weights, for fallbacks)
 };
 
 // Optimizes and compiles `model` (so a package that would not run is never written), then
@@ -135,12 +152,23 @@ struct VerifyOptions {
   // hashing it, so that opening never holds more than a few chunks in memory (what
   // --max-memory needs). Only files are affected, not open_package_memory's bytes.
   bool resident = true;
+  // Use this target of the package ("" = choose_target's pick); for tests and for trying
+  // a fallback on a machine that runs the primary target. Must be one the CPU runs.
+  std::string target;
+  // Hash every chunk, also the fallback chunks a load of the primary target never reads
+  // (`brink verify`). Off, those chunks are neither read nor hashed (the manifest, sealed
+  // and signed, still holds their hashes, checked when a fallback target uses them).
+  bool all_chunks = false;
 };
 
 struct ChunkInfo {
   std::string kind;  // "graph" or "weights"
   uint64_t offset = 0, size = 0;
   std::string sha256_hex;
+  bool fallback = false;  // holds only what fallback targets read (Manifest.fallback_chunk)
+  // Holds only packed weights, which fallback targets do not read (Manifest.packed_chunk;
+  // marked in packages with fallback targets only).
+  bool packed = false;
 };
 
 struct PackageInfo {
@@ -157,6 +185,12 @@ struct PackageInfo {
   int64_t prepacked_nodes = 0;  // nodes whose kernels use packed weights from the file
   bool encrypted = false;
   std::string encryption_key_id;
+  // The primary target (`target`) then the fallback targets, and the one this load's model
+  // is for (its kernels compile it): choose_target's pick, or with check_target false (brink
+  // info, verify) the primary unless VerifyOptions::target names another of the package's.
+  std::vector<std::string> targets;
+  std::string selected_target;
+  bool uses_fallback() const { return !selected_target.empty() && selected_target != target; }
 };
 
 class Package {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "brink/status.h"
 #include "package/package.h"
@@ -31,7 +32,23 @@ struct Head {
   const fb::Manifest* manifest = nullptr;
   std::string signer_id;
   bool trusted = false;
-  std::string target;
+  std::string target;                // the primary target (Manifest.target)
+  std::vector<std::string> targets;  // the primary, then the fallback targets
+  // The target this load uses: choose_target's pick, or when the target is not checked
+  // (VerifyOptions::check_target false) the primary unless VerifyOptions::target names
+  // another of the package's targets.
+  std::string selected;
+  bool fallback = false;  // selected is a fallback target
+  // Chunks [fallback_chunk, chunk count) hold only fallback constants (count when none).
+  uint32_t fallback_chunk = 0;
+  // Chunks [packed_chunk, fallback_chunk) hold only packed weights (= fallback_chunk when
+  // the package has no fallback target).
+  uint32_t packed_chunk = 0;
+  // Whether chunk `i` is read by this load: the primary target reads the chunks before the
+  // fallback ones, a fallback target every chunk but the packed weights.
+  bool uses_chunk(uint32_t i) const {
+    return fallback ? i < packed_chunk || i >= fallback_chunk : i < fallback_chunk;
+  }
 };
 
 // The seal and the signature over header || manifest, trust and key expiry, the manifest's

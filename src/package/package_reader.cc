@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <tuple>
+#include <utility>
 
 #include "core/cpu_features.h"
 #include "core/memory.h"
@@ -83,9 +85,21 @@ Result<std::string> text(const flatbuffers::String* s, const char* what) {
 class ModelReader {
  public:
   // `tag`: bytes at the end of each chunk that are not data (the encryption tag), else 0.
+  // Tensors of the graph live in chunks [1, fallback_chunk); fallback constants in
+  // [fallback_chunk, count), which a load of the primary target does not read. A fallback
+  // target's load does not read the packed weights' chunks [packed_chunk, fallback_chunk):
+  // then the graph's other tensors must lie before them, and packed weights in them.
   ModelReader(const uint8_t* base, const fb::Manifest* manifest, std::shared_ptr<void> owner,
-              size_t tag)
-      : base_(base), manifest_(manifest), owner_(std::move(owner)), tag_(tag) {}
+              size_t tag, uint32_t packed_chunk, uint32_t fallback_chunk, bool fallback)
+      : base_(base),
+        manifest_(manifest),
+        owner_(std::move(owner)),
+        tag_(tag),
+        chunk_begin_(1),
+        chunk_end_(fallback ? packed_chunk : fallback_chunk),
+        packed_chunk_(packed_chunk),
+        fallback_chunk_(fallback_chunk),
+        fallback_(fallback) {}
 
   Result<Tensor> tensor(const fb::TensorRef* r) {
     if (r == nullptr) return Status(StatusCode::kInvalidModel, "a tensor reference is missing");
@@ -118,11 +132,12 @@ class ModelReader {
       return Tensor::wrap(dtype, std::move(shape), data, std::move(zeros));
     }
     const auto* chunks = manifest_->chunks();
-    if (r->chunk() == 0 || r->chunk() >= chunks->size() ||
+    if (r->chunk() < chunk_begin_ || r->chunk() >= chunk_end_ || r->chunk() >= chunks->size() ||
         chunks->Get(r->chunk())->kind() != fb::ChunkKind_Weights)
-      return Status(StatusCode::kInvalidModel, "a tensor refers to chunk " +
-                                                   std::to_string(r->chunk()) +
-                                                   ", which is not a weight chunk");
+      return Status(StatusCode::kInvalidModel,
+                    "a tensor refers to chunk " + std::to_string(r->chunk()) +
+                        ", which is not a weight chunk of its part (chunks " +
+                        std::to_string(chunk_begin_) + " to " + std::to_string(chunk_end_) + ")");
     const fb::Chunk* c = chunks->Get(r->chunk());
     const uint64_t chunk_size = c->size() - tag_;  // the reader checked c->size() >= tag_
     if (r->nbytes() != want || r->offset() % kAlignment != 0 || r->offset() > chunk_size ||
@@ -267,7 +282,12 @@ class ModelReader {
           if (!main)
             return Status(StatusCode::kInvalidModel,
                           node.describe() + ": packed weights in a subgraph");
+          // (A fallback load drops them; they must still be where packed weights go.)
+          const uint32_t begin = chunk_begin_, end = chunk_end_;
+          if (fallback_)
+            std::tie(chunk_begin_, chunk_end_) = std::pair(packed_chunk_, fallback_chunk_);
           auto t = tensor(pp->tensor());
+          std::tie(chunk_begin_, chunk_end_) = std::pair(begin, end);
           if (!t.is_ok()) return t.status().with_context(node.describe());
           if (t->dtype() != DataType::kFloat32 || t->rank() != 1 || pp->tensor()->elided())
             return Status(StatusCode::kInvalidModel,
@@ -325,7 +345,40 @@ class ModelReader {
 
   std::map<int, ops::PackedWeights> take_prepacked() { return std::move(prepacked_); }
 
-  Result<ir::Model> model(const fb::Model* m) {
+  // A fallback target's load: every elided constant of the main graph gets its stored
+  // ONNX-layout bytes (from the fallback chunks), and the packed weights are dropped, so the
+  // fallback's kernels pack their weights at load.
+  Status use_fallback_constants(const fb::Model* m, ir::Graph* g) {
+    chunk_begin_ = fallback_chunk_;
+    chunk_end_ = manifest_->chunks()->size();
+    std::vector<bool> pending(g->values.size(), false);
+    for (int v : elided_values_) pending[static_cast<size_t>(v)] = true;
+    if (m->fallback_constants())
+      for (const fb::FallbackConstant* f : *m->fallback_constants()) {
+        const int v = f ? f->value() : -1;
+        if (v < 0 || static_cast<size_t>(v) >= pending.size() || !pending[static_cast<size_t>(v)])
+          return Status(StatusCode::kInvalidModel,
+                        "a fallback constant replaces value " + std::to_string(v) +
+                            ", which is not an elided constant of the main graph (or twice)");
+        ir::Value& value = g->value(v);
+        auto t = tensor(f->tensor());
+        if (!t.is_ok()) return t.status().with_context("fallback for value '" + value.name + "'");
+        if (f->tensor()->elided() || t->dtype() != value.constant->dtype() ||
+            t->shape() != value.constant->shape())
+          return Status(StatusCode::kInvalidModel, "the fallback for value '" + value.name +
+                                                       "' differs in type or shape from it");
+        value.constant = std::move(*t);
+        pending[static_cast<size_t>(v)] = false;
+      }
+    for (size_t v = 0; v < pending.size(); ++v)
+      if (pending[v])
+        return Status(StatusCode::kInvalidModel,
+                      "elided constant '" + g->values[v].name + "' has no fallback constant");
+    prepacked_.clear();
+    return Status::ok();
+  }
+
+  Result<ir::Model> model(const fb::Model* m, bool fallback) {
     ir::Model out;
     out.ir_version = m->ir_version();
     if (m->opsets())
@@ -343,6 +396,7 @@ class ModelReader {
     if (m->graph() == nullptr) return Status(StatusCode::kInvalidModel, "the model has no graph");
     BRINK_ASSIGN_OR_RETURN(out.graph, graph(m->graph()));
     BRINK_RETURN_IF_ERROR(ir::verify(out));
+    if (fallback) BRINK_RETURN_IF_ERROR(use_fallback_constants(m, &out.graph));
     return out;
   }
 
@@ -351,6 +405,9 @@ class ModelReader {
   const fb::Manifest* manifest_;
   std::shared_ptr<void> owner_;
   size_t tag_ = 0;
+  uint32_t chunk_begin_ = 1, chunk_end_ = 1;  // the chunks tensors may refer to
+  uint32_t packed_chunk_ = 1, fallback_chunk_ = 1;
+  bool fallback_ = false;
   int depth_ = 0;
   int elided_ = 0;
   std::vector<int> elided_values_;  // of the main graph
@@ -395,6 +452,34 @@ Status check_target_runs_here(const std::string& target) {
   return Status(StatusCode::kUnsupported, "package targets unknown target '" + target + "'");
 }
 
+// True when `isa` is within the BRINK_ISA cap (best_isa()): the cap itself, portable, or
+// AVX2 under an AVX-512 cap.
+static bool within_isa_cap(Isa isa) {
+  const Isa cap = best_isa();
+  return isa == cap || isa == Isa::kPortable || (isa == Isa::kAvx2 && cap == Isa::kAvx512);
+}
+
+Result<std::string> choose_target(const std::vector<std::string>& targets,
+                                  const std::string& forced) {
+  std::string list;
+  for (const std::string& t : targets) list += (list.empty() ? "" : ", ") + t;
+  if (!forced.empty()) {
+    if (std::find(targets.begin(), targets.end(), forced) == targets.end())
+      return Status(StatusCode::kInvalidArgument,
+                    "target " + forced + " was asked for, but the package has " + list);
+    BRINK_RETURN_IF_ERROR(check_target_runs_here(forced));
+    return forced;
+  }
+  for (const std::string& t : targets)
+    if (check_target_runs_here(t).is_ok() && within_isa_cap(target_isa(t))) return t;
+  for (const std::string& t : targets)
+    if (check_target_runs_here(t).is_ok()) return t;
+  if (targets.size() == 1) return check_target_runs_here(targets[0]);
+  return Status(StatusCode::kUnsupported,
+                "package targets " + list +
+                    ", none of which this machine runs (this CPU: " + host_target() + ")");
+}
+
 bool is_package_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -403,6 +488,19 @@ bool is_package_file(const std::string& path) {
                    std::memcmp(magic, kMagic, sizeof magic) == 0;
   ::close(fd);
   return yes;
+}
+
+// Reads [p, p + n) of a file mapping in at once (what MAP_POPULATE does for a whole mapping;
+// here the fallback chunks a load does not use stay out).
+static void populate(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+#if defined(MADV_POPULATE_READ)
+  if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+#endif
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
 }
 
 // Whole pages inside [p, p + n) of a file mapping leave memory (they stay in the page cache).
@@ -455,7 +553,8 @@ std::map<int, std::vector<std::pair<const void*, size_t>>> Package::weight_range
 void Package::release_weight_pages() const {
   if (!file_mapping_) return;
   for (const ChunkInfo& c : info_.chunks)
-    if (c.kind == "weights") drop_range(base_ + c.offset, c.size);
+    if (c.kind == "weights" && (!c.fallback || info_.uses_fallback()))
+      drop_range(base_ + c.offset, c.size);
 }
 
 Result<std::unique_ptr<Package>> open_package(const std::string& path,
@@ -470,7 +569,8 @@ Result<std::unique_ptr<Package>> open_package(const std::string& path,
   auto mapping = std::make_shared<Mapping>();
   mapping->size = static_cast<size_t>(st.st_size);
   if (mapping->size > 0) {
-    const int flags = MAP_PRIVATE | (options.resident ? MAP_POPULATE : 0);
+    // Populated once the manifest says which chunks this load reads (populate()).
+    const int flags = MAP_PRIVATE;
     void* p = ::mmap(nullptr, mapping->size, PROT_READ, flags, fd, 0);
     if (p == MAP_FAILED) {
       ::close(fd);
@@ -586,10 +686,42 @@ Result<Head> check_head(const Layout& layout, const uint8_t* header, const uint8
     return bad(what,
                "the package's target is not one this reader knows (x86-64-v4, x86-64-v3, "
                "aarch64, portable)");
-  if (options.check_target) {
-    Status s = check_target_runs_here(head.target);
-    if (!s.is_ok()) return s.with_context(what);
+  // Fallback targets (format 2.1): known, distinct, after the primary; their chunks last.
+  head.targets = {head.target};
+  if (m->fallback_targets())
+    for (const auto* t : *m->fallback_targets()) {
+      const std::string name = t ? t->str() : "";
+      if (std::find(known_targets().begin(), known_targets().end(), name) ==
+              known_targets().end() ||
+          std::find(head.targets.begin(), head.targets.end(), name) != head.targets.end())
+        return bad(what, "the manifest's fallback targets are not distinct known targets");
+      head.targets.push_back(name);
+    }
+  head.fallback_chunk = head.packed_chunk = m->chunks()->size();
+  if (head.targets.size() > 1) {
+    if (m->fallback_chunk() < 1 || m->fallback_chunk() > m->chunks()->size() ||
+        m->packed_chunk() < 1 || m->packed_chunk() > m->fallback_chunk())
+      return bad(what, "the manifest's packed and fallback chunks (from " +
+                           std::to_string(m->packed_chunk()) + " and " +
+                           std::to_string(m->fallback_chunk()) + ") are not in order among its " +
+                           std::to_string(m->chunks()->size()) + " chunks");
+    head.fallback_chunk = m->fallback_chunk();
+    head.packed_chunk = m->packed_chunk();
+  } else if (m->fallback_chunk() != 0 || m->packed_chunk() != 0) {
+    return bad(what, "the manifest has fallback chunks but no fallback target");
   }
+  if (options.check_target) {
+    auto chosen = choose_target(head.targets, options.target);
+    if (!chosen.is_ok()) return chosen.status().with_context(what);
+    head.selected = *chosen;
+  } else {
+    // Inspecting (brink info, verify, diff): the primary target's model, or that of the
+    // target asked for when the package has it, whether or not this CPU runs it.
+    head.selected = head.target;
+    if (std::find(head.targets.begin(), head.targets.end(), options.target) != head.targets.end())
+      head.selected = options.target;
+  }
+  head.fallback = head.selected != head.target;
 
   // The chunks tile the layout's chunk range exactly (padding is checked with the bytes).
   const auto* chunks = m->chunks();
@@ -686,8 +818,9 @@ Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head
   if (!gv.VerifyBuffer<fb::Model>(nullptr))
     return bad(what, "the graph chunk is malformed (FlatBuffers verification failed)");
   const fb::Model* fm = flatbuffers::GetRoot<fb::Model>(data + gc->offset());
-  ModelReader reader(data, m, data_owner, tag);
-  auto model = reader.model(fm);
+  ModelReader reader(data, m, data_owner, tag, head.packed_chunk, head.fallback_chunk,
+                     head.fallback);
+  auto model = reader.model(fm, head.fallback);
   if (!model.is_ok()) return model.status().with_context(what + ": graph");
 
   auto pkg = PackageAccess::create();
@@ -710,9 +843,14 @@ Result<std::unique_ptr<Package>> decode_package(const Layout& layout, const Head
   if (m->arena_bytes() >= 0) info.arena_bytes = m->arena_bytes();
   info.parameter_bytes = m->parameter_bytes();
   info.file_bytes = static_cast<int64_t>(size);
-  for (const auto* c : *chunks)
+  for (uint32_t i = 0; i < chunks->size(); ++i) {
+    const fb::Chunk* c = chunks->Get(i);
     info.chunks.push_back({c->kind() == fb::ChunkKind_Graph ? "graph" : "weights", c->offset(),
-                           c->size(), to_hex(c->sha256()->data(), 32)});
+                           c->size(), to_hex(c->sha256()->data(), 32), i >= head.fallback_chunk,
+                           i >= head.packed_chunk && i < head.fallback_chunk});
+  }
+  info.targets = head.targets;
+  info.selected_target = head.selected;
   info.signer_key_id = head.signer_id;
   info.signer_trusted = head.trusted;
   info.prepacked_nodes = static_cast<int64_t>(pkg->prepacked().size());
@@ -741,13 +879,29 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   // Format 2: the bytes between the signature and the first chunk are zero.
   for (uint64_t p = layout.head_end; h.format_major >= 2 && p < layout.chunks_begin; ++p)
     if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
+  // Fallback chunks come last: a load of the primary target neither reads nor hashes them
+  // (their hashes are in the sealed manifest; a load of a fallback target or `brink verify`
+  // checks them), so they cost nothing on its cold start. Likewise a fallback target's load
+  // skips the chunks holding only packed weights.
+  auto checked = [&](uint32_t i) { return options.all_chunks || head.uses_chunk(i); };
+  if (file_mapping && options.resident) {
+    // The head (already read) and each run of chunks this load reads, in one go each.
+    uint64_t begin = 0;
+    for (uint32_t i = 0; i <= chunks->size(); ++i) {
+      if (i < chunks->size() && checked(i)) continue;
+      const uint64_t end = i < chunks->size() ? chunks->Get(i)->offset() : size;
+      if (end > begin) populate(base + begin, end - begin);
+      if (i < chunks->size()) begin = align_up(chunks->Get(i)->offset() + chunks->Get(i)->size());
+    }
+  }
   for (uint32_t i = 0; i < chunks->size(); ++i)
-    BRINK_RETURN_IF_ERROR(internal::check_chunk_padding(base, m, i, what));
+    if (checked(i)) BRINK_RETURN_IF_ERROR(internal::check_chunk_padding(base, m, i, what));
 
   // 5. Every chunk's hash.
   const bool drop_pages = file_mapping && !options.resident;
   std::atomic<int64_t> failed{-1};
   auto check_chunk = [&](int64_t i) {
+    if (!checked(static_cast<uint32_t>(i))) return;
     const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
     const bool ok = internal::chunk_hash_matches(base + c->offset(), m, static_cast<uint32_t>(i));
     if (drop_pages) drop_range(base + c->offset(), c->size());
@@ -785,8 +939,9 @@ Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
   SessionOptions o = options;
   o.optimization_level = 0;  // the package holds the graph the passes produced
   CompileExtras extras;
-  extras.isa = target_isa(pkg->info().target);
-  extras.prepacked = pkg->prepacked();
+  extras.isa = target_isa(pkg->info().selected_target.empty() ? pkg->info().target
+                                                              : pkg->info().selected_target);
+  extras.prepacked = pkg->prepacked();  // none for a fallback target
   auto compiled = CompiledModel::compile(pkg->model(), o, /*keep_problems=*/false, &extras);
   if (!compiled.is_ok()) return compiled.status().with_context(path);
   if (budget > 0) {
@@ -795,7 +950,8 @@ Result<std::unique_ptr<Session>> load_package_session(const std::string& path,
     const int64_t arena = (*compiled)->arena_bytes().value_or(0);
     int64_t weights = 0;
     for (const ChunkInfo& c : pkg->info().chunks)
-      if (c.kind == "weights") weights += static_cast<int64_t>(c.size);
+      if (c.kind == "weights" && (!c.fallback || pkg->info().uses_fallback()))
+        weights += static_cast<int64_t>(c.size);
     if (weights + arena > budget) {
       if (pkg->info().encrypted)
         return Status(StatusCode::kInvalidArgument,

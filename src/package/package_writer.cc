@@ -55,6 +55,8 @@ class WeightLayout {
     return p;
   }
   std::vector<std::vector<uint8_t>>& chunks() { return chunks_; }
+  // The index (among all chunks) of the chunk what is placed next goes to, after end_chunk().
+  uint32_t next_chunk_index() const { return static_cast<uint32_t>(chunks_.size()) + 1; }
   // What is placed next starts a new chunk (so that a chunk holds what a loader needs at
   // one time: the constants for compiling, or packed weights).
   void end_chunk() { next_in_new_chunk_ = !chunks_.empty(); }
@@ -153,6 +155,7 @@ class ModelWriter {
       if (!r.is_ok()) return r.status();
     }
     w_.end_chunk();  // compiling can start once the constants' chunks are in
+    packed_chunk_ = w_.next_chunk_index();
     for (size_t ni = 0; ni < g.nodes.size(); ++ni)
       if (auto it = pre_.by_node.find(static_cast<int>(ni)); it != pre_.by_node.end()) {
         auto p = w_.place(blob_tensor(it->second));
@@ -262,9 +265,35 @@ class ModelWriter {
     return fb::CreateGraph(b_, name, vs, ns, ins, outs, inits);
   }
 
-  Result<flatbuffers::Offset<fb::Model>> model(const ir::Model& m, int optimization_level) {
+  // With fallback targets: after everything the primary target reads, in chunks of their
+  // own, the constants its packed weights replace, stored as they are (a fallback target's
+  // kernels pack them at load). Returns the first of those chunks' index.
+  Result<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::FallbackConstant>>>>
+  fallback_constants(const ir::Graph& g) {
+    w_.end_chunk();
+    fallback_chunk_ = w_.next_chunk_index();
+    std::vector<flatbuffers::Offset<fb::FallbackConstant>> out;
+    for (size_t v = 0; v < g.values.size(); ++v)
+      if (pre_.elided[v]) {
+        auto t = tensor(*g.values[v].constant);
+        if (!t.is_ok()) return t.status().with_context("value '" + g.values[v].name + "'");
+        out.push_back(fb::CreateFallbackConstant(b_, static_cast<int32_t>(v), *t));
+      }
+    return b_.CreateVector(out);
+  }
+  uint32_t fallback_chunk() const { return fallback_chunk_; }
+  // The first chunk holding packed weights (and only those, up to fallback_chunk()).
+  uint32_t packed_chunk() const { return packed_chunk_; }
+
+  Result<flatbuffers::Offset<fb::Model>> model(const ir::Model& m, int optimization_level,
+                                               bool with_fallback) {
     BRINK_RETURN_IF_ERROR(place_by_first_use(m));
     BRINK_ASSIGN_OR_RETURN(auto g, graph(m.graph));
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::FallbackConstant>>> fallback =
+        0;
+    if (with_fallback) {
+      BRINK_ASSIGN_OR_RETURN(fallback, fallback_constants(m.graph));
+    }
     std::vector<flatbuffers::Offset<fb::OpsetId>> opsets;
     for (const auto& o : m.opset_imports)
       opsets.push_back(fb::CreateOpsetId(b_, b_.CreateString(o.domain), o.version));
@@ -277,7 +306,7 @@ class ModelWriter {
     auto dom = b_.CreateString(m.domain);
     auto md = b_.CreateVector(meta);
     return fb::CreateModel(b_, m.ir_version, os, pn, pv, dom, m.model_version, md, g,
-                           optimization_level);
+                           optimization_level, fallback);
   }
 
  private:
@@ -286,6 +315,8 @@ class ModelWriter {
   const Prepacking& pre_;
   int depth_ = 0;
   bool place_packed_ = true;  // false: a dry run placing constants only
+  uint32_t fallback_chunk_ = 0;
+  uint32_t packed_chunk_ = 0;
 };
 
 flatbuffers::Offset<fb::IoInfo> io_info(flatbuffers::FlatBufferBuilder& b, const TensorInfo& t) {
@@ -307,6 +338,21 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   if (!known)
     return Status(StatusCode::kInvalidArgument,
                   "target '" + target + "': expected x86-64-v4, x86-64-v3, aarch64 or portable");
+  for (size_t i = 0; i < options.fallback_targets.size(); ++i) {
+    const std::string& f = options.fallback_targets[i];
+    if (std::find(known_targets().begin(), known_targets().end(), f) == known_targets().end())
+      return Status(
+          StatusCode::kInvalidArgument,
+          "fallback target '" + f + "': expected x86-64-v4, x86-64-v3, aarch64 or portable");
+    if (f == target ||
+        std::find(options.fallback_targets.begin(), options.fallback_targets.begin() + i, f) !=
+            options.fallback_targets.begin() + i)
+      return Status(StatusCode::kInvalidArgument,
+                    "fallback target '" + f + "' is the target or given twice");
+  }
+  const bool with_fallback = !options.fallback_targets.empty();
+  if (with_fallback && options.format_major < 2)
+    return Status(StatusCode::kInvalidArgument, "fallback targets need package format 2");
   if (options.chunk_size < kAlignment)
     return Status(StatusCode::kInvalidArgument, "chunk size must be at least 64 bytes");
 
@@ -340,14 +386,16 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   flatbuffers::FlatBufferBuilder model_builder(1 << 16);
   WeightLayout weights(options.chunk_size);
   ModelWriter writer(model_builder, weights, pre);
-  BRINK_ASSIGN_OR_RETURN(auto model_root, writer.model(model, level));
+  BRINK_ASSIGN_OR_RETURN(auto model_root, writer.model(model, level, with_fallback));
   model_builder.Finish(model_root);
 
   std::vector<std::pair<fb::ChunkKind, std::pair<const uint8_t*, size_t>>> chunks;
   chunks.push_back(
       {fb::ChunkKind_Graph, {model_builder.GetBufferPointer(), model_builder.GetSize()}});
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0, fallback_bytes = 0;
   for (const auto& c : weights.chunks()) {
+    if (with_fallback && chunks.size() >= writer.fallback_chunk())
+      fallback_bytes += static_cast<int64_t>(c.size());
     chunks.push_back({fb::ChunkKind_Weights, {c.data(), c.size()}});
     weight_bytes += static_cast<int64_t>(c.size());
   }
@@ -399,6 +447,8 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
     for (const TensorInfo& t : compiled->outputs()) outs.push_back(io_info(mb, t));
     std::vector<flatbuffers::Offset<flatbuffers::String>> labels;
     for (const std::string& l : options.labels) labels.push_back(mb.CreateString(l));
+    std::vector<flatbuffers::Offset<flatbuffers::String>> fallbacks;
+    for (const std::string& f : options.fallback_targets) fallbacks.push_back(mb.CreateString(f));
     auto manifest = fb::CreateManifest(
         mb, mb.CreateString(options.name), mb.CreateString(options.version),
         mb.CreateString(target), mb.CreateString(options.created_by),
@@ -406,7 +456,14 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
         compiled->arena_bytes().value_or(-1), compiled->parameter_bytes(),
         mb.CreateString(options.meta_json), mb.CreateVector(labels), mb.CreateString(key_id),
         options.encryption_key.has_value(),
-        mb.CreateString(options.encryption_key ? options.encryption_key->id() : std::string()));
+        mb.CreateString(options.encryption_key ? options.encryption_key->id() : std::string()),
+        with_fallback ? mb.CreateVector(fallbacks) : 0,
+        with_fallback
+            ? std::min<uint32_t>(writer.fallback_chunk(), static_cast<uint32_t>(chunks.size()))
+            : 0,
+        with_fallback
+            ? std::min<uint32_t>(writer.packed_chunk(), static_cast<uint32_t>(chunks.size()))
+            : 0);
     mb.Finish(manifest);
     return offset;  // where the chunks end
   };
@@ -428,7 +485,7 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   FixedHeader h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.format_major = v2 ? kFormatMajor : 1;
-  h.format_minor = v2 ? kFormatMinor : 0;
+  h.format_minor = v2 && with_fallback ? kFormatMinor : 0;  // 2.1 only adds fallbacks
   h.header_bytes = kHeaderBytes;
   h.manifest_offset = v2 ? kHeaderBytes : chunks_end;
   h.manifest_size = mb.GetSize();
@@ -482,6 +539,7 @@ Result<PackSummary> write_package(ir::Model model, const PackOptions& options,
   s.arena_bytes = compiled->arena_bytes();
   s.signer_key_id = key_id;
   s.prepacked_nodes = static_cast<int64_t>(pre.by_node.size());
+  s.fallback_bytes = fallback_bytes;
   for (size_t v = 0; v < pre.elided.size(); ++v)
     if (pre.elided[v])
       s.elided_bytes += static_cast<int64_t>(model.graph.values[v].constant->nbytes());

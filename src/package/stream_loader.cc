@@ -1,12 +1,17 @@
 // StreamLoader: see stream_loader.h.
 #include "package/stream_loader.h"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -359,7 +364,8 @@ Result<std::unique_ptr<Session>> StreamLoader::session(const SessionOptions& opt
   o.optimization_level = 0;  // the package holds the graph the passes produced
   o.max_memory_bytes = 0;    // a streamed package is held in memory
   CompileExtras extras;
-  extras.isa = target_isa(s.package->info().target);
+  const PackageInfo& info = s.package->info();
+  extras.isa = target_isa(info.selected_target.empty() ? info.target : info.selected_target);
   extras.prepacked = s.package->prepacked();
   auto compiled = CompiledModel::compile(s.package->model(), o, /*keep_problems=*/false, &extras);
   if (!compiled.is_ok()) return compiled.status().with_context(s.what);
@@ -382,6 +388,125 @@ Result<std::unique_ptr<Session>> StreamLoader::session(const SessionOptions& opt
     });
   }
   return Session::from_compiled(std::move(*compiled));
+}
+
+// ---- Streaming from a command line --------------------------------------------------------
+
+bool is_stream_url(const std::string& model) {
+  return model.rfind("tcp://", 0) == 0;
+}
+
+Result<int> open_stream(const std::string& model) {
+  if (!is_stream_url(model)) {
+    const int fd = ::open(model.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return Status(StatusCode::kNotFound, model + ": cannot open: " + std::strerror(errno));
+    return fd;
+  }
+  const std::string hostport = model.substr(std::strlen("tcp://"));
+  const size_t colon = hostport.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == hostport.size())
+    return Status(StatusCode::kInvalidArgument, model + ": expected tcp://HOST:PORT");
+  std::string host = hostport.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  const std::string port = hostport.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int e = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); e != 0)
+    return Status(StatusCode::kNotFound, model + ": cannot resolve: " + ::gai_strerror(e));
+  int fd = -1;
+  std::string why = "no address";
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      why = std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0) return Status(StatusCode::kIoError, model + ": cannot connect: " + why);
+  timeval timeout{};
+  timeout.tv_sec = 30;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+std::string progress_line(const StreamProgress& p, double ms) {
+  char buf[512];
+  if (p.chunk < 0) {
+    std::snprintf(buf, sizeof buf,
+                  "progress: %.1f ms: header, manifest and signature verified (%llu of %llu bytes)",
+                  ms, static_cast<unsigned long long>(p.bytes_received),
+                  static_cast<unsigned long long>(p.bytes_total));
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "progress: %.1f ms: chunk %d verified (%d of %d chunks, %llu of %llu bytes), "
+                "%lld of %lld nodes runnable",
+                ms, p.chunk, p.chunks_verified, p.chunks_total,
+                static_cast<unsigned long long>(p.bytes_received),
+                static_cast<unsigned long long>(p.bytes_total),
+                static_cast<long long>(p.nodes_runnable_total),
+                static_cast<long long>(p.nodes_total));
+  std::string line = buf;
+  // " (+N: FIRST .. LAST)": the nodes this chunk made runnable, by name.
+  if (!p.nodes_runnable.empty() && p.graph != nullptr) {
+    auto name = [&](int i) {
+      const ir::Node& n = p.graph->nodes[static_cast<size_t>(i)];
+      return n.name.empty() ? n.op_type : n.name;
+    };
+    line += " (+" + std::to_string(p.nodes_runnable.size()) + ": " + name(p.nodes_runnable.front());
+    if (p.nodes_runnable.size() > 1) line += " .. " + name(p.nodes_runnable.back());
+    line += ")";
+  }
+  return line;
+}
+
+StreamedPackage::~StreamedPackage() {
+  loader.reset();  // joins the receiving thread (the stream has ended or failed)
+  if (fd >= 0) ::close(fd);
+}
+
+double StreamedPackage::ms_to(std::optional<StreamLoader::Clock::time_point> t) const {
+  return t ? std::chrono::duration<double, std::milli>(*t - start).count() : -1.0;
+}
+
+std::string StreamedPackage::summary(double result_ms) const {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "stream: first step at %.1f ms, first layer started at %.1f ms, all %zu chunks "
+                "verified at %.1f ms, result at %.1f ms%s",
+                ms_to(loader->first_step_time()), ms_to(loader->first_weighted_step_time()),
+                loader->info().chunks.size(), ms_to(loader->all_verified_time()), result_ms,
+                loader->progressive() ? "" : " (read whole: format 1 or encrypted)");
+  return buf;
+}
+
+Result<std::unique_ptr<Session>> load_streamed(const std::string& model,
+                                               const VerifyOptions& verify,
+                                               const SessionOptions& options, bool progress,
+                                               StreamedPackage* out) {
+  out->start = StreamLoader::Clock::now();
+  BRINK_ASSIGN_OR_RETURN(out->fd, open_stream(model));
+  ProgressFn report;
+  if (progress) {
+    const auto start = out->start;
+    report = [start](const StreamProgress& p) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(StreamLoader::Clock::now() - start).count();
+      std::fprintf(stderr, "%s\n", progress_line(p, ms).c_str());
+      std::fflush(stderr);
+    };
+  }
+  BRINK_ASSIGN_OR_RETURN(out->loader,
+                         StreamLoader::open(fd_source(out->fd), model, verify, std::move(report),
+                                            /*check_end=*/!is_stream_url(model)));
+  return out->loader->session(options);
 }
 
 }  // namespace brink::package

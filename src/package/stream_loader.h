@@ -112,4 +112,42 @@ class StreamLoader {
   std::shared_ptr<State> state_;
 };
 
+// ---- Streaming from a command line (`brink run --stream`, `brink-run --stream`) ----------
+
+// True for a model named tcp://HOST:PORT (read from a connection, always as a stream).
+bool is_stream_url(const std::string& model);
+// Opens `model` for reading front to back: a file, or a TCP connection for tcp://HOST:PORT
+// (IPv6 hosts in brackets) with a 30 s receive timeout, so a stalled sender fails the load
+// instead of hanging it. The caller owns the descriptor.
+Result<int> open_stream(const std::string& model);
+// The line `--progress` prints for one event, `ms` after the start ("progress: ...", no
+// newline): what was verified, bytes and chunks so far, and the nodes it made runnable.
+std::string progress_line(const StreamProgress& p, double ms);
+
+// A package loaded from a stream: the descriptor and the loader (still receiving while the
+// session runs) live as long as this.
+struct StreamedPackage {
+  int fd = -1;
+  std::unique_ptr<StreamLoader> loader;
+  StreamLoader::Clock::time_point start;
+  StreamedPackage() = default;
+  StreamedPackage(const StreamedPackage&) = delete;
+  StreamedPackage& operator=(const StreamedPackage&) = delete;
+  ~StreamedPackage();  // joins the receiving thread, closes the descriptor
+  // Milliseconds from the start to `t`; -1 when it did not happen.
+  double ms_to(std::optional<StreamLoader::Clock::time_point> t) const;
+  // After a run (and loader->finish()): "stream: first step at ... ms, first layer started
+  // at ... ms, all N chunks verified at ... ms, result at `result_ms` ms".
+  std::string summary(double result_ms) const;
+};
+
+// Opens `model` (a file or tcp://HOST:PORT) as a stream and compiles its session as soon as
+// the chunks compiling reads are verified (StreamLoader::session); with `progress`, prints
+// progress_line() to stderr per event. A file must end where the package does; a server may
+// keep its connection open after the package.
+Result<std::unique_ptr<Session>> load_streamed(const std::string& model,
+                                               const VerifyOptions& verify,
+                                               const SessionOptions& options, bool progress,
+                                               StreamedPackage* out);
+
 }  // namespace brink::package

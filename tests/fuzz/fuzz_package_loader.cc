@@ -114,7 +114,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   package::VerifyOptions options;
   options.check_target = false;
   options.num_threads = 1;
+  options.all_chunks = true;  // fallback chunks too, as the stream (which hashes every chunk)
   auto pkg = package::open_package_memory(buffer, size, "fuzz input", options);
+  {
+    // A package's fallback (format 2.1): its constants replace the elided ones.
+    package::VerifyOptions fallback = options;
+    fallback.target = "portable";
+    auto f = package::open_package_memory(buffer, size, "fuzz input (fallback)", fallback);
+    check_one_line("as its fallback", f.status());
+  }
   {
     auto bytes =
         std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(buffer.get()),

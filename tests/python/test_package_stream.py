@@ -218,3 +218,63 @@ def test_format_one_layout_still_reads(brink, keys, digits, tmp_path):
     proc = brink("patch", old, tmp_path / "u.delta", "-o", tmp_path / "rebuilt.brink")
     assert proc.returncode == 0, Brink.describe(proc)
     assert (tmp_path / "rebuilt.brink").read_bytes() == digits.read_bytes()
+
+
+# ---- brink-run, the device runner: the same streaming (package::load_streamed) ----------
+
+def device_runner(brink: Brink) -> str:
+    runner = os.path.join(os.path.dirname(brink.path), "brink-run")
+    if not os.access(runner, os.X_OK):
+        pytest.skip(f"{runner} not built")
+    return runner
+
+
+def test_device_runner_streams_over_tcp_and_from_a_file(brink, keys, digits, tmp_path):
+    runner = device_runner(brink)
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(6).random((1, 1, 8, 8), dtype=np.float32))
+    common = ["--input", f"image={x}", "--repeat", "2", "--pubkey", str(keys / "dev.pub")]
+    ref = subprocess.run([runner, str(digits), *common, "--output-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert ref.returncode == 0, ref.stderr
+    want = np.load(tmp_path / "logits.npy")
+
+    server = SlowServer(digits.read_bytes(), pieces=20, delay=0.02)
+    (tmp_path / "tcp").mkdir()
+    proc, lines = run_timed([runner, server.url, "--progress", *common,
+                             "--output-dir", str(tmp_path / "tcp")])
+    server.join()
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "tcp" / "logits.npy"), want)
+    progress = [(t, l) for t, l in lines if l.startswith("progress: ")]
+    chunks = json.loads(brink("info", digits, "--json").stdout)["chunks"]
+    assert len(progress) == len(chunks) + 1, proc.stderr
+    assert server.sent_all_at is not None
+    assert len([l for t, l in progress if t < server.sent_all_at]) >= 2, proc.stderr
+    assert "first layer started at" in proc.stdout
+
+    (tmp_path / "file").mkdir()
+    proc = subprocess.run([runner, str(digits), "--stream", *common, "--output-dir",
+                           str(tmp_path / "file")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "progress: " not in proc.stderr and "stream: " in proc.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "file" / "logits.npy"), want)
+
+
+def test_device_runner_refuses_a_damaged_stream(brink, keys, digits, tmp_path):
+    runner = device_runner(brink)
+    chunks = json.loads(brink("info", digits, "--json").stdout)["chunks"]
+    last = len(chunks) - 1
+    data = bytearray(digits.read_bytes())
+    data[chunks[last]["offset"] + chunks[last]["size"] // 2] ^= 0x01
+    server = SlowServer(bytes(data), pieces=10, delay=0.01)
+    proc = subprocess.run([runner, server.url, "--pubkey", str(keys / "dev.pub")],
+                          capture_output=True, text=True, timeout=60)
+    server.join()
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert f"chunk {last} (weights" in proc.stderr and "SHA-256" in proc.stderr
+    bad = subprocess.run([runner, str(digits), "--progress"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--progress needs --stream" in bad.stderr
+    bad = subprocess.run([runner, "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "cannot connect" in bad.stderr, bad.stderr

@@ -4,6 +4,14 @@
 //
 //   brink-run MODEL.brink [--input NAME=FILE.npy ...] [--output-dir DIR] [--threads N]
 //             [--pubkey K.pub] [--key K.enckey] [--max-memory MiB] [--repeat N]
+//             [--stream [--progress]]
+//   brink-run tcp://HOST:PORT [--progress] ...
+//
+// --stream (implied by tcp://) loads the package progressively as `brink run --stream` does
+// (package/stream_loader.h, load_streamed): verified before any chunk is accepted, each
+// chunk verified as it arrives, the first run started once the session compiles; --progress
+// prints a line to stderr per verified chunk. The whole stream must verify before the
+// outputs are reported.
 //
 // Inputs not given get seeded random data. Prints load time, first and median run time, and
 // each output's shape; writes outputs as .npy with --output-dir. Errors: one line on stderr,
@@ -21,13 +29,15 @@
 #include "brink/session.h"
 #include "loader/npy.h"
 #include "package/package.h"
+#include "package/stream_loader.h"
 
 namespace {
 
 int usage(const char* why) {
   std::fprintf(stderr,
                "error: %s (usage: brink-run MODEL.brink [--input NAME=FILE.npy] [--output-dir DIR] "
-               "[--threads N] [--pubkey K] [--key K] [--max-memory MiB] [--repeat N])\n",
+               "[--threads N] [--pubkey K] [--key K] [--max-memory MiB] [--repeat N] "
+               "[--stream] [--progress]; MODEL may be tcp://HOST:PORT)\n",
                why);
   return 2;
 }
@@ -56,6 +66,7 @@ int main(int argc, char** argv) {
   std::string model, output_dir, pubkey, key;
   std::vector<std::pair<std::string, std::string>> input_files;
   long long threads = 1, max_memory = 0, repeat = 10;
+  bool stream = false, progress = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -77,6 +88,10 @@ int main(int argc, char** argv) {
         return usage("--max-memory takes MiB >= 1");
     } else if (a == "--repeat" && has_value) {
       if (!parse_int(argv[++i], 1, 1000000, &repeat)) return usage("--repeat takes 1..1000000");
+    } else if (a == "--stream") {
+      stream = true;
+    } else if (a == "--progress") {
+      progress = true;
     } else if (!a.empty() && a[0] != '-' && model.empty()) {
       model = a;
     } else {
@@ -84,7 +99,11 @@ int main(int argc, char** argv) {
     }
   }
   if (model.empty()) return usage("no model given");
-  if (!package::is_package_file(model))
+  stream = stream || package::is_stream_url(model);
+  if (progress && !stream) return usage("--progress needs --stream or a tcp:// model");
+  if (stream && max_memory > 0)
+    return usage("--max-memory does not apply to a streamed package (held in memory)");
+  if (!stream && !package::is_package_file(model))
     return fail(Status(StatusCode::kInvalidModel,
                        model + ": not a .brink package (brink-run runs packages; make one with "
                                "brink pack)"));
@@ -105,7 +124,9 @@ int main(int argc, char** argv) {
     if (!k.is_ok()) return fail(k.status());
     verify.decryption_key = *k;
   }
-  auto session = package::load_package_session(model, options, verify);
+  package::StreamedPackage streamed;
+  auto session = stream ? package::load_streamed(model, verify, options, progress, &streamed)
+                        : package::load_package_session(model, options, verify);
   if (!session.is_ok()) return fail(session.status());
   const double load_ms = ms_since(t0);
 
@@ -135,18 +156,30 @@ int main(int argc, char** argv) {
                          "--input '" + f.first + "': the model has no input of that name"));
 
   std::vector<double> times;
+  double first_result_ms = 0;  // from the start of the stream
   std::vector<Tensor> outputs;
   for (long long r = 0; r < repeat; ++r) {
     const auto t = std::chrono::steady_clock::now();
     auto out = (*session)->run(feeds);
     if (!out.is_ok()) return fail(out.status());
     times.push_back(ms_since(t));
-    if (r == 0) outputs = std::move(*out);
+    if (r == 0) {
+      outputs = std::move(*out);
+      if (stream) first_result_ms = streamed.ms_to(std::chrono::steady_clock::now());
+    }
+  }
+  std::string stream_summary;
+  if (stream) {
+    // The whole stream must verify (and end where the package ends), not only what ran.
+    Status s = streamed.loader->finish();
+    if (!s.is_ok()) return fail(s);
+    stream_summary = streamed.summary(first_result_ms);
   }
   std::vector<double> sorted(times.begin() + (times.size() > 1 ? 1 : 0), times.end());
   std::sort(sorted.begin(), sorted.end());
   std::printf("%s: load %.2f ms, first run %.2f ms, median of %zu more %.2f ms\n", model.c_str(),
               load_ms, times[0], times.size() - 1, sorted[sorted.size() / 2]);
+  if (stream) std::printf("%s\n", stream_summary.c_str());
   const auto& infos = (*session)->outputs();
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::printf("output '%s': %s\n", infos[i].name.c_str(),

@@ -59,7 +59,7 @@ int keygen_command(const KeygenOptions& o) {
 struct PackOptions {
   std::string model, out, target, sign, encrypt, name, version = "0.0.0", meta, labels;
   size_t chunk_kib = 4096;
-  std::vector<std::string> dims;
+  std::vector<std::string> dims, fallback;
   int opt_level = 2;
   bool no_prepack = false;
   std::string int8_kernels = "faster";
@@ -87,6 +87,7 @@ int pack_command(const PackOptions& o) {
   po.session.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
   po.prepack = !o.no_prepack;
   po.format_major = static_cast<uint16_t>(o.format);
+  po.fallback_targets = o.fallback;
   auto dims = parse_dim_values(o.dims);
   if (!dims) return report_error(dims.status());
   po.session.dim_values = *dims;
@@ -135,7 +136,9 @@ int pack_command(const PackOptions& o) {
         {"arena_bytes", s.arena_bytes ? nlohmann::json(*s.arena_bytes) : nlohmann::json(nullptr)},
         {"signer", s.signer_key_id},
         {"prepacked_nodes", s.prepacked_nodes},
-        {"elided_bytes", s.elided_bytes}};
+        {"elided_bytes", s.elided_bytes},
+        {"fallback_targets", o.fallback},
+        {"fallback_bytes", s.fallback_bytes}};
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
@@ -147,7 +150,21 @@ int pack_command(const PackOptions& o) {
       static_cast<long long>(s.prepacked_nodes),
       s.arena_bytes ? human_bytes(static_cast<double>(*s.arena_bytes)).c_str() : "dynamic",
       s.signer_key_id.empty() ? "unsigned" : ("signed by key " + s.signer_key_id).c_str());
+  if (!o.fallback.empty()) {
+    std::string list;
+    for (const std::string& f : o.fallback) list += (list.empty() ? "" : ", ") + f;
+    std::printf("fallback %s: %s of ONNX-layout weights after the target's\n", list.c_str(),
+                human_bytes(static_cast<double>(s.fallback_bytes)).c_str());
+  }
   return 0;
+}
+
+// "x86-64-v4, portable (fallback)".
+std::string targets_text(const package::PackageInfo& info) {
+  std::string out;
+  for (size_t i = 0; i < info.targets.size(); ++i)
+    out += (i ? ", " : "") + info.targets[i] + (i ? " (fallback)" : "");
+  return out;
 }
 
 struct VerifyOptions {
@@ -173,10 +190,11 @@ int verify_command(const VerifyOptions& o) {
     vo.trusted_key = *key;
   }
   vo.check_target = false;  // verify checks integrity and trust; running checks the target
+  vo.all_chunks = true;     // the fallback chunks too
   auto pkg = package::open_package(o.package, vo);
   if (!pkg) return report_error(pkg.status());
   const package::PackageInfo& info = (*pkg)->info();
-  const Status runs = package::check_target_runs_here(info.target);
+  const auto runs = package::choose_target(info.targets);
   if (o.json) {
     nlohmann::json j = {{"package", o.package},
                         {"ok", true},
@@ -184,6 +202,8 @@ int verify_command(const VerifyOptions& o) {
                         {"signer", info.signer_key_id},
                         {"signer_trusted", info.signer_trusted},
                         {"target", info.target},
+                        {"targets", info.targets},
+                        {"uses", runs.is_ok() ? nlohmann::json(*runs) : nlohmann::json(nullptr)},
                         {"runs_here", runs.is_ok()}};
     std::cout << j.dump(2) << std::endl;
     return 0;
@@ -196,7 +216,8 @@ int verify_command(const VerifyOptions& o) {
                                                      : "signature valid, by untrusted key ") +
                      info.signer_key_id)
                         .c_str(),
-              info.target.c_str(), runs.is_ok() ? " (runs here)" : " (does not run here)");
+              targets_text(info).c_str(),
+              runs.is_ok() ? (" (runs here: " + *runs + ")").c_str() : " (does not run here)");
   return 0;
 }
 
@@ -253,6 +274,11 @@ int package_info_command(const std::string& path, bool json, const std::string& 
     j["name"] = info.name;
     j["version"] = info.version;
     j["target"] = info.target;
+    j["targets"] = info.targets;
+    {
+      const auto uses = package::choose_target(info.targets);
+      j["uses_target"] = uses.is_ok() ? nlohmann::json(*uses) : nlohmann::json(nullptr);
+    }
     j["created_by"] = info.created_by;
     j["file_bytes"] = info.file_bytes;
     j["parameter_bytes"] = info.parameter_bytes;
@@ -270,8 +296,12 @@ int package_info_command(const std::string& path, bool json, const std::string& 
     j["labels"] = info.labels;
     j["chunks"] = nlohmann::json::array();
     for (const auto& c : info.chunks)
-      j["chunks"].push_back(
-          {{"kind", c.kind}, {"offset", c.offset}, {"size", c.size}, {"sha256", c.sha256_hex}});
+      j["chunks"].push_back({{"kind", c.kind},
+                             {"offset", c.offset},
+                             {"size", c.size},
+                             {"sha256", c.sha256_hex},
+                             {"fallback", c.fallback},
+                             {"packed", c.packed}});
     j["nodes"] = (*pkg)->model().graph.nodes.size();
     j["prepacked_nodes"] = info.prepacked_nodes;
     std::cout << j.dump(2) << std::endl;
@@ -281,7 +311,12 @@ int package_info_command(const std::string& path, bool json, const std::string& 
               info.format_minor, human_bytes(static_cast<double>(info.file_bytes)).c_str(),
               info.created_by.c_str());
   std::printf("model:      %s %s, target %s\n", info.name.c_str(), info.version.c_str(),
-              info.target.c_str());
+              targets_text(info).c_str());
+  {
+    const auto uses = package::choose_target(info.targets);
+    std::printf("this CPU:   %s\n",
+                uses.is_ok() ? ("uses " + *uses).c_str() : uses.status().message().c_str());
+  }
   std::printf("inputs:\n");
   for (const auto& t : info.inputs)
     std::printf("  %-24s %-8s %s\n", t.name.c_str(), dtype_long_name(t.dtype),
@@ -346,6 +381,10 @@ void add_package_commands(CLI::App& app, int* exit_code) {
                    "Package format major version: 2 (default; streamable) or 1 (manifest last, "
                    "for readers older than format 2)")
       ->check(CLI::Range(1, 2));
+  pack->add_option("--fallback", p->fallback,
+                   "Also store what a CPU without the target's ISA needs, for these targets "
+                   "(e.g. portable): the weights in ONNX layout, after the target's")
+      ->delimiter(',');
   pack->add_flag("--json", p->json, "Print JSON");
   pack->callback([p, exit_code] { *exit_code = pack_command(*p); });
 

@@ -5,11 +5,6 @@
 // accepted, each chunk verified as it arrives, and the inference started as soon as the
 // session compiles, its layers waiting for their weights. --progress prints a line to stderr
 // per verified chunk.
-#include <fcntl.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,77 +38,10 @@ struct RunOptions {
   bool progress = false;
 };
 
-// The progressive loader's stream: a file read front to back, or a TCP connection for a
-// model named tcp://HOST:PORT. Returns an open file descriptor.
-Result<int> open_stream(const std::string& model) {
-  const std::string scheme = "tcp://";
-  if (model.rfind(scheme, 0) != 0) {
-    const int fd = ::open(model.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return Status(StatusCode::kNotFound, model + ": cannot open: " + std::strerror(errno));
-    return fd;
-  }
-  const std::string hostport = model.substr(scheme.size());
-  const size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == hostport.size())
-    return Status(StatusCode::kInvalidArgument, model + ": expected tcp://HOST:PORT");
-  std::string host = hostport.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  const std::string port = hostport.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int e = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); e != 0)
-    return Status(StatusCode::kNotFound, model + ": cannot resolve: " + ::gai_strerror(e));
-  int fd = -1;
-  std::string why = "no address";
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      why = std::strerror(errno);
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  ::freeaddrinfo(found);
-  if (fd < 0) return Status(StatusCode::kIoError, model + ": cannot connect: " + why);
-  // A sender that stalls fails the load instead of hanging it.
-  timeval timeout{};
-  timeout.tv_sec = 30;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  return fd;
-}
-
-// " (+N: FIRST .. LAST)": the nodes a verified chunk made runnable, by name.
-std::string newly_runnable(const package::StreamProgress& p) {
-  if (p.nodes_runnable.empty() || p.graph == nullptr) return "";
-  auto name = [&](int i) {
-    const ir::Node& n = p.graph->nodes[static_cast<size_t>(i)];
-    return n.name.empty() ? n.op_type : n.name;
-  };
-  std::string s =
-      " (+" + std::to_string(p.nodes_runnable.size()) + ": " + name(p.nodes_runnable.front());
-  if (p.nodes_runnable.size() > 1) s += " .. " + name(p.nodes_runnable.back());
-  return s + ")";
-}
-
-// Loads a package progressively; the loader stays alive (receiving) while the session runs.
-struct Streamed {
-  int fd = -1;
-  std::unique_ptr<package::StreamLoader> loader;
-  package::StreamLoader::Clock::time_point start;
-  ~Streamed() {
-    loader.reset();  // joins the receiving thread (the stream has ended or failed)
-    if (fd >= 0) ::close(fd);
-  }
-};
-
+// Loads a package progressively (package::load_streamed); the loader stays alive
+// (receiving) while the session runs.
 Result<std::unique_ptr<Session>> load_streamed(const RunOptions& o, const SessionOptions& so,
-                                               Streamed* st) {
-  st->start = package::StreamLoader::Clock::now();
+                                               package::StreamedPackage* st) {
   package::VerifyOptions verify;
   if (!o.package.pubkey.empty()) {
     BRINK_ASSIGN_OR_RETURN(verify.trusted_key, package::load_public_key(o.package.pubkey));
@@ -121,38 +49,7 @@ Result<std::unique_ptr<Session>> load_streamed(const RunOptions& o, const Sessio
   if (!o.package.key.empty()) {
     BRINK_ASSIGN_OR_RETURN(verify.decryption_key, package::load_encryption_key(o.package.key));
   }
-  BRINK_ASSIGN_OR_RETURN(st->fd, open_stream(o.model));
-  package::ProgressFn progress;
-  if (o.progress) {
-    const auto start = st->start;
-    progress = [start](const package::StreamProgress& p) {
-      const double ms =
-          std::chrono::duration<double, std::milli>(package::StreamLoader::Clock::now() - start)
-              .count();
-      if (p.chunk < 0)
-        std::fprintf(
-            stderr,
-            "progress: %.1f ms: header, manifest and signature verified (%llu of %llu bytes)\n", ms,
-            static_cast<unsigned long long>(p.bytes_received),
-            static_cast<unsigned long long>(p.bytes_total));
-      else
-        std::fprintf(stderr,
-                     "progress: %.1f ms: chunk %d verified (%d of %d chunks, %llu of %llu bytes), "
-                     "%lld of %lld nodes runnable%s\n",
-                     ms, p.chunk, p.chunks_verified, p.chunks_total,
-                     static_cast<unsigned long long>(p.bytes_received),
-                     static_cast<unsigned long long>(p.bytes_total),
-                     static_cast<long long>(p.nodes_runnable_total),
-                     static_cast<long long>(p.nodes_total), newly_runnable(p).c_str());
-      std::fflush(stderr);
-    };
-  }
-  // A file must end where the package does; a server may keep its socket open after it.
-  const bool from_socket = o.model.rfind("tcp://", 0) == 0;
-  BRINK_ASSIGN_OR_RETURN(
-      st->loader, package::StreamLoader::open(package::fd_source(st->fd), o.model, verify, progress,
-                                              /*check_end=*/!from_socket));
-  return st->loader->session(so);
+  return package::load_streamed(o.model, verify, so, o.progress, st);
 }
 
 // Top-5 for outputs shaped like class scores: [N] or [1, N] floats with N >= 2.
@@ -180,8 +77,8 @@ int run_command(const RunOptions& o) {
   so.optimization_level = o.opt_level;
   o.package.apply(&so);
   so.int8_kernels = parse_int8_kernels(o.int8_kernels).value();  // checked by the option
-  const bool streamed = o.stream || o.model.rfind("tcp://", 0) == 0;
-  Streamed st;
+  const bool streamed = o.stream || package::is_stream_url(o.model);
+  package::StreamedPackage st;
   if (streamed && o.package.max_memory_mb > 0)
     return report_error(
         Status(StatusCode::kInvalidArgument,
@@ -199,24 +96,17 @@ int run_command(const RunOptions& o) {
   if (streamed) {
     // The whole stream must verify (and end where the package ends), not only what ran.
     if (Status s = st.loader->finish(); !s.is_ok()) return report_error(s);
-    auto since = [&](std::optional<package::StreamLoader::Clock::time_point> t) {
-      return t ? std::chrono::duration<double, std::milli>(*t - st.start).count() : -1.0;
-    };
-    const double first = since(st.loader->first_step_time());
-    const double first_weighted = since(st.loader->first_weighted_step_time());
-    const double all = since(st.loader->all_verified_time());
-    const double done = since(start) + ms;
+    const double first = st.ms_to(st.loader->first_step_time());
+    const double first_weighted = st.ms_to(st.loader->first_weighted_step_time());
+    const double all = st.ms_to(st.loader->all_verified_time());
+    const double done = st.ms_to(start) + ms;
     stream_json = {{"first_step_ms", first},
                    {"first_layer_ms", first_weighted},
                    {"all_verified_ms", all},
                    {"result_ms", done},
-                   {"progressive", st.loader->progressive()}};
-    if (!o.json)
-      std::printf(
-          "stream: first step at %.1f ms, first layer started at %.1f ms, all %zu chunks "
-          "verified at %.1f ms, result at %.1f ms%s\n",
-          first, first_weighted, st.loader->info().chunks.size(), all, done,
-          st.loader->progressive() ? "" : " (read whole: format 1 or encrypted)");
+                   {"progressive", st.loader->progressive()},
+                   {"target", st.loader->info().selected_target}};
+    if (!o.json) std::printf("%s\n", st.summary(done).c_str());
   }
 
   nlohmann::json out_json = nlohmann::json::array();
