@@ -5,6 +5,11 @@
 #   scripts/build.sh fuzz      -> build-fuzz/   (clang, libFuzzer targets)
 #   scripts/build.sh aarch64   -> build-aarch64/ (cross build, brink_rt + kernel tests, -O2;
 #                                 see cmake/aarch64-linux-gnu.cmake)
+#   scripts/build.sh device    -> build-device/ (the device runtime alone: brink-run without
+#                                 protobuf/ONNX or graph passes; docs/RUNTIME.md). Selective:
+#     BRINK_OPS=ops.txt BRINK_ISAS="avx512;avx512vnni" scripts/build.sh device
+#                                 -> build-device-ops-avx512-avx512vnni/ with only the operators
+#                                 ops.txt lists (brink info MODEL.brink --ops) and those kernels
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
@@ -18,7 +23,18 @@ case "$flavour" in
   aarch64) dir=build-aarch64; args=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG"
                                    -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake
                                    -DBRINK_RUNTIME_ONLY=ON) ;;
-  *) echo "error: unknown build flavour '$flavour' (expected release, asan, fuzz or aarch64)" >&2; exit 2 ;;
+  device)
+    dir=build-device; args=(-DCMAKE_BUILD_TYPE=Release -DBRINK_DEVICE_ONLY=ON -DBRINK_TESTS=OFF)
+    if [ -n "${BRINK_OPS:-}" ]; then
+      [ -f "$BRINK_OPS" ] || { echo "error: BRINK_OPS=$BRINK_OPS: no such file" >&2; exit 2; }
+      dir="$dir-$(basename "${BRINK_OPS%.*}")"
+      args+=("-DBRINK_SELECTED_OPS=$(realpath "$BRINK_OPS")")
+    fi
+    if [ -n "${BRINK_ISAS:-}" ]; then
+      dir="$dir-$(echo "$BRINK_ISAS" | tr ';, ' '---')"
+      args+=("-DBRINK_KERNEL_ISAS=$BRINK_ISAS")
+    fi ;;
+  *) echo "error: unknown build flavour '$flavour' (expected release, asan, fuzz, aarch64 or device)" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null

@@ -149,19 +149,19 @@ bool isa_supported(Isa isa) {
     case Isa::kPortable:
       return true;
     case Isa::kAvx2:
-#if defined(BRINK_X86)
+#if defined(BRINK_X86) && BRINK_BUILD_AVX2
       return f.avx2 && f.fma && f.f16c;
 #else
       return false;
 #endif
     case Isa::kAvx512:
-#if defined(BRINK_X86)
+#if defined(BRINK_X86) && BRINK_BUILD_AVX512
       return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c;
 #else
       return false;
 #endif
     case Isa::kNeon:
-#if defined(__aarch64__)
+#if defined(__aarch64__) && BRINK_BUILD_NEON
       return f.neon;
 #else
       return false;

@@ -11,6 +11,28 @@
 
 namespace brink {
 
+// The kernel variants this build contains: CMake's BRINK_KERNEL_ISAS, by default every one
+// the architecture has (a selective device build keeps those of its packages' target). A
+// variant that is not built is never dispatched to: isa_supported() says no.
+#if !defined(BRINK_BUILD_AVX2)
+#if defined(__x86_64__)
+#define BRINK_BUILD_AVX2 1
+#define BRINK_BUILD_AVX512 1
+#define BRINK_BUILD_AVX512VNNI 1
+#else
+#define BRINK_BUILD_AVX2 0
+#define BRINK_BUILD_AVX512 0
+#define BRINK_BUILD_AVX512VNNI 0
+#endif
+#endif
+#if !defined(BRINK_BUILD_NEON)
+#if defined(__aarch64__)
+#define BRINK_BUILD_NEON 1
+#else
+#define BRINK_BUILD_NEON 0
+#endif
+#endif
+
 enum class Isa {
   kPortable = 0,  // plain C++, any CPU
   kAvx2 = 1,      // x86-64 AVX2 + FMA + F16C (x86-64-v3)

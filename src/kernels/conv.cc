@@ -80,15 +80,17 @@ const IgemmConfig* igemm_config_portable() {
 }
 
 // The ISA files exist only on their architecture; elsewhere their kernels are absent.
-#if !(defined(__x86_64__) || defined(_M_X64))
+#if !BRINK_BUILD_AVX512
 const IgemmConfig* igemm_config_avx512() {
   return nullptr;
 }
+#endif
+#if !BRINK_BUILD_AVX2
 const IgemmConfig* igemm_config_avx2() {
   return nullptr;
 }
 #endif
-#if !defined(__aarch64__)
+#if !BRINK_BUILD_NEON
 const IgemmConfig* igemm_config_neon() {
   return nullptr;
 }

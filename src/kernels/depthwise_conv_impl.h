@@ -21,6 +21,10 @@
 // Epilogue: bias + taps (+ residual), then the activation in registers for none/Relu/Clip,
 // HardSwish, Sigmoid and SiLU (activation_math.h, the same approximations the elementwise
 // kernels use); the other activations run apply_activation over the finished rows.
+//
+// The portable variant (one lane, the fallback) is compiled with the general row and the
+// clamp epilogue only: specializing it per kernel size and activation would triple its code for
+// a path no SIMD CPU takes, and size matters where the portable kernels ship.
 #pragma once
 
 #include <algorithm>
@@ -263,6 +267,12 @@ void block_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi, int6
 
 enum class FastPath { kGeneral, k3s1, k3s2, k5s1, k5s2 };
 
+#if defined(BRINK_SIMD_PORTABLE)
+inline constexpr bool kSpecialize = false;
+#else
+inline constexpr bool kSpecialize = true;
+#endif
+
 template <class E>
 void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, const float* residual,
                float* y, const Tile& t, const E& epi, bool activation_after) {
@@ -303,26 +313,31 @@ void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, con
       r.x_img = x + n * s.in_h * s.in_w * c + cb * W;
       r.y = y + row * s.out_w * c + cb * W;
       r.res = residual != nullptr ? residual + row * s.out_w * c + cb * W : nullptr;
-      if (tail) {
+      if constexpr (!kSpecialize) {
+        // One lane: there is no partial block, and every shape takes the general row.
+        (void)tail;
+        (void)fast;
+        block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+      } else if (tail) {
         block_row<true, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
-        continue;
-      }
-      switch (fast) {
-        case FastPath::k3s1:
-          block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
-          break;
-        case FastPath::k3s2:
-          block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
-          break;
-        case FastPath::k5s1:
-          block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
-          break;
-        case FastPath::k5s2:
-          block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
-          break;
-        case FastPath::kGeneral:
-          block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
-          break;
+      } else {
+        switch (fast) {
+          case FastPath::k3s1:
+            block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            break;
+          case FastPath::k3s2:
+            block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            break;
+          case FastPath::k5s1:
+            block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            break;
+          case FastPath::k5s2:
+            block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            break;
+          case FastPath::kGeneral:
+            block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+            break;
+        }
       }
     }
   }
@@ -344,24 +359,36 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
                                      const depthwise_internal::Tile& t) {
   using namespace depthwise;
   const Activation& a = p.act;
-  switch (a.kind) {
-    case ActivationKind::kHardSwish:
-      return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kHardSwish>{}, false);
-    case ActivationKind::kSigmoid:
-      return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSigmoid>{}, false);
-    case ActivationKind::kSilu:
-      return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{}, false);
-    case ActivationKind::kNone:
-    case ActivationKind::kRelu:
-    case ActivationKind::kClip: {
+  if constexpr (!kSpecialize) {
+    if (a.kind == ActivationKind::kNone || a.kind == ActivationKind::kRelu ||
+        a.kind == ActivationKind::kClip) {
       const bool clamp = a.is_clamp();
       const EpiClamp e{set1(clamp ? a.clamp_min() : -__builtin_inff()),
                        set1(clamp ? a.clamp_max() : __builtin_inff())};
       return tile_with(p, s, x, residual, y, t, e, false);
     }
-    default: {
-      const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
-      return tile_with(p, s, x, residual, y, t, e, true);
+    const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
+    return tile_with(p, s, x, residual, y, t, e, true);
+  } else {
+    switch (a.kind) {
+      case ActivationKind::kHardSwish:
+        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kHardSwish>{}, false);
+      case ActivationKind::kSigmoid:
+        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSigmoid>{}, false);
+      case ActivationKind::kSilu:
+        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{}, false);
+      case ActivationKind::kNone:
+      case ActivationKind::kRelu:
+      case ActivationKind::kClip: {
+        const bool clamp = a.is_clamp();
+        const EpiClamp e{set1(clamp ? a.clamp_min() : -__builtin_inff()),
+                         set1(clamp ? a.clamp_max() : __builtin_inff())};
+        return tile_with(p, s, x, residual, y, t, e, false);
+      }
+      default: {
+        const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
+        return tile_with(p, s, x, residual, y, t, e, true);
+      }
     }
   }
 }

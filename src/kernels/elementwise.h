@@ -110,28 +110,37 @@ void reduce_cols_f32(const float* x, float* y, int64_t outer, int64_t n, int64_t
   decl;                             \
   }
 
-// return <isa>::fn(args...) for the variant `isa` names (which must be usable_isa()).
-#if defined(__x86_64__)
-#define BRINK_ISA_DISPATCH(isa, fn, ...) \
-  switch (isa) {                         \
-    case Isa::kAvx512:                   \
-      return avx512::fn(__VA_ARGS__);    \
-    case Isa::kAvx2:                     \
-      return avx2::fn(__VA_ARGS__);      \
-    default:                             \
-      return portable::fn(__VA_ARGS__);  \
-  }
-#elif defined(__aarch64__)
-#define BRINK_ISA_DISPATCH(isa, fn, ...) \
-  switch (isa) {                         \
-    case Isa::kNeon:                     \
-      return neon::fn(__VA_ARGS__);      \
-    default:                             \
-      return portable::fn(__VA_ARGS__);  \
-  }
+// return <isa>::fn(args...) for the variant `isa` names (which must be usable_isa()). Only the
+// variants this build contains are referenced (BRINK_BUILD_*, core/cpu_features.h).
+#if BRINK_BUILD_AVX512
+#define BRINK_DISPATCH_CASE_AVX512(fn, ...) \
+  case Isa::kAvx512:                        \
+    return avx512::fn(__VA_ARGS__);
 #else
-#define BRINK_ISA_DISPATCH(isa, fn, ...) return portable::fn(__VA_ARGS__);
+#define BRINK_DISPATCH_CASE_AVX512(fn, ...)
 #endif
+#if BRINK_BUILD_AVX2
+#define BRINK_DISPATCH_CASE_AVX2(fn, ...) \
+  case Isa::kAvx2:                        \
+    return avx2::fn(__VA_ARGS__);
+#else
+#define BRINK_DISPATCH_CASE_AVX2(fn, ...)
+#endif
+#if BRINK_BUILD_NEON
+#define BRINK_DISPATCH_CASE_NEON(fn, ...) \
+  case Isa::kNeon:                        \
+    return neon::fn(__VA_ARGS__);
+#else
+#define BRINK_DISPATCH_CASE_NEON(fn, ...)
+#endif
+#define BRINK_ISA_DISPATCH(isa, fn, ...)        \
+  switch (isa) {                                \
+    BRINK_DISPATCH_CASE_AVX512(fn, __VA_ARGS__) \
+    BRINK_DISPATCH_CASE_AVX2(fn, __VA_ARGS__)   \
+    BRINK_DISPATCH_CASE_NEON(fn, __VA_ARGS__)   \
+    default:                                    \
+      return portable::fn(__VA_ARGS__);         \
+  }
 
 BRINK_DECLARE_PER_ISA(void unary_f32(const Unary& u, const float* x, float* y, size_t n))
 BRINK_DECLARE_PER_ISA(BinaryRunFn binary_run_fn(BinaryOp op, BinaryMode mode))

@@ -79,13 +79,15 @@ using gemm_detail::Ukernel;
 Ukernel ukernel_for(Isa isa) {
   if (isa_supported(isa)) {
     switch (isa) {
-#if defined(__x86_64__)
+#if BRINK_BUILD_AVX512
       case Isa::kAvx512:
         return gemm_detail::ukernel_avx512();
+#endif
+#if BRINK_BUILD_AVX2
       case Isa::kAvx2:
         return gemm_detail::ukernel_avx2();
 #endif
-#if defined(__aarch64__)
+#if BRINK_BUILD_NEON
       case Isa::kNeon:
         return gemm_detail::ukernel_neon();
 #endif
@@ -98,13 +100,8 @@ Ukernel ukernel_for(Isa isa) {
 
 Isa effective_isa(Isa isa) {
   if (!isa_supported(isa)) return Isa::kPortable;
-#if defined(__x86_64__)
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) return isa;
-#endif
-#if defined(__aarch64__)
-  if (isa == Isa::kNeon) return isa;
-#endif
-  return Isa::kPortable;
+  // isa_supported() is false for the variants this build leaves out.
+  return isa;
 }
 
 // K block length: all of K up to kMaxKc, else equal blocks of at most kMaxKc (a multiple of

@@ -68,13 +68,15 @@ struct PortableTraits {
 
 nbits_detail::PanelsFn panels_for(Isa isa) {
   switch (isa) {
-#if defined(__x86_64__)
+#if BRINK_BUILD_AVX512
     case Isa::kAvx512:
       return nbits_detail::panels_avx512();
+#endif
+#if BRINK_BUILD_AVX2
     case Isa::kAvx2:
       return nbits_detail::panels_avx2();
 #endif
-#if defined(__aarch64__)
+#if BRINK_BUILD_NEON
     case Isa::kNeon:
       return nbits_detail::panels_neon();
 #endif

@@ -37,13 +37,15 @@ using LoopFn = double (*)(long);
 LoopFn loop_for(Isa isa) {
   if (isa_supported(isa)) {
     switch (isa) {
-#if defined(__x86_64__)
+#if BRINK_BUILD_AVX512
       case Isa::kAvx512:
         return peak_detail::fma_loop_avx512;
+#endif
+#if BRINK_BUILD_AVX2
       case Isa::kAvx2:
         return peak_detail::fma_loop_avx2;
 #endif
-#if defined(__aarch64__)
+#if BRINK_BUILD_NEON
       case Isa::kNeon:
         return peak_detail::fma_loop_neon;
 #endif

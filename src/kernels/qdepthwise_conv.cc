@@ -72,7 +72,7 @@ int64_t slot_channel(Isa isa, bool vnni, int64_t b, int64_t s) {
 }
 
 void run_row(Isa isa, bool vnni, const RowArgs& a) {
-#if defined(__x86_64__)
+#if BRINK_BUILD_AVX512VNNI
   if (vnni) return qdepthwise_internal::qdepthwise_row_avx512vnni(a);
 #else
   (void)vnni;

@@ -91,20 +91,14 @@ bool qisa_built(QIsa isa) {
     case QIsa::kPortable:
       return true;
     case QIsa::kAvx2:
+      return BRINK_BUILD_AVX2;
     case QIsa::kAvx512:
+      return BRINK_BUILD_AVX512;
     case QIsa::kAvx512Vnni:
-#if defined(__x86_64__)
-      return true;
-#else
-      return false;
-#endif
+      return BRINK_BUILD_AVX512VNNI;
     case QIsa::kNeon:
     case QIsa::kNeonDot:
-#if defined(__aarch64__)
-      return true;
-#else
-      return false;
-#endif
+      return BRINK_BUILD_NEON;
   }
   return false;
 }
@@ -222,15 +216,19 @@ namespace qgemm_detail {
 const QUkernel* qukernel_for(QIsa isa) {
   if (qisa_supported(isa)) {
     switch (isa) {
-#if defined(__x86_64__)
+#if BRINK_BUILD_AVX2
       case QIsa::kAvx2:
         return qukernel_avx2();
+#endif
+#if BRINK_BUILD_AVX512
       case QIsa::kAvx512:
         return qukernel_avx512();
+#endif
+#if BRINK_BUILD_AVX512VNNI
       case QIsa::kAvx512Vnni:
         return qukernel_avx512vnni();
 #endif
-#if defined(__aarch64__)
+#if BRINK_BUILD_NEON
       case QIsa::kNeon:
         return qukernel_neon();
       case QIsa::kNeonDot:
