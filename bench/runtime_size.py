@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""Size of the device runtime: brink-run (tools/brink-run, linked on brink_package + brink_rt
-only) next to the full toolchain CLI, stripped, with the shared libraries each needs.
+"""Size of the device runtime: brink-run in each of its builds (the release build; the device
+build with every operator and kernel; the device build for one target; selective builds for
+one package), stripped, next to ONNX Runtime's CPU library and Brink's full toolchain.
 
-    .venv/bin/python bench/runtime_size.py [--build-dir build] [--update-docs]   # docs/RUNTIME.md
+    .venv/bin/python bench/runtime_size.py [--update-docs]   # writes docs/RUNTIME.md
+
+It configures and builds the device variants itself (scripts/build.sh device, with BRINK_OPS /
+BRINK_ISAS), packs the models (bench models, ONNX Runtime's int8 MobileNetV2), lists their
+operators with `brink info MODEL.brink --ops`, and checks that each selective runtime runs its
+package with the outputs of the full one before its size is reported.
 """
 from __future__ import annotations
 
@@ -12,13 +18,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DOCS_PATH = os.path.join(ROOT, "docs", "RUNTIME.md")
 sys.path.insert(0, HERE)
-import compare_ort  # noqa: E402  (git commit, machine facts)
+import compare_ort  # noqa: E402  (git commit, machine facts, the model set)
+
+X86_64_V4 = "avx512;avx512vnni"
+TARGET_KIB = {"all": 1024, "mobilenet_v2": 300}
 
 
 def shared_libs(path: str) -> List[Dict[str, Any]]:
@@ -34,54 +43,175 @@ def shared_libs(path: str) -> List[Dict[str, Any]]:
     return libs
 
 
-def measure(path: str) -> Dict[str, Any]:
+def measure(path: str, label: str, what: str) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         stripped = os.path.join(d, "stripped")
         subprocess.run(["strip", "-o", stripped, path], check=True)
         size = subprocess.run(["size", stripped], capture_output=True, text=True).stdout.splitlines()[-1].split()
-        return {"binary": os.path.basename(path), "bytes": os.path.getsize(path),
+        return {"binary": label, "what": what, "bytes": os.path.getsize(path),
                 "stripped_bytes": os.path.getsize(stripped), "text": int(size[0]), "data": int(size[1]) + int(size[2]),
                 "libs": shared_libs(path)}
 
 
+def build_device(ops: Optional[str], isas: Optional[str], jobs: int) -> str:
+    """scripts/build.sh device with BRINK_OPS / BRINK_ISAS; returns brink-run's path."""
+    env = dict(os.environ)
+    env.pop("BRINK_OPS", None)
+    env.pop("BRINK_ISAS", None)
+    d = "build-device"
+    if ops:
+        env["BRINK_OPS"] = ops
+        d += "-" + os.path.splitext(os.path.basename(ops))[0]
+    if isas:
+        env["BRINK_ISAS"] = isas
+        d += "-" + isas.replace(";", "-").replace(",", "-").replace(" ", "-")
+    print(f"[runtime_size] building {d}", file=sys.stderr)
+    subprocess.run([os.path.join(ROOT, "scripts", "build.sh"), "device", f"-j{jobs}", "brink_run"], cwd=ROOT,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(ROOT, d, "brink-run")
+
+
+def run_outputs(runner: str, pkg: str, out_dir: str) -> Dict[str, bytes]:
+    os.makedirs(out_dir, exist_ok=True)
+    subprocess.run([runner, pkg, "--output-dir", out_dir, "--repeat", "1"], check=True, capture_output=True)
+    return {f: open(os.path.join(out_dir, f), "rb").read() for f in sorted(os.listdir(out_dir))}
+
+
+def ort_library() -> Optional[Dict[str, Any]]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    capi = os.path.join(os.path.dirname(onnxruntime.__file__), "capi")
+    libs = sorted(f for f in os.listdir(capi) if f.startswith("libonnxruntime.so"))
+    if not libs:
+        return None
+    row = measure(os.path.join(capi, libs[0]), f"ONNX Runtime {onnxruntime.__version__} libonnxruntime.so",
+                  "the anchor: ORT's CPU library from its PyPI wheel (every operator and kernel; "
+                  "the C API, without the Python binding)")
+    return row
+
+
 def table(rows: List[Dict[str, Any]]) -> str:
-    lines = ["| binary | stripped KiB | text KiB | data+bss KiB | shared libraries it needs (KiB) | protobuf / ONNX |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| binary | what it holds | stripped KiB | text KiB | data+bss KiB | target KiB | / ORT | "
+             "shared libraries it needs (KiB) | protobuf / ONNX |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ort = next((r for r in rows if r["binary"].startswith("ONNX Runtime")), None)
     for r in rows:
-        libs = ", ".join(f"{l['name']} ({l['bytes'] / 1024:.0f})" for l in r["libs"]
-                         if not l["name"].startswith(("linux-vdso", "ld-linux")))
-        heavy = any(k in l["name"] for l in r["libs"] for k in ("protobuf", "onnx"))
-        lines.append(f"| {r['binary']} | **{r['stripped_bytes'] / 1024:.0f}** | {r['text'] / 1024:.0f} "
-                     f"| {r['data'] / 1024:.0f} | {libs} | {'yes' if heavy else 'no'} |")
+        libs = ", ".join(f"{lib['name']} ({lib['bytes'] / 1024:.0f})" for lib in r["libs"]
+                         if not lib["name"].startswith(("linux-vdso", "ld-linux")))
+        heavy = any(k in lib["name"] for lib in r["libs"] for k in ("protobuf", "onnx"))
+        target = r.get("target_kib")
+        target_s = "" if target is None else (f"<= {target} ({'met' if r['stripped_bytes'] <= target * 1024 else 'missed'})")
+        ratio = f"{r['stripped_bytes'] / ort['stripped_bytes']:.3f}" if ort else ""
+        lines.append(f"| {r['binary']} | {r['what']} | **{r['stripped_bytes'] / 1024:.0f}** | {r['text'] / 1024:.0f} "
+                     f"| {r['data'] / 1024:.0f} | {target_s} | {ratio} | {libs} | {'yes' if heavy else 'no'} |")
     return "\n".join(lines)
 
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"), help="the release build (brink, brink-run)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--update-docs", action="store_true")
     args = ap.parse_args(argv)
-    rows = []
-    for name in ("brink-run", "brink"):
-        path = os.path.join(args.build_dir, name)
+    brink = os.path.join(args.build_dir, "brink")
+    release_run = os.path.join(args.build_dir, "brink-run")
+    for path in (brink, release_run):
         if not os.access(path, os.X_OK):
             print(f"error: {path} not found (build it: scripts/build.sh release)", file=sys.stderr)
             return 1
-        rows.append(measure(path))
+    work = os.path.join(ROOT, "build-selective")
+    os.makedirs(work, exist_ok=True)
+
+    # The packages the selective builds are for, and their operator lists.
+    models = compare_ort.load_bench_models()
+    mnv2 = models.ensure("mobilenet_v2").path
+    packages = {"mobilenet_v2": mnv2}
+    int8 = os.path.join(os.path.dirname(mnv2), "model.int8.qdq.onnx")
+    if not os.path.isfile(int8):  # ONNX Runtime's quantize_static, as bench/quant_bench.py makes it
+        import quant_bench
+        int8 = quant_bench.int8_model("mobilenet_v2", mnv2, models.ensure("mobilenet_v2").load_inputs())
+    packages["mobilenet_v2_int8"] = int8
+    packages["digits_cnn"] = os.path.join(ROOT, "models", "digits_cnn.onnx")
+    ops_files = {}
+    for name, onnx_path in packages.items():
+        pkg = os.path.join(work, f"{name}.brink")
+        subprocess.run([brink, "pack", onnx_path, "-o", pkg, "--target", "x86-64-v4"], check=True,
+                       capture_output=True)
+        ops = subprocess.run([brink, "info", pkg, "--ops"], check=True, capture_output=True, text=True).stdout
+        ops_files[name] = os.path.join(work, f"{name}.ops")
+        with open(ops_files[name], "w") as f:
+            f.write(ops)
+
+    rows = []
+    ort = ort_library()
+    if ort:
+        rows.append(ort)
+    rows.append(measure(brink, "brink", "the toolchain CLI (ONNX import, passes, quantizer, packer), for comparison"))
+    rows.append(measure(release_run, "brink-run (release build)",
+                        "every operator, every kernel variant, -O3 throughout"))
+    full_device = build_device(None, None, args.jobs)
+    rows.append(measure(full_device, "brink-run (device build)",
+                        "every operator and every x86-64 kernel (portable, AVX2, AVX-512, VNNI); -Os outside the "
+                        "kernels, no graph passes"))
+    rows[-1]["target_kib"] = TARGET_KIB["all"]
+    rows.append(measure(build_device(None, X86_64_V4, args.jobs), "brink-run (device build, x86-64-v4)",
+                        "every operator; the portable and AVX-512 (+VNNI) kernels"))
+    for name in packages:
+        runner = build_device(ops_files[name], X86_64_V4, args.jobs)
+        pkg = os.path.join(work, f"{name}.brink")
+        with tempfile.TemporaryDirectory() as d:
+            same = run_outputs(runner, pkg, os.path.join(d, "sel")) == run_outputs(full_device, pkg, os.path.join(d, "full"))
+        if not same:
+            print(f"error: the selective runtime for {name} does not give the full runtime's outputs", file=sys.stderr)
+            return 1
+        n_ops = sum(1 for line in open(ops_files[name]) if line.strip() and not line.startswith("#"))
+        rows.append(measure(runner, f"brink-run (selective: {name}, x86-64-v4)",
+                            f"the {n_ops} operators its package needs; portable and AVX-512 (+VNNI) kernels; "
+                            "outputs checked equal to the full runtime's"))
+        if name == "mobilenet_v2":
+            rows[-1]["target_kib"] = TARGET_KIB["mobilenet_v2"]
     md = table(rows)
     print(md)
     if args.update_docs:
+        commit = compare_ort.git_commit() or "unknown"
         text = "\n".join(compare_ort.generated_doc_header(
-            "The device runtime: size", "bench/runtime_size.py", "scripts/build.sh release",
+            "The device runtime: size", "bench/runtime_size.py", "scripts/setup.sh && scripts/build.sh release",
             ".venv/bin/python bench/runtime_size.py --update-docs") + [
-            f"- date: {datetime.date.today().isoformat()}; commit {compare_ort.git_commit() or 'unknown'}; "
-            f"x86-64, GCC, Release (-O3), every CPU kernel (portable, AVX2, AVX-512) and every operator linked in",
+            f"- date: {datetime.date.today().isoformat()}; commit {commit}; x86-64, GCC, "
+            f"{compare_ort.machine_description()['cpu']}",
             "",
             "`brink-run` (tools/brink-run) is what a device ships: it verifies, maps and runs `.brink` packages "
             "(`brink pack`), linked on `brink_package` (the reader, SHA-256 via libcrypto, Ed25519 and "
             "XChaCha20-Poly1305 via libsodium) and `brink_rt` (runtime, kernels, operators), without protobuf, "
-            "ONNX or the CLI framework. `brink` is the full toolchain for comparison.", "",
-            md, ""])
+            "ONNX or the CLI framework.",
+            "",
+            "Builds (CMakeLists.txt, scripts/build.sh):",
+            "",
+            "- **release**: `scripts/build.sh release`, what the tests run; -O3 throughout.",
+            "- **device**: `scripts/build.sh device` (`-DBRINK_DEVICE_ONLY=ON`): brink_rt without the graph passes "
+            "(a package holds the optimized graph), the package reader and brink-run; everything but src/kernels "
+            "compiled with -Os; every function in its own section and unreferenced ones dropped at link "
+            "(`--gc-sections`).",
+            "- **one target**: `BRINK_ISAS=\"avx512;avx512vnni\" scripts/build.sh device` "
+            "(`-DBRINK_KERNEL_ISAS`): only those kernel variants and the portable fallback; `isa_supported()` says "
+            "no for the others.",
+            "- **selective**: `BRINK_OPS=ops.txt scripts/build.sh device` (`-DBRINK_SELECTED_OPS`), where ops.txt is "
+            "what `brink info MODEL.brink --ops` prints: every operator registration is guarded by "
+            "`if constexpr (op_selected(domain, type))` (src/ops/op_selection.h), so the kernels of operators left "
+            "out are never referenced and never linked. `brink-run --ops` prints what a build holds. "
+            "tests/python/test_selective_runtime.py (run by scripts/test.sh) builds one for the default model and "
+            "checks it registers exactly its list, gives the full runtime's outputs bit for bit and refuses a "
+            "package needing an operator it left out.",
+            "",
+            md,
+            "",
+            "Where the bytes go: `nm -S -C --size-sort build-device*/brink-run`. In the selective MobileNetV2 build "
+            "most of the text is the AVX-512 depthwise convolution, specialized per kernel size, stride and fused "
+            "activation; in the full device build, the reference operators instantiated for every data type "
+            "(elementwise, reductions, shape ops) and the kernel variants of three ISAs.",
+            ""])
         with open(DOCS_PATH, "w") as f:
             f.write(text)
         print(f"wrote {DOCS_PATH}", file=sys.stderr)

@@ -36,7 +36,8 @@ case "$flavour" in
     fi ;;
   *) echo "error: unknown build flavour '$flavour' (expected release, asan, fuzz, aarch64 or device)" >&2; exit 2 ;;
 esac
-if [ ! -f "$dir/build.ninja" ]; then
+# Device builds are configured every time: their operator list may be a new file.
+if [ ! -f "$dir/build.ninja" ] || [ "$flavour" = device ]; then
   cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
 fi
 ninja -C "$dir" "$@"

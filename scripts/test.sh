@@ -35,8 +35,23 @@ echo "== Python module (pip install .)"
 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
   --config-settings=build-dir=build-pip --config-settings=cmake.define.BRINK_WERROR=ON ./
 
+# A selective device runtime (docs/RUNTIME.md): the default model's operators and this CPU's
+# kernel variants only; tests/python/test_selective_runtime.py checks it against the full one.
+echo "== selective device runtime (default model)"
+mkdir -p build-selective
+build/brink pack models/digits_cnn.onnx -o build-selective/digits_cnn.brink >/dev/null
+build/brink info build-selective/digits_cnn.brink --ops >build-selective/digits_cnn.ops
+isas=avx2
+grep -qw avx512f /proc/cpuinfo && isas="avx512"
+grep -qw avx512_vnni /proc/cpuinfo && isas="avx512;avx512vnni"
+[ "$(uname -m)" = aarch64 ] && isas=neon
+BRINK_OPS=build-selective/digits_cnn.ops BRINK_ISAS="$isas" scripts/build.sh device -j"$jobs" brink_run
+selective_run="build-device-digits_cnn-$(echo "$isas" | tr ';, ' '---')/brink-run"
+
 echo "== Python tests"
-BRINK_REQUIRE_PYTHON_MODULE=1 BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
+BRINK_SELECTIVE_RUN="$PWD/$selective_run" BRINK_SELECTIVE_PACKAGE="$PWD/build-selective/digits_cnn.brink" \
+  BRINK_SELECTIVE_OPS="$PWD/build-selective/digits_cnn.ops" \
+  BRINK_REQUIRE_PYTHON_MODULE=1 BRINK_BIN="$PWD/build/brink" .venv/bin/python -m pytest -q tests/python
 
 if [ "${BRINK_TEST_QUICK:-0}" != 1 ]; then
   echo "== unit tests under ASan/UBSan"

@@ -6,6 +6,8 @@
 //             [--pubkey K.pub] [--key K.enckey] [--max-memory MiB] [--repeat N]
 //             [--stream [--progress]]
 //   brink-run tcp://HOST:PORT [--progress] ...
+//   brink-run --ops        what this build runs: its operators ("domain:OpType", as a
+//                          selective build lists them) and its kernel variants
 //
 // --stream (implied by tcp://) loads the package progressively as `brink run --stream` does
 // (package/stream_loader.h, load_streamed): verified before any chunk is accepted, each
@@ -27,7 +29,9 @@
 #include <vector>
 
 #include "brink/session.h"
+#include "core/cpu_features.h"
 #include "loader/npy.h"
+#include "ops/op.h"
 #include "package/package.h"
 #include "package/stream_loader.h"
 
@@ -37,7 +41,7 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "error: %s (usage: brink-run MODEL.brink [--input NAME=FILE.npy] [--output-dir DIR] "
                "[--threads N] [--pubkey K] [--key K] [--max-memory MiB] [--repeat N] "
-               "[--stream] [--progress]; MODEL may be tcp://HOST:PORT)\n",
+               "[--stream] [--progress]; MODEL may be tcp://HOST:PORT; or brink-run --ops)\n",
                why);
   return 2;
 }
@@ -59,9 +63,21 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+// The operators this runtime registers (all of them, or a selective build's) and the kernel
+// variants it contains, so a device image can be checked against the packages it will run.
+int print_ops() {
+  std::printf("# kernels: portable%s%s%s%s\n", BRINK_BUILD_AVX2 ? " avx2" : "",
+              BRINK_BUILD_AVX512 ? " avx512" : "", BRINK_BUILD_AVX512VNNI ? " avx512vnni" : "",
+              BRINK_BUILD_NEON ? " neon" : "");
+  for (const auto& [key, defs] : brink::ops::OpRegistry::global().all())
+    std::printf("%s%s\n", key.first.empty() ? "" : (key.first + ":").c_str(), key.second.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--ops") == 0) return print_ops();
   using namespace brink;
   std::string model, output_dir, pubkey, key;
   std::vector<std::pair<std::string, std::string>> input_files;

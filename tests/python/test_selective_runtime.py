@@ -1,0 +1,84 @@
+"""The selective device runtime: a brink-run built with only one package's operators and this
+CPU's kernel variants (cmake -DBRINK_DEVICE_ONLY=ON -DBRINK_SELECTED_OPS=... -DBRINK_KERNEL_ISAS=...,
+see docs/RUNTIME.md) runs that package exactly as the full runtime does, registers nothing
+else, and refuses a package that needs an operator it left out.
+
+scripts/test.sh builds it (`BRINK_OPS=... BRINK_ISAS=... scripts/build.sh device`) and points
+$BRINK_SELECTIVE_RUN at it, with the package it was built for in $BRINK_SELECTIVE_PACKAGE and
+the operator list in $BRINK_SELECTIVE_OPS. Without them these tests are skipped.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import check_clean_failure
+
+RUNNER = os.environ.get("BRINK_SELECTIVE_RUN", "")
+PACKAGE = os.environ.get("BRINK_SELECTIVE_PACKAGE", "")
+OPS = os.environ.get("BRINK_SELECTIVE_OPS", "")
+
+pytestmark = pytest.mark.skipif(
+    not (RUNNER and PACKAGE and OPS and os.path.isfile(RUNNER)),
+    reason="no selective runtime built (scripts/test.sh builds one; set BRINK_SELECTIVE_RUN, "
+    "BRINK_SELECTIVE_PACKAGE and BRINK_SELECTIVE_OPS)")
+
+
+def read_ops(text: str) -> set:
+    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+
+def full_runner(brink) -> str:
+    path = os.path.join(os.path.dirname(brink.path), "brink-run")
+    if not os.path.isfile(path):
+        pytest.skip(f"full brink-run not found next to {brink.path}")
+    return path
+
+
+def test_registers_exactly_the_selected_operators():
+    """Every registration is guarded: the build has the listed operators and no other."""
+    listed = read_ops(open(OPS).read())
+    out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
+    assert read_ops(out) == listed
+    assert out.startswith("# kernels: portable")
+
+
+def test_outputs_equal_the_full_runtime(brink, tmp_path):
+    """Same package, same inputs: the selective runtime's outputs are the full runtime's."""
+    outs = {}
+    for name, runner in (("selective", RUNNER), ("full", full_runner(brink))):
+        d = tmp_path / name
+        d.mkdir()
+        proc = subprocess.run([runner, PACKAGE, "--output-dir", str(d), "--repeat", "1"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = {f: np.load(d / f) for f in sorted(os.listdir(d))}
+    assert outs["selective"].keys() == outs["full"].keys() and outs["full"]
+    for f, full in outs["full"].items():
+        # Same kernels when this CPU's best variant is built (the test builds those).
+        np.testing.assert_array_equal(outs["selective"][f], full)
+
+
+def test_smaller_than_the_full_runtime(brink):
+    assert os.path.getsize(RUNNER) < os.path.getsize(full_runner(brink))
+
+
+def test_refuses_a_package_with_an_operator_left_out(brink, tmp_path):
+    """A model whose operators the build left out fails at load, one line naming the operator."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    graph = helper.make_graph([helper.make_node("Softsign", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert "Softsign" not in read_ops(open(OPS).read())
+    onnx.save(model, tmp_path / "softsign.onnx")
+    pkg = tmp_path / "softsign.brink"
+    proc = brink("pack", tmp_path / "softsign.onnx", "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
+    check_clean_failure(proc)
+    assert "Softsign" in proc.stderr
