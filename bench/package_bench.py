@@ -26,7 +26,14 @@ Delta: the model's last layer with a 2-D weight (the classifier) is scaled by 1.
 onnx package, both versions are packed, and `brink diff --json` gives the delta's size; `brink
 patch` must rebuild the new package byte for byte.
 
-    .venv/bin/python bench/package_bench.py [--models resnet50 mobilenet_v2] [--runs 7] [--threads 1]
+INT8 models (`--models mobilenet_v2_int8 resnet50_int8 encoder_int8`): the file bench/quant_bench.py
+makes with ONNX Runtime's own quantizer and caches next to the FP32 model (quantize_static QDQ for
+the CNNs, model.int8.qdq.onnx; quantize_dynamic for the encoder, model.int8.dynamic.onnx). Both
+engines start from that same int8 .onnx (ORT) or its package (Brink). They get cold-start rows;
+the delta, memory-bound and stream sections of --update-docs cover the FP32 models (the delta
+scales a float weight, which a quantized model no longer has).
+
+    .venv/bin/python bench/package_bench.py [--models resnet50 mobilenet_v2_int8] [--runs 7] [--threads 1]
     .venv/bin/python bench/package_bench.py --update-docs     # regenerates docs/PACKAGE.md
 """
 from __future__ import annotations
@@ -48,8 +55,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import compare_ort  # noqa: E402  (machine facts, the model set, the brink binary)
+import quant_bench  # noqa: E402  (ORT-quantized INT8 models, cached next to the FP32 ones)
 
 DOCS_PATH = os.path.join(ROOT, "docs", "PACKAGE.md")
+# --models names for the INT8 models, each the FP32 bench model it is quantized from.
+INT8_MODELS = {"mobilenet_v2_int8": "mobilenet_v2", "resnet50_int8": "resnet50", "encoder_int8": "encoder"}
+FP32_MODELS = ["resnet50", "mobilenet_v2", "encoder"]
+DEFAULT_MODELS = FP32_MODELS + list(INT8_MODELS)
+
+
+def model_path(model: str) -> str:
+    """The .onnx both engines start from: the generated FP32 model, or for a `*_int8` name the
+    model ONNX Runtime's quantizer made from it (quant_bench.int8_model: made once, cached)."""
+    models = compare_ort.load_bench_models()
+    base = INT8_MODELS.get(model)
+    if base is None:
+        return models.ensure(model).path
+    g = models.ensure(base)
+    return quant_bench.int8_model(base, g.path, g.load_inputs())
+
+
+def int8_mode(model: str) -> str:
+    """How an INT8 row's model was quantized (empty for FP32 models)."""
+    base = INT8_MODELS.get(model)
+    if base is None:
+        return ""
+    return "dynamic" if base in quant_bench.DYNAMIC_MODELS else "static QDQ"
 
 CHILD = r"""
 import json, resource, sys, time
@@ -99,7 +130,7 @@ def median(rows: List[Dict[str, Any]], key: str) -> float:
 
 def measure(model: str, args, work: str) -> Dict[str, Any]:
     exe = compare_ort.brink_binary()
-    onnx_path = compare_ort.load_bench_models().ensure(model).path
+    onnx_path = model_path(model)
     key = os.path.join(work, "key")
     if not os.path.exists(key + ".key"):
         subprocess.run([exe, "keygen", "-o", key], check=True, capture_output=True)
@@ -126,7 +157,8 @@ def measure(model: str, args, work: str) -> Dict[str, Any]:
     bench = json.loads(subprocess.run([exe, "bench", pkg, "--threads", t, "--seconds", "3", "--json",
                                        "--pubkey", key + ".pub"],
                                       check=True, capture_output=True, text=True).stdout)
-    row: Dict[str, Any] = {"model": model, "threads": args.threads, "runs": args.runs,
+    row: Dict[str, Any] = {"model": model, "weights": ("int8 " + int8_mode(model)) if model in INT8_MODELS else "fp32",
+                           "threads": args.threads, "runs": args.runs,
                            "onnx_mib": os.path.getsize(onnx_path) / 2**20,
                            "package_mib": summary["file_bytes"] / 2**20,
                            "prepacked_nodes": summary.get("prepacked_nodes"), "pack_ms": pack_ms}
@@ -151,7 +183,10 @@ def measure_delta(model: str, work: str) -> Dict[str, Any]:
     import onnx
     from onnx import numpy_helper
     exe = compare_ort.brink_binary()
-    onnx_path = compare_ort.load_bench_models().ensure(model).path
+    if model in INT8_MODELS:
+        raise RuntimeError(f"{model}: the delta rows scale a float weight; expected an FP32 model, "
+                           f"found an INT8 one (use {INT8_MODELS[model]})")
+    onnx_path = model_path(model)
     m = onnx.load(onnx_path)
     inits = {t.name: t for t in m.graph.initializer}
     changed = None
@@ -191,8 +226,7 @@ def measure_bounded(model: str, args, work: str, budget_mib: int) -> Dict[str, A
     exe = compare_ort.brink_binary()
     pkg = os.path.join(work, f"{model}.brink")
     if not os.path.exists(pkg):
-        subprocess.run([exe, "pack", compare_ort.load_bench_models().ensure(model).path, "-o", pkg], check=True,
-                       capture_output=True)
+        subprocess.run([exe, "pack", model_path(model), "-o", pkg], check=True, capture_output=True)
     t = str(args.threads)
 
     def bench(extra: List[str]) -> Dict[str, Any]:
@@ -254,13 +288,11 @@ def measure_stream(model: str, work: str, rate_mb_s: float, runs: int = 3) -> Di
     """Time to the first layer against time to the full load, the package streamed at a fixed rate."""
     exe = compare_ort.brink_binary()
     pkg = os.path.join(work, f"{model}.stream.brink")
-    subprocess.run([exe, "pack", compare_ort.load_bench_models().ensure(model).path, "-o", pkg], check=True,
-                   capture_output=True)
+    subprocess.run([exe, "pack", model_path(model), "-o", pkg], check=True, capture_output=True)
     with open(pkg, "rb") as f:
         data = f.read()
     old = os.path.join(work, f"{model}.format1.brink")
-    subprocess.run([exe, "pack", compare_ort.load_bench_models().ensure(model).path, "-o", old, "--format", "1"],
-                   check=True, capture_output=True)
+    subprocess.run([exe, "pack", model_path(model), "-o", old, "--format", "1"], check=True, capture_output=True)
     with open(old, "rb") as f:
         old_data = f.read()
 
@@ -321,22 +353,76 @@ def delta_table(rows: List[Dict[str, Any]]) -> str:
 
 
 def table(rows: List[Dict[str, Any]]) -> str:
-    head = ("| model | threads | .onnx MiB | .brink MiB | pre-packed layers | ORT python wall ms | Brink python wall ms "
+    head = ("| model | weights | threads | .onnx MiB | .brink MiB | pre-packed layers | ORT python wall ms | Brink python wall ms "
             "| Brink CLI wall ms | Brink CLI from .onnx ms | **CLI / ORT** | python / ORT | in-process Brink / ORT "
             "| first / p50 | Brink load ms | pack ms |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['threads']} | {r['onnx_mib']:.1f} | {r['package_mib']:.1f} | {r['prepacked_nodes']} "
+            f"| {r['model']} | {r.get('weights', 'fp32')} | {r['threads']} | {r['onnx_mib']:.1f} | {r['package_mib']:.1f} | {r['prepacked_nodes']} "
             f"| {r['ort-python_wall_ms']:.0f} | {r['brink-python_wall_ms']:.0f} | {r['brink-cli_wall_ms']:.0f} "
             f"| {r['brink-onnx_wall_ms']:.0f} | **{r['ratio_wall']:.2f}** | {r['ratio_python_wall']:.2f} "
             f"| {r['ratio_in_process']:.2f} | {r['first_over_p50']:.2f} | {r['bench_load_ms']:.0f} | {r['pack_ms']:.0f} |")
     return "\n".join(lines)
 
 
+def docs_text(argv: List[str], args, rows: List[Dict[str, Any]], deltas: List[Dict[str, Any]],
+              bounded: List[Dict[str, Any]], streams: List[Dict[str, Any]]) -> str:
+    """docs/PACKAGE.md: the generated header, then the cold-start, delta, memory-bound and
+    progressive-loading tables, each with the line that says what it measures."""
+    machine = compare_ort.machine_description()
+    command = ".venv/bin/python bench/package_bench.py " + " ".join(argv)
+    return "\n".join(compare_ort.generated_doc_header(
+        "Packages: cold start against ONNX Runtime, delta updates, memory-bounded runs, progressive loading",
+        "bench/package_bench.py", compare_ort.SETUP_COMMAND, command) + [
+        f"- date: {datetime.date.today().isoformat()}; commit {compare_ort.git_commit() or 'unknown'}",
+        f"- machine: {machine['cpu']}; " + ", ".join(f"{k}: {v}" for k, v in machine['lscpu'].items()
+                                                     if k != 'Model name'),
+        "",
+        "Each column is the median of fresh processes run in alternation, files in the page cache. "
+        "*wall*: process start to exit after the first result, measured around the process. "
+        "ORT python: `import onnxruntime`, `InferenceSession(model.onnx)`, one run (ORT has no command line "
+        "in its wheel). Brink python: the same with `brink.InferenceSession(model.brink)`, signature checked "
+        "against a trusted key. Brink CLI: `brink run model.brink --random --pubkey K` (the C++ path a device "
+        "uses). **CLI / ORT** is the issue's cold-start ratio; in-process compares the Python children from "
+        "before the import to the first result. first / p50: the package's first inference over its "
+        "steady-state median (`brink bench`). The package is signed, every chunk's SHA-256 and the signature "
+        "are checked on each load. *pre-packed layers*: the layers whose weights the package stores already "
+        "in the kernels' layout (`brink pack --json`), so a load maps them instead of repacking. "
+        "INT8 rows (`*_int8`): the model bench/quant_bench.py makes with ONNX Runtime's own quantizer "
+        "(`quantize_static`, QDQ, per-channel int8 weights, for the CNNs; `quantize_dynamic` for the encoder); "
+        "ORT runs that same int8 .onnx, Brink its package. The sections below cover the FP32 models.", "",
+        table(rows), "",
+        "## Delta updates", "",
+        "The last layer with a 2-D weight (the classifier) scaled by 1.01, both versions packed "
+        "(default 4 MiB chunks, pre-packed weights), `brink diff` between them: the delta carries the "
+        "changed chunks (a retrained layer's chunk as its deflated differences from the old one, a patch), "
+        "the header and the manifest; every other chunk is copied from the package the device already has. "
+        "`brink patch` must rebuild the new package byte for byte. The changed layer's own share of the "
+        "package is the floor of any delta that sends it whole.", "",
+        delta_table(deltas), "",
+        "## Memory-bounded execution", "",
+        f"`brink bench model.brink --max-memory {args.max_memory}` against the same without a bound: the package "
+        "is hashed chunk by chunk without holding it, and when weights plus arena exceed the budget each layer's "
+        "mapped weights are dropped after it runs (they fault back from the page cache on the next run). "
+        "Peak RSS is the process's (`getrusage`); the runtime baseline is the peak RSS of the same binary "
+        "running the tiny default model. Outputs are compared bit for bit (`brink run --seed 3`).", "",
+        bounded_table(bounded), "",
+        "## Progressive loading", "",
+        f"The FP32 package (unsigned) served over a local TCP socket at {args.stream_rate:.0f} MB/s and run with "
+        "`brink run tcp://127.0.0.1:PORT --random --json` (median of 3): the header, manifest and signature "
+        "are verified first, each chunk as it arrives, and the layers run as their weights are verified. "
+        "*first layer started*: when the first step passed its gate; *all chunks verified*: when the last "
+        "chunk's SHA-256 matched; *result*: when the output was ready. Times are from the start of the "
+        "connection; *transfer* is the package's size over the rate. The last column streams the same model "
+        "packed as format 1 (manifest last), which can only be verified, compiled and run once it is all in.", "",
+        stream_table(streams), ""])
+
+
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v2", "encoder"])
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                    help="bench model names; *_int8 for the ORT-quantized INT8 models: " + " ".join(INT8_MODELS))
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-memory", type=int, default=64, help="MiB for the memory-bounded runs (default 64)")
@@ -346,6 +432,9 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--stream-only", action="store_true", help="only the progressive-loading rows (no docs)")
     ap.add_argument("--delta-only", action="store_true", help="only the delta-update rows (no docs)")
     args = ap.parse_args(argv)
+    if args.delta_only and any(m in INT8_MODELS for m in args.models):
+        ap.error("--delta-only scales a float weight: expected FP32 models, found "
+                 + " ".join(m for m in args.models if m in INT8_MODELS))
     if args.delta_only:
         with tempfile.TemporaryDirectory() as work:
             deltas = [measure_delta(m, work) for m in args.models]
@@ -362,77 +451,31 @@ def main(argv: List[str]) -> int:
             with open(args.out, "w") as f:
                 json.dump({"stream": streams}, f, indent=2)
         return 0
-    rows, deltas = [], []
+    rows, deltas, bounded, streams = [], [], [], []
+    # The delta, memory-bound and stream sections run on the FP32 models (see the file-top comment).
+    fp32 = [m for m in args.models if m not in INT8_MODELS]
     with tempfile.TemporaryDirectory() as work:
         for m in args.models:
             print(f"cold start: {m} ...", file=sys.stderr, flush=True)
             rows.append(measure(m, args, work))
-        for m in args.models:
+        for m in fp32:
             print(f"delta: {m} ...", file=sys.stderr, flush=True)
             deltas.append(measure_delta(m, work))
-        bounded = []
-        for m in args.models:
+        for m in fp32:
             print(f"memory bound: {m} ...", file=sys.stderr, flush=True)
             bounded.append(measure_bounded(m, args, work, args.max_memory))
-        streams = []
-        for m in args.models:
+        for m in fp32:
             print(f"stream: {m} ...", file=sys.stderr, flush=True)
             streams.append(measure_stream(m, work, args.stream_rate))
-    md = table(rows)
-    dmd = delta_table(deltas)
-    bmd = bounded_table(bounded)
-    smd = stream_table(streams)
-    print(md + "\n\n" + dmd + "\n\n" + bmd + "\n\n" + smd)
+    print("\n\n".join([table(rows)] + [t(r) for t, r in ((delta_table, deltas), (bounded_table, bounded),
+                                                            (stream_table, streams)) if r]))
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"cold_start": rows, "delta": deltas, "memory_bound": bounded, "stream": streams}, f,
                       indent=2)
     if args.update_docs:
-        machine = compare_ort.machine_description()
-        command = ".venv/bin/python bench/package_bench.py " + " ".join(argv)
-        text = "\n".join(compare_ort.generated_doc_header(
-            "Packages: cold start against ONNX Runtime, delta updates, memory-bounded runs",
-            "bench/package_bench.py", compare_ort.SETUP_COMMAND, command) + [
-            f"- date: {datetime.date.today().isoformat()}; commit {compare_ort.git_commit() or 'unknown'}",
-            f"- machine: {machine['cpu']}; " + ", ".join(f"{k}: {v}" for k, v in machine['lscpu'].items()
-                                                         if k != 'Model name'),
-            "",
-            "Each column is the median of fresh processes run in alternation, files in the page cache. "
-            "*wall*: process start to exit after the first result, measured around the process. "
-            "ORT python: `import onnxruntime`, `InferenceSession(model.onnx)`, one run (ORT has no command line "
-            "in its wheel). Brink python: the same with `brink.InferenceSession(model.brink)`, signature checked "
-            "against a trusted key. Brink CLI: `brink run model.brink --random --pubkey K` (the C++ path a device "
-            "uses). **CLI / ORT** is the issue's cold-start ratio; in-process compares the Python children from "
-            "before the import to the first result. first / p50: the package's first inference over its "
-            "steady-state median (`brink bench`). The package is signed, every chunk's SHA-256 and the signature "
-            "are checked on each load.", "",
-            md, "",
-            "## Delta updates", "",
-            "The last layer with a 2-D weight (the classifier) scaled by 1.01, both versions packed "
-            "(default 4 MiB chunks, pre-packed weights), `brink diff` between them: the delta carries the "
-            "changed chunks (a retrained layer's chunk as its deflated differences from the old one, a patch), "
-            "the header and the manifest; every other chunk is copied from the package the device already has. "
-            "`brink patch` must rebuild the new package byte for byte. The changed layer's own share of the "
-            "package is the floor of any delta that sends it whole.", "",
-            dmd, "",
-            "## Memory-bounded execution", "",
-            f"`brink bench model.brink --max-memory {args.max_memory}` against the same without a bound: the package "
-            "is hashed chunk by chunk without holding it, and when weights plus arena exceed the budget each layer's "
-            "mapped weights are dropped after it runs (they fault back from the page cache on the next run). "
-            "Peak RSS is the process's (`getrusage`); the runtime baseline is the peak RSS of the same binary "
-            "running the tiny default model. Outputs are compared bit for bit (`brink run --seed 3`).", "",
-            bmd, "",
-            "## Progressive loading", "",
-            f"The package (unsigned) served over a local TCP socket at {args.stream_rate:.0f} MB/s and run with "
-            "`brink run tcp://127.0.0.1:PORT --random --json` (median of 3): the header, manifest and signature "
-            "are verified first, each chunk as it arrives, and the layers run as their weights are verified. "
-            "*first layer started*: when the first step passed its gate; *all chunks verified*: when the last "
-            "chunk's SHA-256 matched; *result*: when the output was ready. Times are from the start of the "
-            "connection; *transfer* is the package's size over the rate. The last column streams the same model "
-            "packed as format 1 (manifest last), which can only be verified, compiled and run once it is all in.", "",
-            smd, ""])
         with open(DOCS_PATH, "w") as f:
-            f.write(text)
+            f.write(docs_text(argv, args, rows, deltas, bounded, streams))
         print(f"wrote {DOCS_PATH}", file=sys.stderr)
     return 0
 
