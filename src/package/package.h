@@ -155,10 +155,13 @@ struct VerifyOptions {
   // Use this target of the package ("" = choose_target's pick); for tests and for trying
   // a fallback on a machine that runs the primary target. Must be one the CPU runs.
   std::string target;
-  // Hash every chunk, also the fallback chunks a load of the primary target never reads
-  // (`brink verify`). Off, those chunks are neither read nor hashed (the manifest, sealed
-  // and signed, still holds their hashes, checked when a fallback target uses them).
-  bool all_chunks = false;
+  // Hash every chunk, also those this load never reads: a primary-target load of a package
+  // with fallback targets hashes the fallback chunks, and a fallback load the chunks of packed
+  // weights, then drops their pages (so memory is as if they were not there). A 1-byte change
+  // anywhere is refused whichever target runs. False skips them -- a faster cold start for
+  // packages with fallbacks, but a damaged chunk this load does not read then goes unnoticed
+  // (the sealed, signed manifest still holds its hash, checked by a load that uses it).
+  bool all_chunks = true;
 };
 
 struct ChunkInfo {

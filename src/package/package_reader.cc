@@ -879,16 +879,15 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
   // Format 2: the bytes between the signature and the first chunk are zero.
   for (uint64_t p = layout.head_end; h.format_major >= 2 && p < layout.chunks_begin; ++p)
     if (base[p] != 0) return bad(what, "padding byte " + std::to_string(p) + " is not zero");
-  // Fallback chunks come last: a load of the primary target neither reads nor hashes them
-  // (their hashes are in the sealed manifest; a load of a fallback target or `brink verify`
-  // checks them), so they cost nothing on its cold start. Likewise a fallback target's load
-  // skips the chunks holding only packed weights.
+  // Fallback chunks come last: a load of the primary target never reads them, nor does a
+  // fallback target's load read the chunks holding only packed weights. Those are read in
+  // only to be hashed (unless all_chunks is off), then their pages are dropped.
   auto checked = [&](uint32_t i) { return options.all_chunks || head.uses_chunk(i); };
   if (file_mapping && options.resident) {
-    // The head (already read) and each run of chunks this load reads, in one go each.
+    // The head (already read) and each run of chunks this load uses, in one go each.
     uint64_t begin = 0;
     for (uint32_t i = 0; i <= chunks->size(); ++i) {
-      if (i < chunks->size() && checked(i)) continue;
+      if (i < chunks->size() && head.uses_chunk(i)) continue;
       const uint64_t end = i < chunks->size() ? chunks->Get(i)->offset() : size;
       if (end > begin) populate(base + begin, end - begin);
       if (i < chunks->size()) begin = align_up(chunks->Get(i)->offset() + chunks->Get(i)->size());
@@ -904,7 +903,8 @@ Result<std::unique_ptr<Package>> PackageAccess::open(std::shared_ptr<const void>
     if (!checked(static_cast<uint32_t>(i))) return;
     const fb::Chunk* c = chunks->Get(static_cast<uint32_t>(i));
     const bool ok = internal::chunk_hash_matches(base + c->offset(), m, static_cast<uint32_t>(i));
-    if (drop_pages) drop_range(base + c->offset(), c->size());
+    if (drop_pages || (file_mapping && !head.uses_chunk(static_cast<uint32_t>(i))))
+      drop_range(base + c->offset(), c->size());
     if (!ok) {
       int64_t none = -1;
       failed.compare_exchange_strong(none, i);
