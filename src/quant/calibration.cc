@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "brink/session.h"
@@ -346,12 +347,22 @@ Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
         },
         options.progress ? "calibrating (pass 2/2)" : ""));
   }
+  // The model's outputs keep their whole range under entropy calibration: it fits the bulk of a
+  // distribution and may clip its tail hard, and the tail of a classifier's logits is the
+  // answer (on one random CNN the clipped logits collapsed to +-0.23, cosine 0.85 to FP32).
+  std::set<std::string> outputs;
+  for (int v : model.graph.outputs) outputs.insert(model.graph.value(v).name);
   std::map<std::string, Range> ranges;
-  for (size_t k = 0; k < n; ++k)
+  for (size_t k = 0; k < n; ++k) {
+    const CalibrationMethod method =
+        options.method == CalibrationMethod::kEntropy && outputs.count(tensors[k]) > 0
+            ? CalibrationMethod::kMinMax
+            : options.method;
     ranges[tensors[k]] = !finite(k)
                              ? Range{mins[k], maxs[k]}
-                             : choose_range(options.method, options.percentile, options.symmetric,
-                                            mins[k], maxs[k], two_pass ? &hists[k] : nullptr);
+                             : choose_range(method, options.percentile, options.symmetric, mins[k],
+                                            maxs[k], two_pass ? &hists[k] : nullptr);
+  }
   return ranges;
 }
 

@@ -66,7 +66,8 @@ Range choose_range(CalibrationMethod method, double percentile, bool symmetric, 
 
 // Runs `model` over `data` and returns the clip range of each tensor in `tensors` (value
 // names of the model's main graph; float32 tensors only). A tensor that holds an infinity gets
-// its exact, non-finite min / max (the quantizer leaves it float); a NaN is an error.
+// its exact, non-finite min / max (the quantizer leaves it float); a NaN is an error. Under
+// entropy calibration the model's own outputs keep their min / max (entropy may clip logits).
 Result<std::map<std::string, Range>> calibrate(const ir::Model& model,
                                                const std::vector<std::string>& tensors,
                                                const Dataset& data,

@@ -185,6 +185,27 @@ TEST(Calibration, CalibrateRunsTheModelOverSamples) {
   EXPECT_FALSE(parse_calibration_method("kl").is_ok());
 }
 
+// Entropy fits the bulk of a distribution and may clip its tail; on a model output (logits)
+// that tail is the answer, so outputs keep their exact range while inner tensors are clipped.
+TEST(Calibration, EntropyKeepsTheModelOutputsWholeRange) {
+  const ir::Model m = small_cnn();
+  ASSERT_EQ(m.graph.value(m.graph.outputs[0]).name, "y");
+  Dataset d = random_data(64, {1, 3, 8, 8});
+  // One sample far out: the logits get a long tail, which entropy would clip.
+  Tensor& far = d.samples.back()[0].second;
+  for (int64_t k = 0; k < far.numel(); ++k) far.data<float>()[k] *= 40.0f;
+  CalibrationOptions minmax;
+  auto exact = calibrate(m, {"a", "y"}, d, minmax);
+  ASSERT_TRUE(exact.is_ok()) << exact.status().message();
+  CalibrationOptions entropy;
+  entropy.method = CalibrationMethod::kEntropy;
+  auto e = calibrate(m, {"a", "y"}, d, entropy);
+  ASSERT_TRUE(e.is_ok()) << e.status().message();
+  EXPECT_EQ(e->at("y").lo, exact->at("y").lo);
+  EXPECT_EQ(e->at("y").hi, exact->at("y").hi);
+  EXPECT_LT(e->at("a").hi, exact->at("a").hi);  // an inner tensor: clipped as before
+}
+
 // ---- the QDQ layout -----------------------------------------------------------------------
 
 TEST(Quantize, StaticInt8EmitsOrtQdqLayout) {
