@@ -34,6 +34,7 @@
 #include "kernels/activation_math.h"  // needs one BRINK_SIMD_* target defined
 #include "kernels/depthwise_conv.h"
 #include "kernels/elementwise.h"
+#include "ops/op_selection.h"  // a selective build keeps the epilogues its packages use
 
 namespace brink::kernels {
 namespace depthwise_internal {
@@ -372,11 +373,17 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
   } else {
     switch (a.kind) {
       case ActivationKind::kHardSwish:
-        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kHardSwish>{}, false);
+        if constexpr (ops::activation_selected("HardSwish"))
+          return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kHardSwish>{}, false);
+        break;
       case ActivationKind::kSigmoid:
-        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSigmoid>{}, false);
+        if constexpr (ops::activation_selected("Sigmoid"))
+          return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSigmoid>{}, false);
+        break;
       case ActivationKind::kSilu:
-        return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{}, false);
+        if constexpr (ops::activation_selected("SiLU"))
+          return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{}, false);
+        break;
       case ActivationKind::kNone:
       case ActivationKind::kRelu:
       case ActivationKind::kClip: {
@@ -385,11 +392,12 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
                          set1(clamp ? a.clamp_max() : __builtin_inff())};
         return tile_with(p, s, x, residual, y, t, e, false);
       }
-      default: {
-        const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
-        return tile_with(p, s, x, residual, y, t, e, true);
-      }
+      default:
+        break;
     }
+    // Any other activation (or one a selective build did not specialize): a pass after.
+    const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
+    return tile_with(p, s, x, residual, y, t, e, true);
   }
 }
 

@@ -12,6 +12,11 @@
 // operator's definition at load (a fused brink op reusing the ONNX reference, say) selects
 // that one too: kOpDependencies below. Running a package that needs an operator this build
 // left out fails at load with the usual "unsupported operator" error, naming it.
+//
+// Activations fused into other operators (brink:Conv's `activation`) are listed as
+// "brink.activation:HardSwish" and so on. They select nothing to register; kernels with a
+// specialized epilogue per activation keep only the selected ones (activation_selected), and
+// run any other one as a separate pass over their output -- slower, never wrong.
 #pragma once
 
 #include <string_view>
@@ -51,6 +56,12 @@ constexpr bool op_selected(std::string_view domain, std::string_view op_type) {
         op_listed(user.domain, user.op_type))
       return true;
   return false;
+}
+
+// True when this build specializes kernels for the fused activation `name` (its
+// activation attribute, e.g. "HardSwish"): always without a list.
+constexpr bool activation_selected(std::string_view name) {
+  return selection::kAllOps || op_listed("brink.activation", name);
 }
 
 }  // namespace brink::ops

@@ -38,8 +38,9 @@ def full_runner(brink) -> str:
 
 
 def test_registers_exactly_the_selected_operators():
-    """Every registration is guarded: the build has the listed operators and no other."""
-    listed = read_ops(open(OPS).read())
+    """Every registration is guarded: the build has the listed operators and no other (fused
+    activations, "brink.activation:X", select kernel epilogues, not operators)."""
+    listed = {o for o in read_ops(open(OPS).read()) if not o.startswith("brink.activation:")}
     out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
     assert read_ops(out) == listed
     assert out.startswith("# kernels: portable")

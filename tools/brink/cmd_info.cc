@@ -57,6 +57,9 @@ int print_ops(bool json) {
 void collect_ops(const ir::Graph& g, std::set<std::pair<std::string, std::string>>* out) {
   for (const ir::Node& n : g.nodes) {
     out->insert({n.domain == "ai.onnx" ? std::string() : n.domain, n.op_type});
+    // A fused activation: kernels specialized per activation keep only those listed.
+    if (const ir::Attribute* act = n.attr("activation"); act != nullptr && !act->s.empty())
+      out->insert({"brink.activation", act->s});
     for (const ir::Attribute& a : n.attributes) {
       if (a.g) collect_ops(*a.g, out);
       for (const auto& sub : a.graphs)
