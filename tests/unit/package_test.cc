@@ -16,31 +16,21 @@
 #include "onnx/onnx_io.h"
 #include "package/delta.h"
 #include "package/package.h"
+#include "package_test_util.h"
 #include "runtime/compiled_model.h"
 
 namespace brink::package {
 namespace {
 
-const std::string kDigits = std::string(BRINK_SOURCE_DIR) + "/models/digits_cnn.onnx";
+using test::kDigits;
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("brink_package_test_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  return test::temp_path("package_test", name);
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
+using test::read_file;
 
-// Opens bytes held in memory (64-byte aligned, as a mapping is).
-Result<std::unique_ptr<Package>> open_bytes(const std::vector<uint8_t>& bytes,
-                                            const VerifyOptions& options = {}) {
-  std::shared_ptr<void> buffer = shared_aligned(bytes.size());
-  std::memcpy(buffer.get(), bytes.data(), bytes.size());
-  return open_package_memory(buffer, bytes.size(), "pkg", options);
-}
+using test::open_bytes;
 
 Result<PackSummary> pack_file(const std::string& onnx, const std::string& out,
                               PackOptions options = {}) {

@@ -18,16 +18,15 @@
 #include "package/delta.h"
 #include "package/package.h"
 #include "package/stream_loader.h"
+#include "package_test_util.h"
 
 namespace brink::package {
 namespace {
 
-const std::string kDigits = std::string(BRINK_SOURCE_DIR) + "/models/digits_cnn.onnx";
+using test::kDigits;
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("brink_stream_test_" + std::to_string(::getpid()) + "_" + name))
-      .string();
+  return test::temp_path("stream_loader_test", name);
 }
 
 std::shared_ptr<std::vector<uint8_t>> read_file(const std::string& path) {
