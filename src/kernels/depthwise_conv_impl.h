@@ -360,17 +360,8 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
                                      const depthwise_internal::Tile& t) {
   using namespace depthwise;
   const Activation& a = p.act;
-  if constexpr (!kSpecialize) {
-    if (a.kind == ActivationKind::kNone || a.kind == ActivationKind::kRelu ||
-        a.kind == ActivationKind::kClip) {
-      const bool clamp = a.is_clamp();
-      const EpiClamp e{set1(clamp ? a.clamp_min() : -__builtin_inff()),
-                       set1(clamp ? a.clamp_max() : __builtin_inff())};
-      return tile_with(p, s, x, residual, y, t, e, false);
-    }
-    const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
-    return tile_with(p, s, x, residual, y, t, e, true);
-  } else {
+  if constexpr (kSpecialize) {
+    // In-register epilogues for the activations that have one (those a selective build kept).
     switch (a.kind) {
       case ActivationKind::kHardSwish:
         if constexpr (ops::activation_selected("HardSwish"))
@@ -384,21 +375,20 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
         if constexpr (ops::activation_selected("SiLU"))
           return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{}, false);
         break;
-      case ActivationKind::kNone:
-      case ActivationKind::kRelu:
-      case ActivationKind::kClip: {
-        const bool clamp = a.is_clamp();
-        const EpiClamp e{set1(clamp ? a.clamp_min() : -__builtin_inff()),
-                         set1(clamp ? a.clamp_max() : __builtin_inff())};
-        return tile_with(p, s, x, residual, y, t, e, false);
-      }
       default:
         break;
     }
-    // Any other activation (or one a selective build did not specialize): a pass after.
-    const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
-    return tile_with(p, s, x, residual, y, t, e, true);
   }
+  if (a.kind == ActivationKind::kNone || a.kind == ActivationKind::kRelu ||
+      a.kind == ActivationKind::kClip) {
+    const bool clamp = a.is_clamp();
+    const EpiClamp e{set1(clamp ? a.clamp_min() : -__builtin_inff()),
+                     set1(clamp ? a.clamp_max() : __builtin_inff())};
+    return tile_with(p, s, x, residual, y, t, e, false);
+  }
+  // Any other activation: a pass over the finished rows.
+  const EpiClamp e{set1(-__builtin_inff()), set1(__builtin_inff())};
+  return tile_with(p, s, x, residual, y, t, e, true);
 }
 
 }  // namespace BRINK_SIMD_NS
