@@ -60,9 +60,10 @@ if [ "${BRINK_TEST_QUICK:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/brink_kernel_tests --gtest_brief=1
 
   echo "== fuzzing"
-  scripts/build.sh fuzz -j"$jobs" fuzz_onnx_loader fuzz_npy_loader fuzz_package_loader fuzz_image_loader
-  for target in build-fuzz/fuzz_*; do
-    name=$(basename "$target")
+  fuzz_targets=(fuzz_onnx_loader fuzz_npy_loader fuzz_package_loader fuzz_image_loader)
+  scripts/build.sh fuzz -j"$jobs" "${fuzz_targets[@]}"
+  for name in "${fuzz_targets[@]}"; do
+    target="build-fuzz/$name"
     corpus="tests/fuzz/corpus_${name#fuzz_}"
     work=$(mktemp -d)
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
