@@ -10,6 +10,7 @@
 #     BRINK_OPS=ops.txt BRINK_ISAS="avx512;avx512vnni" scripts/build.sh device
 #                                 -> build-device-ops-avx512-avx512vnni/ with only the operators
 #                                 ops.txt lists (brink info MODEL.brink --ops) and those kernels
+#                                 (no portable fallback unless BRINK_ISAS lists "portable")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
@@ -33,6 +34,8 @@ case "$flavour" in
     if [ -n "${BRINK_ISAS:-}" ]; then
       dir="$dir-$(echo "$BRINK_ISAS" | tr ';, ' '---')"
       args+=("-DBRINK_KERNEL_ISAS=$BRINK_ISAS")
+    else
+      args+=("-UBRINK_KERNEL_ISAS")  # every variant, whatever an earlier configure cached
     fi ;;
   *) echo "error: unknown build flavour '$flavour' (expected release, asan, fuzz, aarch64 or device)" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential cmake ninja-build clang libclang-rt-14-dev clang-format
+  lld  # the device runtime's linker: folds identical functions (docs/RUNTIME.md)
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libsodium-dev libssl-dev
   libstb-dev  # image decoding (calibration folders) and PNG writing (brink quantize --plot)

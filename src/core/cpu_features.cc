@@ -147,7 +147,7 @@ bool isa_supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::kPortable:
-      return true;
+      return BRINK_BUILD_PORTABLE;
     case Isa::kAvx2:
 #if defined(BRINK_X86) && BRINK_BUILD_AVX2
       return f.avx2 && f.fma && f.f16c;
@@ -180,6 +180,37 @@ std::vector<Isa> supported_isas() {
 Isa best_isa() {
   static const Isa isa = compute_best_isa();
   return isa;
+}
+
+Isa usable_isa(Isa isa) {
+  if (isa_supported(isa)) return isa;
+  return BRINK_BUILD_PORTABLE ? Isa::kPortable : best_isa();
+}
+
+std::string isa_unsupported_reason(Isa isa) {
+  if (isa_supported(isa)) return "";
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::kAvx2:
+      if (!(f.avx2 && f.fma && f.f16c)) return "this CPU lacks AVX2 and FMA";
+      break;
+    case Isa::kAvx512:
+      if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c))
+        return "this CPU lacks AVX-512 F/BW/VL/DQ";
+      break;
+    case Isa::kNeon:
+      if (!f.neon) return "not an aarch64 CPU";
+      break;
+    case Isa::kPortable:
+      break;
+  }
+  // The CPU could: the build left the variant out (BRINK_KERNEL_ISAS).
+  return std::string("this runtime was built without its ") + isa_name(isa) + " kernels";
+}
+
+void isa_not_built(Isa isa) {
+  std::fprintf(stderr, "error: internal: kernel variant %s is not in this build\n", isa_name(isa));
+  std::abort();
 }
 
 const char* isa_name(Isa isa) {

@@ -25,6 +25,12 @@ namespace brink {
 #define BRINK_BUILD_AVX512VNNI 0
 #endif
 #endif
+// Portable kernels (plain C++, any CPU) are built unless a one-target device build leaves them
+// out (BRINK_KERNEL_ISAS without "portable"); such a runtime refuses CPUs and packages its
+// built variants cannot serve, and never falls back.
+#if !defined(BRINK_BUILD_PORTABLE)
+#define BRINK_BUILD_PORTABLE 1
+#endif
 #if !defined(BRINK_BUILD_NEON)
 #if defined(__aarch64__)
 #define BRINK_BUILD_NEON 1
@@ -64,8 +70,26 @@ bool isa_supported(Isa isa);
 // The widest supported ISA, capped by BRINK_ISA when set (an unknown or unsupported value
 // there is ignored with a warning on stderr once).
 Isa best_isa();
-// Supported ISAs, narrowest first, always starting with kPortable.
+// Supported ISAs, narrowest first (kPortable first when built).
 std::vector<Isa> supported_isas();
 const char* isa_name(Isa isa);
+
+// `isa` when this machine runs it, else the variant kernels fall back to: portable, or in a
+// build without portable kernels the best built variant (best_isa()).
+Isa usable_isa(Isa isa);
+// Why `isa` cannot run here ("this CPU lacks AVX-512 F/BW/VL/DQ", "this runtime was built
+// without its portable kernels"); "" when it can.
+std::string isa_unsupported_reason(Isa isa);
+// A dispatcher was asked for a kernel variant this build does not contain: a bug, since
+// usable_isa() never returns one. Says which on stderr and aborts.
+[[noreturn]] void isa_not_built(Isa isa);
+
+// `return expr;` for the portable variant of a dispatcher, or isa_not_built() in a build
+// without portable kernels (so that nothing references them and the linker drops them).
+#if BRINK_BUILD_PORTABLE
+#define BRINK_RETURN_PORTABLE(expr) return expr
+#else
+#define BRINK_RETURN_PORTABLE(expr) ::brink::isa_not_built(::brink::Isa::kPortable)
+#endif
 
 }  // namespace brink

@@ -117,7 +117,7 @@ const IgemmConfig* config_for(Isa isa) {
     case Isa::kNeon:
       return conv_internal::igemm_config_neon();
     case Isa::kPortable:
-      return conv_internal::igemm_config_portable();
+      return BRINK_BUILD_PORTABLE ? conv_internal::igemm_config_portable() : nullptr;
   }
   return nullptr;
 }

@@ -46,10 +46,6 @@ bool fast_kernels_enabled() {
   return fast_flag().load();
 }
 
-Isa usable_isa(Isa isa) {
-  return isa_supported(isa) ? isa : Isa::kPortable;
-}
-
 void unary_f32_parallel(const Unary& u, const float* x, float* y, int64_t n, Isa isa,
                         ThreadPool* pool) {
   if (n <= 0) return;

@@ -32,8 +32,8 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 16;
 void set_fast_kernels_enabled(bool enabled);
 bool fast_kernels_enabled();
 
-// `isa` if this machine can run it, else the portable variant.
-Isa usable_isa(Isa isa);
+// `isa` if this machine can run it, else the fallback variant (core/cpu_features.h).
+using brink::usable_isa;
 
 // ---- unary ------------------------------------------------------------------------------
 
@@ -133,13 +133,13 @@ void reduce_cols_f32(const float* x, float* y, int64_t outer, int64_t n, int64_t
 #else
 #define BRINK_DISPATCH_CASE_NEON(fn, ...)
 #endif
-#define BRINK_ISA_DISPATCH(isa, fn, ...)        \
-  switch (isa) {                                \
-    BRINK_DISPATCH_CASE_AVX512(fn, __VA_ARGS__) \
-    BRINK_DISPATCH_CASE_AVX2(fn, __VA_ARGS__)   \
-    BRINK_DISPATCH_CASE_NEON(fn, __VA_ARGS__)   \
-    default:                                    \
-      return portable::fn(__VA_ARGS__);         \
+#define BRINK_ISA_DISPATCH(isa, fn, ...)                \
+  switch (isa) {                                        \
+    BRINK_DISPATCH_CASE_AVX512(fn, __VA_ARGS__)         \
+    BRINK_DISPATCH_CASE_AVX2(fn, __VA_ARGS__)           \
+    BRINK_DISPATCH_CASE_NEON(fn, __VA_ARGS__)           \
+    default:                                            \
+      BRINK_RETURN_PORTABLE(portable::fn(__VA_ARGS__)); \
   }
 
 BRINK_DECLARE_PER_ISA(void unary_f32(const Unary& u, const float* x, float* y, size_t n))

@@ -75,33 +75,31 @@ namespace {
 using gemm_detail::TileArgs;
 using gemm_detail::Ukernel;
 
-// The micro-kernel for `isa`, or the portable one when this CPU (or build) cannot run it.
+// The micro-kernel for `isa`, or the fallback one when this CPU (or build) cannot run it.
 Ukernel ukernel_for(Isa isa) {
-  if (isa_supported(isa)) {
-    switch (isa) {
+  isa = usable_isa(isa);
+  switch (isa) {
 #if BRINK_BUILD_AVX512
-      case Isa::kAvx512:
-        return gemm_detail::ukernel_avx512();
+    case Isa::kAvx512:
+      return gemm_detail::ukernel_avx512();
 #endif
 #if BRINK_BUILD_AVX2
-      case Isa::kAvx2:
-        return gemm_detail::ukernel_avx2();
+    case Isa::kAvx2:
+      return gemm_detail::ukernel_avx2();
 #endif
 #if BRINK_BUILD_NEON
-      case Isa::kNeon:
-        return gemm_detail::ukernel_neon();
+    case Isa::kNeon:
+      return gemm_detail::ukernel_neon();
 #endif
-      default:
-        break;
-    }
+    default:
+      break;
   }
-  return gemm_detail::ukernel_portable();
+  BRINK_RETURN_PORTABLE(gemm_detail::ukernel_portable());
 }
 
+// isa_supported() is false for the variants this build leaves out.
 Isa effective_isa(Isa isa) {
-  if (!isa_supported(isa)) return Isa::kPortable;
-  // isa_supported() is false for the variants this build leaves out.
-  return isa;
+  return usable_isa(isa);
 }
 
 // K block length: all of K up to kMaxKc, else equal blocks of at most kMaxKc (a multiple of

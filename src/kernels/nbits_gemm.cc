@@ -81,7 +81,7 @@ nbits_detail::PanelsFn panels_for(Isa isa) {
       return nbits_detail::panels_neon();
 #endif
     default:
-      return nbits_detail::panels_portable();
+      BRINK_RETURN_PORTABLE(nbits_detail::panels_portable());
   }
 }
 

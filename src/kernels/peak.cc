@@ -35,25 +35,24 @@ namespace {
 using LoopFn = double (*)(long);
 
 LoopFn loop_for(Isa isa) {
-  if (isa_supported(isa)) {
-    switch (isa) {
+  isa = usable_isa(isa);
+  switch (isa) {
 #if BRINK_BUILD_AVX512
-      case Isa::kAvx512:
-        return peak_detail::fma_loop_avx512;
+    case Isa::kAvx512:
+      return peak_detail::fma_loop_avx512;
 #endif
 #if BRINK_BUILD_AVX2
-      case Isa::kAvx2:
-        return peak_detail::fma_loop_avx2;
+    case Isa::kAvx2:
+      return peak_detail::fma_loop_avx2;
 #endif
 #if BRINK_BUILD_NEON
-      case Isa::kNeon:
-        return peak_detail::fma_loop_neon;
+    case Isa::kNeon:
+      return peak_detail::fma_loop_neon;
 #endif
-      default:
-        break;
-    }
+    default:
+      break;
   }
-  return peak_detail::fma_loop_portable;
+  BRINK_RETURN_PORTABLE(peak_detail::fma_loop_portable);
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ namespace {
 bool qisa_built(QIsa isa) {
   switch (isa) {
     case QIsa::kPortable:
-      return true;
+      return BRINK_BUILD_PORTABLE;
     case QIsa::kAvx2:
       return BRINK_BUILD_AVX2;
     case QIsa::kAvx512:
@@ -214,35 +214,35 @@ void qgemm_impl(int64_t m, const uint8_t* a, int64_t lda, uint8_t a_zero, const 
 namespace qgemm_detail {
 
 const QUkernel* qukernel_for(QIsa isa) {
-  if (qisa_supported(isa)) {
-    switch (isa) {
+  switch (effective_qisa(isa)) {
 #if BRINK_BUILD_AVX2
-      case QIsa::kAvx2:
-        return qukernel_avx2();
+    case QIsa::kAvx2:
+      return qukernel_avx2();
 #endif
 #if BRINK_BUILD_AVX512
-      case QIsa::kAvx512:
-        return qukernel_avx512();
+    case QIsa::kAvx512:
+      return qukernel_avx512();
 #endif
 #if BRINK_BUILD_AVX512VNNI
-      case QIsa::kAvx512Vnni:
-        return qukernel_avx512vnni();
+    case QIsa::kAvx512Vnni:
+      return qukernel_avx512vnni();
 #endif
 #if BRINK_BUILD_NEON
-      case QIsa::kNeon:
-        return qukernel_neon();
-      case QIsa::kNeonDot:
-        return qukernel_neondot();
+    case QIsa::kNeon:
+      return qukernel_neon();
+    case QIsa::kNeonDot:
+      return qukernel_neondot();
 #endif
-      default:
-        break;
-    }
+    default:
+      break;
   }
-  return qukernel_portable();
+  BRINK_RETURN_PORTABLE(qukernel_portable());
 }
 
+// `isa` when supported, else portable, or without portable kernels the best supported one.
 QIsa effective_qisa(QIsa isa) {
-  return qisa_supported(isa) ? isa : QIsa::kPortable;
+  if (qisa_supported(isa)) return isa;
+  return BRINK_BUILD_PORTABLE ? QIsa::kPortable : best_qisa();
 }
 
 }  // namespace qgemm_detail

@@ -442,14 +442,10 @@ Status check_target_runs_here(const std::string& target) {
     return Status(StatusCode::kUnsupported,
                   "package targets " + target + ", which this machine cannot run (" + why + ")");
   };
-  if (target == "portable") return Status::ok();
-  if (target == "x86-64-v4")
-    return isa_supported(Isa::kAvx512) ? Status::ok() : refuse("no AVX-512 F/BW/VL/DQ");
-  if (target == "x86-64-v3")
-    return isa_supported(Isa::kAvx2) ? Status::ok() : refuse("no AVX2 and FMA");
-  if (target == "aarch64")
-    return isa_supported(Isa::kNeon) ? Status::ok() : refuse("not an aarch64 CPU");
-  return Status(StatusCode::kUnsupported, "package targets unknown target '" + target + "'");
+  if (std::find(known_targets().begin(), known_targets().end(), target) == known_targets().end())
+    return Status(StatusCode::kUnsupported, "package targets unknown target '" + target + "'");
+  const std::string why = isa_unsupported_reason(target_isa(target));
+  return why.empty() ? Status::ok() : refuse(why);
 }
 
 // True when `isa` is within the BRINK_ISA cap (best_isa()): the cap itself, portable, or

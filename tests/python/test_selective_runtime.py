@@ -1,7 +1,8 @@
 """The selective device runtime: a brink-run built with only one package's operators and this
 CPU's kernel variants (cmake -DBRINK_DEVICE_ONLY=ON -DBRINK_SELECTED_OPS=... -DBRINK_KERNEL_ISAS=...,
 see docs/RUNTIME.md) runs that package exactly as the full runtime does, registers nothing
-else, and refuses a package that needs an operator it left out.
+else, and refuses a package that needs an operator it left out -- or, built without the
+portable kernels, a package for the portable target.
 
 scripts/test.sh builds it (`BRINK_OPS=... BRINK_ISAS=... scripts/build.sh device`) and points
 $BRINK_SELECTIVE_RUN at it, with the package it was built for in $BRINK_SELECTIVE_PACKAGE and
@@ -19,6 +20,7 @@ from conftest import check_clean_failure
 RUNNER = os.environ.get("BRINK_SELECTIVE_RUN", "")
 PACKAGE = os.environ.get("BRINK_SELECTIVE_PACKAGE", "")
 OPS = os.environ.get("BRINK_SELECTIVE_OPS", "")
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 pytestmark = pytest.mark.skipif(
     not (RUNNER and PACKAGE and OPS and os.path.isfile(RUNNER)),
@@ -30,6 +32,14 @@ def read_ops(text: str) -> set:
     return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
 
 
+def built_kernels() -> list:
+    """The kernel variants the selective runtime holds ("# kernels: avx512 avx512vnni")."""
+    out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
+    first = out.splitlines()[0]
+    assert first.startswith("# kernels:"), first
+    return first[len("# kernels:"):].split()
+
+
 def full_runner(brink) -> str:
     path = os.path.join(os.path.dirname(brink.path), "brink-run")
     if not os.path.isfile(path):
@@ -39,11 +49,13 @@ def full_runner(brink) -> str:
 
 def test_registers_exactly_the_selected_operators():
     """Every registration is guarded: the build has the listed operators and no other (fused
-    activations, "brink.activation:X", select kernel epilogues, not operators)."""
-    listed = {o for o in read_ops(open(OPS).read()) if not o.startswith("brink.activation:")}
+    activations, "brink.activation:X", and depthwise fast paths, "brink.depthwise:k3s1", select
+    kernel variants, not operators)."""
+    listed = {o for o in read_ops(open(OPS).read())
+              if not o.startswith(("brink.activation:", "brink.depthwise:"))}
     out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
     assert read_ops(out) == listed
-    assert out.startswith("# kernels: portable")
+    assert built_kernels()
 
 
 def test_outputs_equal_the_full_runtime(brink, tmp_path):
@@ -83,3 +95,17 @@ def test_refuses_a_package_with_an_operator_left_out(brink, tmp_path):
     proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
     check_clean_failure(proc)
     assert "Softsign" in proc.stderr
+
+
+def test_without_portable_kernels_refuses_a_portable_package(brink, tmp_path):
+    """A one-target build (BRINK_KERNEL_ISAS without portable, as scripts/test.sh builds it) has
+    no fallback: a package for the portable target is refused in one line saying why."""
+    if "portable" in built_kernels():
+        pytest.skip("this selective runtime holds the portable kernels")
+    pkg = tmp_path / "portable.brink"
+    proc = brink("pack", os.path.join(REPO, "models", "digits_cnn.onnx"),
+                 "-o", pkg, "--target", "portable")
+    assert proc.returncode == 0, brink.describe(proc)
+    proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
+    check_clean_failure(proc)
+    assert "portable" in proc.stderr and "built without" in proc.stderr, proc.stderr

@@ -322,6 +322,11 @@ TEST_F(SignedPackage, RefusesNewerFormatsTruncationAndForeignTargets) {
   ASSERT_FALSE(f.is_ok());
   EXPECT_NE(f.status().message().find("package targets " + foreign), std::string::npos)
       << f.status().message();
+  // ... saying why: this CPU, or a runtime built without those kernels (BRINK_KERNEL_ISAS).
+  const std::string why = isa_unsupported_reason(target_isa(foreign));
+  EXPECT_FALSE(why.empty());
+  EXPECT_NE(f.status().message().find(why), std::string::npos) << f.status().message();
+  EXPECT_EQ(isa_unsupported_reason(usable_isa(target_isa(foreign))), "");
   VerifyOptions no_target_check;
   no_target_check.check_target = false;
   EXPECT_TRUE(open_package(out, no_target_check).is_ok());  // brink info / verify still read it

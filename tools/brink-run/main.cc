@@ -66,9 +66,9 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 // The operators this runtime registers (all of them, or a selective build's) and the kernel
 // variants it contains, so a device image can be checked against the packages it will run.
 int print_ops() {
-  std::printf("# kernels: portable%s%s%s%s\n", BRINK_BUILD_AVX2 ? " avx2" : "",
-              BRINK_BUILD_AVX512 ? " avx512" : "", BRINK_BUILD_AVX512VNNI ? " avx512vnni" : "",
-              BRINK_BUILD_NEON ? " neon" : "");
+  std::printf("# kernels:%s%s%s%s%s\n", BRINK_BUILD_PORTABLE ? " portable" : "",
+              BRINK_BUILD_AVX2 ? " avx2" : "", BRINK_BUILD_AVX512 ? " avx512" : "",
+              BRINK_BUILD_AVX512VNNI ? " avx512vnni" : "", BRINK_BUILD_NEON ? " neon" : "");
   for (const auto& [key, defs] : brink::ops::OpRegistry::global().all())
     std::printf("%s%s\n", key.first.empty() ? "" : (key.first + ":").c_str(), key.second.c_str());
   return 0;
