@@ -3,6 +3,8 @@
 #define BRINK_SIMD_PORTABLE
 #include "kernels/activation.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/activation_math.h"
@@ -124,6 +126,12 @@ void unary_f32(const Unary& u, const float* x, float* y, size_t n, Isa isa) {
 void apply_activation(const Activation& a, float* data, size_t n, Isa isa) {
   if (a.none()) return;
   unary_f32(unary_of(a), data, data, n, isa);
+}
+
+void unary_not_built(UnaryOp op) {
+  std::fprintf(stderr, "error: internal: unary function %d is not in this selective build\n",
+               static_cast<int>(op));
+  std::abort();
 }
 
 namespace portable {

@@ -10,6 +10,7 @@
 #include "brink/status.h"
 #include "core/cpu_features.h"
 #include "ir/graph.h"
+#include "ops/op_selection.h"  // a selective build keeps the unary functions it uses
 
 namespace brink::kernels {
 
@@ -117,6 +118,69 @@ enum class UnaryOp : uint8_t {
   kSoftsign,
   kMish,
 };
+
+// True when this build keeps the fast kernel of `op`: always, except in a selective build
+// (ops/op_selection.h), which keeps those of its operators and fused activations.
+constexpr bool unary_selected(UnaryOp op) {
+  using ops::activation_selected;
+  using ops::op_selected;
+  auto either = [](std::string_view name) {
+    return op_selected("", name) || activation_selected(name);
+  };
+  switch (op) {
+    case UnaryOp::kIdentity:
+      return true;
+    case UnaryOp::kRelu:
+      return either("Relu");
+    case UnaryOp::kClip:
+      return either("Clip");
+    case UnaryOp::kLeakyRelu:
+      return either("LeakyRelu");
+    case UnaryOp::kHardSigmoid:
+      return either("HardSigmoid");
+    case UnaryOp::kHardSwish:
+      return either("HardSwish");
+    case UnaryOp::kSigmoid:
+      return either("Sigmoid");
+    case UnaryOp::kSilu:
+      return activation_selected("SiLU");
+    case UnaryOp::kTanh:
+      return either("Tanh");
+    case UnaryOp::kGelu:
+      return either("Gelu");
+    case UnaryOp::kGeluTanh:
+      return op_selected("", "Gelu") || activation_selected("GeluTanh");
+    case UnaryOp::kExp:
+      return op_selected("", "Exp");
+    case UnaryOp::kLog:
+      return op_selected("", "Log");
+    case UnaryOp::kErf:
+      return op_selected("", "Erf");
+    case UnaryOp::kAbs:
+      return op_selected("", "Abs");
+    case UnaryOp::kNeg:
+      return op_selected("", "Neg");
+    case UnaryOp::kSqrt:
+      return op_selected("", "Sqrt");
+    case UnaryOp::kPowHalf:
+    case UnaryOp::kSquare:
+    case UnaryOp::kCube:
+      return op_selected("", "Pow");
+    case UnaryOp::kReciprocal:
+      return op_selected("", "Reciprocal");
+    case UnaryOp::kSoftplus:
+      return op_selected("", "Softplus");
+    case UnaryOp::kSoftsign:
+      return op_selected("", "Softsign");
+    case UnaryOp::kMish:
+      return op_selected("", "Mish");
+  }
+  return false;
+}
+
+// A unary function this selective build left out was asked for (a gap in unary_selected's
+// table): says which on stderr and aborts.
+[[noreturn]] void unary_not_built(UnaryOp op);
 
 struct Unary {
   UnaryOp op = UnaryOp::kIdentity;

@@ -237,11 +237,14 @@ BRINK_SIMD_INLINE void map_f32(const float* x, float* y, size_t n, F f) {
 // One instantiation of the vector loop per function, chosen once per call.
 inline void unary_f32_impl(const Unary& u, const float* x, float* y, size_t n) {
   switch (u.op) {
-#define BRINK_UNARY_CASE(name)                                                                 \
-  case UnaryOp::name:                                                                          \
-    map_f32(x, y, n,                                                                           \
-            [&u](Vf v) BRINK_SIMD_INLINE_LAMBDA { return apply_unary<UnaryOp::name>(u, v); }); \
-    return;
+#define BRINK_UNARY_CASE(name)                                                                   \
+  case UnaryOp::name:                                                                            \
+    if constexpr (unary_selected(UnaryOp::name)) {                                               \
+      map_f32(x, y, n,                                                                           \
+              [&u](Vf v) BRINK_SIMD_INLINE_LAMBDA { return apply_unary<UnaryOp::name>(u, v); }); \
+      return;                                                                                    \
+    }                                                                                            \
+    break;
     BRINK_UNARY_CASE(kIdentity)
     BRINK_UNARY_CASE(kRelu)
     BRINK_UNARY_CASE(kClip)
@@ -268,6 +271,7 @@ inline void unary_f32_impl(const Unary& u, const float* x, float* y, size_t n) {
     BRINK_UNARY_CASE(kMish)
 #undef BRINK_UNARY_CASE
   }
+  unary_not_built(u.op);
 }
 
 }  // namespace brink::kernels::BRINK_SIMD_NS

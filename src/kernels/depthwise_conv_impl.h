@@ -278,6 +278,7 @@ template <class E>
 void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, const float* residual,
                float* y, const Tile& t, const E& epi, bool activation_after) {
   const int64_t c = s.channels;
+  // The fast paths (those a selective build kept: ops::depthwise_path_selected).
   FastPath fast = FastPath::kGeneral;
   if (s.dilation_w == 1 && s.kernel_w == 3 && s.stride_w == 1) fast = FastPath::k3s1;
   if (s.dilation_w == 1 && s.kernel_w == 3 && s.stride_w == 2) fast = FastPath::k3s2;
@@ -324,16 +325,28 @@ void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, con
       } else {
         switch (fast) {
           case FastPath::k3s1:
-            block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            if constexpr (ops::depthwise_path_selected("k3s1"))
+              block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            else
+              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k3s2:
-            block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            if constexpr (ops::depthwise_path_selected("k3s2"))
+              block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            else
+              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k5s1:
-            block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            if constexpr (ops::depthwise_path_selected("k5s1"))
+              block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
+            else
+              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k5s2:
-            block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            if constexpr (ops::depthwise_path_selected("k5s2"))
+              block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
+            else
+              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::kGeneral:
             block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);

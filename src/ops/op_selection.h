@@ -16,7 +16,9 @@
 // Activations fused into other operators (brink:Conv's `activation`) are listed as
 // "brink.activation:HardSwish" and so on. They select nothing to register; kernels with a
 // specialized epilogue per activation keep only the selected ones (activation_selected), and
-// run any other one as a separate pass over their output -- slower, never wrong.
+// run any other one as a separate pass over their output -- slower, never wrong. Likewise the
+// float depthwise convolutions' fast paths per kernel width and stride, listed as
+// "brink.depthwise:k3s1" (k3s2, k5s1, k5s2): the others take the general row.
 #pragma once
 
 #include <string_view>
@@ -62,6 +64,17 @@ constexpr bool op_selected(std::string_view domain, std::string_view op_type) {
 // activation attribute, e.g. "HardSwish"): always without a list.
 constexpr bool activation_selected(std::string_view name) {
   return selection::kAllOps || op_listed("brink.activation", name);
+}
+
+// True when this build registers an operator with subgraphs (If, Loop, Scan): the runtime
+// compiles subgraphs only for those.
+constexpr bool subgraph_ops_selected() {
+  return op_selected("", "If") || op_selected("", "Loop") || op_selected("", "Scan");
+}
+
+// True when this build keeps the float depthwise fast path `name` ("k3s1", ...).
+constexpr bool depthwise_path_selected(std::string_view name) {
+  return selection::kAllOps || op_listed("brink.depthwise", name);
 }
 
 }  // namespace brink::ops

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "ops/evaluate.h"
+#include "ops/op_selection.h"
 
 namespace brink {
 
@@ -460,8 +461,10 @@ void CompiledModel::infer_and_prepare(const SessionOptions& options,
       if (!c) all_constant = false;
     }
     // Nodes with subgraphs are not folded: evaluate_node cannot compile subgraphs.
-    const ops::SubgraphCompileFn compile_fn =
-        has_subgraphs(node) ? subgraph_compiler(node, options) : ops::SubgraphCompileFn();
+    // (A selective build without If, Loop or Scan has no subgraph compiler to link.)
+    ops::SubgraphCompileFn compile_fn;
+    if constexpr (ops::subgraph_ops_selected())
+      if (has_subgraphs(node)) compile_fn = subgraph_compiler(node, options);
     if (compile_fn) all_constant = false;
     // A node with packed weights from a package is never folded: its packed inputs hold no
     // data, only its kernel can compute it.

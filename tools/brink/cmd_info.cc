@@ -53,6 +53,24 @@ int print_ops(bool json) {
   return 0;
 }
 
+// The fast path a float depthwise convolution takes ("k3s1": kernel width 3, stride 1; see
+// kernels/depthwise_conv_impl.h), or "" for the general one. Unknown weights list every path.
+std::vector<std::string> depthwise_paths(const ir::Graph& g, const ir::Node& n) {
+  if (n.op_type != "Conv" || n.attr_int("group", 1) <= 1 || n.inputs.size() < 2 || n.inputs[1] < 0)
+    return {};
+  const ir::TensorType& w = g.value(n.inputs[1]).type;
+  if (w.dtype != DataType::kFloat32) return {};
+  if (!w.is_static() || w.rank() != 4) return {"k3s1", "k3s2", "k5s1", "k5s2"};
+  if (w.static_shape()[1] != 1) return {};  // grouped, not depthwise
+  const std::vector<int64_t> strides = n.attr_ints("strides");
+  const std::vector<int64_t> dilations = n.attr_ints("dilations");
+  const int64_t kw = w.static_shape()[3];
+  const int64_t sw = strides.size() == 2 ? strides[1] : 1;
+  const int64_t dw = dilations.size() == 2 ? dilations[1] : 1;
+  if (dw != 1 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return {};
+  return {"k" + std::to_string(kw) + "s" + std::to_string(sw)};
+}
+
 // Every (domain, op type) of `g` and its subgraphs (If branches, Loop and Scan bodies).
 void collect_ops(const ir::Graph& g, std::set<std::pair<std::string, std::string>>* out) {
   for (const ir::Node& n : g.nodes) {
@@ -60,6 +78,8 @@ void collect_ops(const ir::Graph& g, std::set<std::pair<std::string, std::string
     // A fused activation: kernels specialized per activation keep only those listed.
     if (const ir::Attribute* act = n.attr("activation"); act != nullptr && !act->s.empty())
       out->insert({"brink.activation", act->s});
+    // Likewise the depthwise kernels' per-shape fast paths.
+    for (const std::string& path : depthwise_paths(g, n)) out->insert({"brink.depthwise", path});
     for (const ir::Attribute& a : n.attributes) {
       if (a.g) collect_ops(*a.g, out);
       for (const auto& sub : a.graphs)
