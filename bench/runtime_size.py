@@ -71,6 +71,33 @@ def build_device(ops: Optional[str], isas: Optional[str], jobs: int) -> str:
     return os.path.join(ROOT, d, "brink-run")
 
 
+def where_bytes(path: str) -> List[Dict[str, Any]]:
+    """brink-run's symbols (nm -S), grouped by the part of Brink they belong to."""
+    out = subprocess.run(["nm", "-S", "-C", "--size-sort", path], capture_output=True, text=True,
+                         check=True).stdout
+    groups = [("kernels, portable variants", ("::portable::", "_portable")),
+              ("kernels, AVX-512 / AVX2 / NEON variants (src/kernels/*_<isa>.cc, -O3)",
+               ("::avx512::", "::avx2::", "::neon::", "_avx512", "_avx2", "_neon",
+                "conv_internal::(anonymous namespace)::igemm<")),
+              ("package reader (src/package: verify, decrypt, stream, map)", ("brink::package::", "brink::fb::",
+                                                                             "flatbuffers::")),
+              ("runtime (CompiledModel: shape inference, memory plan, executor)", ("CompiledModel",)),
+              ("kernels, shared code (planning, packing, drivers)", ("brink::kernels::",)),
+              ("operators (src/ops: registration, shape inference, reference kernels)", ("brink::ops::",)),
+              ("graph IR and the rest of brink (src/ir, src/core, npy, brink-run's main)", ("brink::", "main")),
+              ("C++ standard library instances and other", ("",))]
+    sizes = {name: 0 for name, _ in groups}
+    for line in out.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 4 or parts[2] not in "tTwWrRdDbBvVuU":
+            continue
+        for name, keys in groups:
+            if any(k in parts[3] for k in keys):
+                sizes[name] += int(parts[1], 16)
+                break
+    return [{"part": name, "bytes": sizes[name]} for name, _ in groups]
+
+
 def run_outputs(runner: str, pkg: str, out_dir: str) -> Dict[str, bytes]:
     os.makedirs(out_dir, exist_ok=True)
     subprocess.run([runner, pkg, "--output-dir", out_dir, "--repeat", "1"], check=True, capture_output=True)
@@ -154,26 +181,36 @@ def main(argv: List[str]) -> int:
     full_device = build_device(None, None, args.jobs)
     rows.append(measure(full_device, "brink-run (device build)",
                         "every operator and every x86-64 kernel (portable, AVX2, AVX-512, VNNI); -Os outside the "
-                        "kernels, no graph passes"))
+                        "ISA kernel files, no graph passes"))
     rows[-1]["target_kib"] = TARGET_KIB["all"]
-    rows.append(measure(build_device(None, X86_64_V4, args.jobs), "brink-run (device build, x86-64-v4)",
-                        "every operator; the portable and AVX-512 (+VNNI) kernels"))
+    one_target = build_device(None, X86_64_V4, args.jobs)
+    rows.append(measure(one_target, "brink-run (device build, x86-64-v4)",
+                        "every operator; the AVX-512 (+VNNI) kernels, no portable fallback; outputs checked "
+                        "equal to the full runtime's"))
+    breakdown = []
     for name in packages:
         runner = build_device(ops_files[name], X86_64_V4, args.jobs)
         pkg = os.path.join(work, f"{name}.brink")
         with tempfile.TemporaryDirectory() as d:
-            same = run_outputs(runner, pkg, os.path.join(d, "sel")) == run_outputs(full_device, pkg, os.path.join(d, "full"))
-        if not same:
-            print(f"error: the selective runtime for {name} does not give the full runtime's outputs", file=sys.stderr)
-            return 1
+            full = run_outputs(full_device, pkg, os.path.join(d, "full"))
+            for label, other in (("selective", runner), ("x86-64-v4", one_target)):
+                if run_outputs(other, pkg, os.path.join(d, label)) != full:
+                    print(f"error: the {label} runtime does not give the full runtime's outputs for {name}",
+                          file=sys.stderr)
+                    return 1
         n_ops = sum(1 for line in open(ops_files[name]) if line.strip() and not line.startswith("#"))
         rows.append(measure(runner, f"brink-run (selective: {name}, x86-64-v4)",
-                            f"the {n_ops} operators its package needs; portable and AVX-512 (+VNNI) kernels; "
-                            "outputs checked equal to the full runtime's"))
+                            f"the {n_ops} lines of its package's list (operators, fused activations, depthwise "
+                            "fast paths); AVX-512 (+VNNI) kernels; outputs checked equal to the full runtime's"))
         if name == "mobilenet_v2":
             rows[-1]["target_kib"] = TARGET_KIB["mobilenet_v2"]
+            breakdown = where_bytes(runner)
     md = table(rows)
+    total = sum(b["bytes"] for b in breakdown) or 1
+    parts_md = "\n".join(["| part | KiB | share |", "|---|---|---|"] + [
+        f"| {b['part']} | {b['bytes'] / 1024:.0f} | {b['bytes'] / total:.0%} |" for b in breakdown])
     print(md)
+    print(parts_md)
     if args.update_docs:
         commit = compare_ort.git_commit() or "unknown"
         text = "\n".join(compare_ort.generated_doc_header(
@@ -191,26 +228,33 @@ def main(argv: List[str]) -> int:
             "",
             "- **release**: `scripts/build.sh release`, what the tests run; -O3 throughout.",
             "- **device**: `scripts/build.sh device` (`-DBRINK_DEVICE_ONLY=ON`): brink_rt without the graph passes "
-            "(a package holds the optimized graph), the package reader and brink-run; everything but src/kernels "
-            "compiled with -Os; every function in its own section and unreferenced ones dropped at link "
-            "(`--gc-sections`).",
+            "(a package holds the optimized graph), the package reader and brink-run; everything but the ISA "
+            "kernel files (src/kernels/*_avx2.cc, *_avx512.cc, *_neon.cc: -O3) compiled with -Os; no exceptions, "
+            "RTTI or unwind tables (the runtime reports errors as Status values; out of memory ends the process "
+            "with one line); every function in its own section, unreferenced ones dropped at link "
+            "(`--gc-sections`) and identical ones folded (LLVM's lld, `--icf=all`).",
             "- **one target**: `BRINK_ISAS=\"avx512;avx512vnni\" scripts/build.sh device` "
-            "(`-DBRINK_KERNEL_ISAS`): only those kernel variants and the portable fallback; `isa_supported()` says "
-            "no for the others.",
+            "(`-DBRINK_KERNEL_ISAS`): only those kernel variants, without the portable fallback unless the list "
+            "says `portable`; `isa_supported()` says no for the others, and a package or CPU those variants cannot "
+            "serve is refused in one line.",
             "- **selective**: `BRINK_OPS=ops.txt scripts/build.sh device` (`-DBRINK_SELECTED_OPS`), where ops.txt is "
             "what `brink info MODEL.brink --ops` prints: every operator registration is guarded by "
             "`if constexpr (op_selected(domain, type))` (src/ops/op_selection.h), so the kernels of operators left "
-            "out are never referenced and never linked. `brink-run --ops` prints what a build holds. "
+            "out are never referenced and never linked. The list also names the fused activations "
+            "(`brink.activation:Clip`) and float depthwise fast paths (`brink.depthwise:k3s2`) the package uses: "
+            "the kernels keep only those specializations, and the fast unary functions only those its operators "
+            "and activations need. `brink-run --ops` prints what a build holds. "
             "tests/python/test_selective_runtime.py (run by scripts/test.sh) builds one for the default model and "
             "checks it registers exactly its list, gives the full runtime's outputs bit for bit and refuses a "
-            "package needing an operator it left out.",
+            "package needing an operator it left out (and, built without portable kernels, a portable package).",
             "",
             md,
             "",
-            "Where the bytes go: `nm -S -C --size-sort build-device*/brink-run`. In the selective MobileNetV2 build "
-            "most of the text is the AVX-512 depthwise convolution, specialized per kernel size, stride and fused "
-            "activation; in the full device build, the reference operators instantiated for every data type "
-            "(elementwise, reductions, shape ops) and the kernel variants of three ISAs.",
+            "Where the bytes of the selective MobileNetV2 runtime go (`nm -S -C --size-sort`, symbols grouped "
+            "by the part of Brink they belong to; sections without symbols, such as the dynamic-linking tables "
+            "and read-only data, are not counted):",
+            "",
+            parts_md,
             ""])
         with open(DOCS_PATH, "w") as f:
             f.write(text)
