@@ -268,6 +268,21 @@ void block_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi, int6
 
 enum class FastPath { kGeneral, k3s1, k3s2, k5s1, k5s2 };
 
+// The row of a full block that no fast path takes. A selective build whose packages list no
+// such convolution ("brink.depthwise:general") runs them with the partial-block row instead,
+// every lane in use: the same results, with masked loads and stores.
+template <class E>
+BRINK_SIMD_INLINE void general_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi,
+                                   int64_t out_w) {
+  if constexpr (ops::depthwise_path_selected("general")) {
+    block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, out_w);
+  } else {
+    RowCtx full = r;
+    full.tail = static_cast<size_t>(W);
+    block_row<true, E, 0, 0>(full, epi, ow_lo, ow_hi, out_w);
+  }
+}
+
 #if defined(BRINK_SIMD_PORTABLE)
 inline constexpr bool kSpecialize = false;
 #else
@@ -328,28 +343,28 @@ void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, con
             if constexpr (ops::depthwise_path_selected("k3s1"))
               block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
             else
-              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+              general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k3s2:
             if constexpr (ops::depthwise_path_selected("k3s2"))
               block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
             else
-              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+              general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k5s1:
             if constexpr (ops::depthwise_path_selected("k5s1"))
               block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
             else
-              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+              general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::k5s2:
             if constexpr (ops::depthwise_path_selected("k5s2"))
               block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
             else
-              block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+              general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
           case FastPath::kGeneral:
-            block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+            general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
         }
       }

@@ -18,7 +18,8 @@
 // specialized epilogue per activation keep only the selected ones (activation_selected), and
 // run any other one as a separate pass over their output -- slower, never wrong. Likewise the
 // float depthwise convolutions' fast paths per kernel width and stride, listed as
-// "brink.depthwise:k3s1" (k3s2, k5s1, k5s2): the others take the general row.
+// "brink.depthwise:k3s1" (k3s2, k5s1, k5s2, general): the others take the general row, or
+// without "general" the partial-block row (same results).
 #pragma once
 
 #include <string_view>

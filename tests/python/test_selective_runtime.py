@@ -109,3 +109,51 @@ def test_without_portable_kernels_refuses_a_portable_package(brink, tmp_path):
     proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
     check_clean_failure(proc)
     assert "portable" in proc.stderr and "built without" in proc.stderr, proc.stderr
+
+
+def depthwise_model(path, channels: int, kernel: int, stride: int) -> None:
+    """Depthwise conv + Relu: in a package, a brink:Conv with the Relu fused, between
+    Transposes (the operators the default model's list has)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(kernel * 10 + stride)
+    w = rng.standard_normal((channels, 1, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(channels).astype(np.float32)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 19, 23])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    pad = kernel // 2
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=channels, strides=[stride, stride],
+                              pads=[pad] * 4),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "dw", [x], [y],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 2), (7, 1)])
+def test_depthwise_rows_left_out_give_the_same_results(brink, tmp_path, kernel, stride):
+    """A package whose depthwise fast paths ("brink.depthwise:k3s1", ...) the build's list
+    lacks runs them on the general row, or without "general" on the partial-block row with
+    every lane in use: the full runtime's results (40 channels: two full blocks and a part)."""
+    listed = read_ops(open(OPS).read())
+    if not {"brink:Conv", "Transpose", "brink.activation:Relu"} <= listed:
+        pytest.skip("the selective runtime's list lacks brink:Conv with Relu")
+    model, pkg = tmp_path / "dw.onnx", tmp_path / "dw.brink"
+    depthwise_model(model, 40, kernel, stride)
+    proc = brink("pack", model, "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    ops = read_ops(brink("info", pkg, "--ops").stdout)
+    assert ops - listed and all(o.startswith("brink.depthwise:") for o in ops - listed), ops - listed
+    outs = {}
+    for name, runner in (("selective", RUNNER), ("full", full_runner(brink))):
+        d = tmp_path / name
+        d.mkdir()
+        proc = subprocess.run([runner, str(pkg), "--output-dir", str(d), "--repeat", "1"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = np.load(d / "y.npy")
+    if kernel == 7:  # the general row in both, full blocks masked or not
+        np.testing.assert_array_equal(outs["selective"], outs["full"])
+    else:  # another row of the same taps: the sums may round differently
+        np.testing.assert_allclose(outs["selective"], outs["full"], rtol=1e-5, atol=1e-5)

@@ -53,21 +53,22 @@ int print_ops(bool json) {
   return 0;
 }
 
-// The fast path a float depthwise convolution takes ("k3s1": kernel width 3, stride 1; see
-// kernels/depthwise_conv_impl.h), or "" for the general one. Unknown weights list every path.
+// The row a float depthwise convolution's kernel runs ("k3s1": kernel width 3, stride 1;
+// "general" for the others; see kernels/depthwise_conv_impl.h). Unknown weights list them all.
 std::vector<std::string> depthwise_paths(const ir::Graph& g, const ir::Node& n) {
   if (n.op_type != "Conv" || n.attr_int("group", 1) <= 1 || n.inputs.size() < 2 || n.inputs[1] < 0)
     return {};
   const ir::TensorType& w = g.value(n.inputs[1]).type;
   if (w.dtype != DataType::kFloat32) return {};
-  if (!w.is_static() || w.rank() != 4) return {"k3s1", "k3s2", "k5s1", "k5s2"};
-  if (w.static_shape()[1] != 1) return {};  // grouped, not depthwise
+  if (!w.is_static() || w.rank() != 4) return {"k3s1", "k3s2", "k5s1", "k5s2", "general"};
+  // Depthwise: one input channel per group and one output channel per input channel.
+  if (w.static_shape()[1] != 1 || w.static_shape()[0] != n.attr_int("group", 1)) return {};
   const std::vector<int64_t> strides = n.attr_ints("strides");
   const std::vector<int64_t> dilations = n.attr_ints("dilations");
   const int64_t kw = w.static_shape()[3];
   const int64_t sw = strides.size() == 2 ? strides[1] : 1;
   const int64_t dw = dilations.size() == 2 ? dilations[1] : 1;
-  if (dw != 1 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return {};
+  if (dw != 1 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return {"general"};
   return {"k" + std::to_string(kw) + "s" + std::to_string(sw)};
 }
 
