@@ -106,6 +106,9 @@ class InferenceSession:
         pubkey: for a ``.brink`` package, a public key file (``brink keygen``): the package
             must be signed by that key. Without it an unsigned package is accepted.
         key: for an encrypted ``.brink`` package, its key file (``brink keygen --encryption``).
+        int8_kernels: quantized layers' kernels, as ``brink run --int8-kernels``: ``"faster"``
+            (integer, or float where that measured faster on a small layer at load),
+            ``"integer"`` or ``"float"``.
 
     Raises:
         NotFound: the file does not exist.
@@ -122,7 +125,7 @@ class InferenceSession:
                  threads: int = 0, providers: Optional[Sequence[Any]] = None,
                  dim_values: Optional[Mapping[str, int]] = None,
                  pubkey: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 key: Optional[Union[str, "os.PathLike[str]"]] = None):
+                 key: Optional[Union[str, "os.PathLike[str]"]] = None, int8_kernels: str = "faster"):
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise InvalidArgument(f"threads must be an int, got {type(threads).__name__}")
         _check_providers(providers)
@@ -133,8 +136,10 @@ class InferenceSession:
             dims.append((k, v))
         self._model_path = None if isinstance(path_or_bytes, (bytes, bytearray, memoryview)) \
             else os.fspath(path_or_bytes)
+        if not isinstance(int8_kernels, str):
+            raise InvalidArgument(f"int8_kernels must be 'faster', 'integer' or 'float', got {int8_kernels!r}")
         self._session = _brink.Session(path_or_bytes, threads, dims, "" if pubkey is None else os.fspath(pubkey),
-                                       "" if key is None else os.fspath(key))
+                                       "" if key is None else os.fspath(key), int8_kernels)
         self._inputs = [NodeArg(*i) for i in self._session.inputs()]
         self._outputs = [NodeArg(*o) for o in self._session.outputs()]
 
@@ -310,7 +315,8 @@ def pack(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str
          encrypt: Optional[Union[str, "os.PathLike[str]"]] = None, name: Optional[str] = None,
          version: str = "0.0.0", meta: Optional[Mapping[str, Any]] = None,
          labels: Optional[Sequence[str]] = None, chunk_size: int = 4 << 20, prepack: bool = True,
-         dim_values: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+         dim_values: Optional[Mapping[str, int]] = None, fallback: Optional[Sequence[str]] = None,
+         int8_kernels: str = "faster") -> Dict[str, Any]:
     """Compiles an ONNX model into a ``.brink`` package, as ``brink pack`` does (docs/FORMAT.md).
 
     Args:
@@ -326,6 +332,11 @@ def pack(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str
         chunk_size: weight bytes per chunk.
         prepack: store weights packed for the target's kernels (loading then maps them).
         dim_values: fixed sizes for symbolic input dims.
+        fallback: targets whose kernels the package also serves (``["portable"]``), as
+            ``brink pack --fallback``: a CPU without the primary target's runs the first of
+            these it can.
+        int8_kernels: the kernels the quantized layers are compiled for, as ``brink pack
+            --int8-kernels``: ``"faster"`` (the default), ``"integer"`` or ``"float"``.
 
     Returns the same fields as ``brink pack --json``: ``file_bytes``, ``chunks``,
     ``arena_bytes``, ``signer``, ``prepacked_nodes``, ...
@@ -334,6 +345,10 @@ def pack(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 64:
         raise InvalidArgument(f"pack: chunk_size must be an int >= 64, got {chunk_size!r}")
     dims = [(k, v) for k, v in (dim_values or {}).items()]
+    if isinstance(fallback, str) or not all(isinstance(t, str) for t in (fallback or [])):
+        raise InvalidArgument(f"pack: fallback must be a list of target names, got {fallback!r}")
+    if not isinstance(int8_kernels, str):
+        raise InvalidArgument(f"pack: int8_kernels must be 'faster', 'integer' or 'float', got {int8_kernels!r}")
     model_path = os.fspath(model)
     stem = os.path.splitext(os.path.basename(model_path))[0]
     try:
@@ -342,7 +357,7 @@ def pack(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str
         raise InvalidArgument(f"pack: meta must be JSON-serializable: {e}") from None
     return _brink.pack(model_path, os.fspath(out), target or "", _path_or_empty(sign), _path_or_empty(encrypt),
                        name if name is not None else stem, version, meta_json, list(labels or []), chunk_size,
-                       bool(prepack), dims)
+                       bool(prepack), dims, list(fallback or []), int8_kernels)
 
 
 def verify(package: Union[str, "os.PathLike[str]"], *, pubkey: Optional[Union[str, "os.PathLike[str]"]] = None,

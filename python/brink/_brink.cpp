@@ -331,11 +331,15 @@ class PySession {
 
   static std::unique_ptr<PySession> load(const py::object& model, int threads,
                                          const std::vector<std::pair<std::string, int64_t>>& dims,
-                                         const std::string& pubkey, const std::string& key) {
+                                         const std::string& pubkey, const std::string& key,
+                                         const std::string& int8_kernels) {
     if (threads < 0)
       throw_status(invalid_argument("threads must be >= 0 (0 picks the number of cores), got " +
                                     std::to_string(threads)));
+    Result<Int8Kernels> int8 = parse_int8_kernels(int8_kernels);
+    if (!int8) throw_status(int8.status());
     SessionOptions options;
+    options.int8_kernels = *int8;
     options.num_threads = threads;
     options.dim_values = dims;
     options.package_public_key = pubkey;
@@ -470,9 +474,14 @@ py::dict pack_model(const std::string& model_path, const std::string& out,
                     const std::string& name, const std::string& version,
                     const std::string& meta_json, const std::vector<std::string>& labels,
                     int64_t chunk_bytes, bool prepack,
-                    const std::vector<std::pair<std::string, int64_t>>& dims) {
+                    const std::vector<std::pair<std::string, int64_t>>& dims,
+                    const std::vector<std::string>& fallback, const std::string& int8_kernels) {
+  Result<Int8Kernels> int8 = parse_int8_kernels(int8_kernels);
+  if (!int8) throw_status(int8.status());
   package::PackOptions po;
   po.target = target;
+  po.fallback_targets = fallback;
+  po.session.int8_kernels = *int8;
   po.chunk_size = static_cast<size_t>(chunk_bytes);
   po.name = name;
   po.version = version;
@@ -508,6 +517,8 @@ py::dict pack_model(const std::string& model_path, const std::string& out,
   d["signer"] = summary->signer_key_id;
   d["prepacked_nodes"] = summary->prepacked_nodes;
   d["elided_bytes"] = summary->elided_bytes;
+  d["fallback_targets"] = fallback;
+  d["fallback_bytes"] = summary->fallback_bytes;
   return d;
 }
 
@@ -538,7 +549,11 @@ py::dict verify_package(const std::string& path, const std::string& pubkey,
   d["name"] = info.name;
   d["version"] = info.version;
   d["target"] = info.target;
-  d["runs_here"] = package::check_target_runs_here(info.target).is_ok();
+  d["targets"] = info.targets;  // the primary, then its fallbacks
+  // Whether this machine runs one of them, and which a load here would use.
+  Result<std::string> here = package::choose_target(info.targets, "");
+  d["runs_here"] = here.is_ok();
+  d["target_here"] = here ? py::object(py::str(*here)) : py::none();
   d["created_by"] = info.created_by;
   d["file_bytes"] = info.file_bytes;
   d["parameter_bytes"] = info.parameter_bytes;
@@ -602,7 +617,8 @@ PYBIND11_MODULE(_brink, m) {
   py::class_<PySession>(m, "Session")
       .def(py::init(&PySession::load), py::arg("model"), py::arg("threads") = 0,
            py::arg("dim_values") = std::vector<std::pair<std::string, int64_t>>{},
-           py::arg("pubkey") = std::string(), py::arg("key") = std::string())
+           py::arg("pubkey") = std::string(), py::arg("key") = std::string(),
+           py::arg("int8_kernels") = std::string("faster"))
       .def("inputs", &PySession::inputs)
       .def("outputs", &PySession::outputs)
       .def("info", &PySession::info)

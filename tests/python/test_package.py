@@ -216,6 +216,44 @@ def test_module_pack_and_verify(keys, tmp_path):
     assert not (tmp_path / "x.brink").exists()
 
 
+def test_module_pack_with_fallback_and_int8_kernels(brink, tmp_path):
+    """brink.pack(fallback=..., int8_kernels=...) and InferenceSession(int8_kernels=...) do what
+    `brink pack --fallback` and `--int8-kernels` do; bad values are refused before anything."""
+    if os.environ.get("BRINK_REQUIRE_PYTHON_MODULE") == "1":
+        import brink as brink_module
+    else:
+        brink_module = pytest.importorskip("brink")
+    out = tmp_path / "fb.brink"
+    summary = brink_module.pack(DIGITS, out, fallback=["portable"])
+    cli = brink.json("pack", DIGITS, "-o", tmp_path / "cli.brink", "--fallback", "portable", "--json")
+    assert summary["fallback_targets"] == ["portable"]
+    assert summary["fallback_bytes"] == cli["fallback_bytes"] > 0
+    card = brink_module.verify(out)
+    assert card["targets"][1:] == ["portable"] and card["runs_here"]
+    assert card["target_here"] == card["targets"][0]
+
+    # An int8 model: the integer and float kernels of its quantized convs agree closely, and a
+    # package compiled for the integer ones runs like the .onnx under them.
+    q = tmp_path / "digits.int8.onnx"
+    proc = brink("quantize", DIGITS, "-o", q, "--calib", os.path.join(MODELS_DIR, "digits_calib.npz"),
+                 "--threads", "1", timeout=600)
+    assert proc.returncode == 0, Brink.describe(proc)
+    x = np.random.default_rng(8).random((3, 1, 8, 8), dtype=np.float32)
+    ys = {k: brink_module.InferenceSession(q, int8_kernels=k).run(None, {"image": x})[0]
+          for k in ("faster", "integer", "float")}
+    np.testing.assert_allclose(ys["integer"], ys["float"], atol=0.05 * float(np.abs(ys["float"]).max()))
+    brink_module.pack(q, tmp_path / "q.brink", int8_kernels="integer")
+    (y,) = brink_module.InferenceSession(tmp_path / "q.brink", int8_kernels="integer").run(None, {"image": x})
+    np.testing.assert_array_equal(y, ys["integer"])
+
+    with pytest.raises(brink_module.InvalidArgument, match="int8"):
+        brink_module.InferenceSession(q, int8_kernels="fastest")
+    for bad in ({"fallback": "portable"}, {"fallback": ["sparc"]}, {"int8_kernels": "fastest"}):
+        with pytest.raises(brink_module.InvalidArgument):
+            brink_module.pack(DIGITS, tmp_path / "never.brink", **bad)
+    assert not (tmp_path / "never.brink").exists()
+
+
 def test_int8_package_stores_packed_integer_weights(brink, tmp_path, monkeypatch):
     """An INT8 model's integer layers (brink.QConv, its depthwise kernel, QGemm) are stored
     pre-packed: a load adopts them in place, and the package runs exactly like the .onnx."""
