@@ -98,6 +98,23 @@ def where_bytes(path: str) -> List[Dict[str, Any]]:
     return [{"part": name, "bytes": sizes[name]} for name, _ in groups]
 
 
+def median_latency_ms(runners: Dict[str, str], pkg: str, trials: int = 5, repeat: int = 50) -> Dict[str, float]:
+    """Each runner's steady-state latency on `pkg` (1 thread): brink-run's median of `repeat`
+    runs, its median over `trials` processes, the runners interleaved."""
+    import re
+    import statistics
+    seen: Dict[str, List[float]] = {name: [] for name in runners}
+    for _ in range(trials):
+        for name, runner in runners.items():
+            out = subprocess.run([runner, pkg, "--threads", "1", "--repeat", str(repeat)], check=True,
+                                 capture_output=True, text=True).stdout
+            m = re.search(r"median of \d+ more ([0-9.]+) ms", out)
+            if not m:
+                raise RuntimeError(f"{runner}: no latency in its output: {out!r}")
+            seen[name].append(float(m.group(1)))
+    return {name: statistics.median(v) for name, v in seen.items()}
+
+
 def run_outputs(runner: str, pkg: str, out_dir: str) -> Dict[str, bytes]:
     os.makedirs(out_dir, exist_ok=True)
     subprocess.run([runner, pkg, "--output-dir", out_dir, "--repeat", "1"], check=True, capture_output=True)
@@ -188,6 +205,7 @@ def main(argv: List[str]) -> int:
                         "every operator; the AVX-512 (+VNNI) kernels, no portable fallback; outputs checked "
                         "equal to the full runtime's"))
     breakdown = []
+    latency: Dict[str, float] = {}
     for name in packages:
         runner = build_device(ops_files[name], X86_64_V4, args.jobs)
         pkg = os.path.join(work, f"{name}.brink")
@@ -205,12 +223,16 @@ def main(argv: List[str]) -> int:
         if name == "mobilenet_v2":
             rows[-1]["target_kib"] = TARGET_KIB["mobilenet_v2"]
             breakdown = where_bytes(runner)
+            latency = median_latency_ms({"release": release_run, "device": full_device, "selective": runner}, pkg)
     md = table(rows)
     total = sum(b["bytes"] for b in breakdown) or 1
     parts_md = "\n".join(["| part | KiB | share |", "|---|---|---|"] + [
         f"| {b['part']} | {b['bytes'] / 1024:.0f} | {b['bytes'] / total:.0%} |" for b in breakdown])
+    lat_md = "\n".join(["| brink-run build | MobileNetV2 p50 ms (1 thread) | / release |", "|---|---|---|"] + [
+        f"| {name} | {ms:.2f} | {ms / latency['release']:.2f} |" for name, ms in latency.items()])
     print(md)
     print(parts_md)
+    print(lat_md)
     if args.update_docs:
         commit = compare_ort.git_commit() or "unknown"
         text = "\n".join(compare_ort.generated_doc_header(
@@ -255,6 +277,12 @@ def main(argv: List[str]) -> int:
             "and read-only data, are not counted):",
             "",
             parts_md,
+            "",
+            "What the size costs in speed: the MobileNetV2 package's steady-state latency under each build "
+            "(brink-run's median of 50 runs, the median over 5 processes, the builds interleaved; 1 thread). "
+            "The device builds compile the ISA kernel files with -O3 like the release build and the rest with -Os:",
+            "",
+            lat_md,
             ""])
         with open(DOCS_PATH, "w") as f:
             f.write(text)
