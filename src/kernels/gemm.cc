@@ -97,11 +97,6 @@ Ukernel ukernel_for(Isa isa) {
   BRINK_RETURN_PORTABLE(gemm_detail::ukernel_portable());
 }
 
-// isa_supported() is false for the variants this build leaves out.
-Isa effective_isa(Isa isa) {
-  return usable_isa(isa);
-}
-
 // K block length: all of K up to kMaxKc, else equal blocks of at most kMaxKc (a multiple of
 // 4). A block's panel (kc x NR floats, 48 KiB for 384 x 32) stays in L1/L2 while every row
 // tile of the task streams past it.
@@ -207,14 +202,14 @@ size_t packed_b_floats(int64_t k, int64_t n, Isa isa) {
 }
 
 std::string packed_b_layout(int64_t k, Isa isa) {
-  const Isa e = effective_isa(isa);
+  const Isa e = usable_isa(isa);
   return std::string("gemm-b-f32-v1/") + isa_name(e) + "/nr" + std::to_string(ukernel_for(e).nr) +
          "/kc" + std::to_string(choose_kc(k));
 }
 
 PackedB packed_b_view(const float* data, int64_t k, int64_t n, Isa isa) {
   PackedB p;
-  p.isa_ = effective_isa(isa);
+  p.isa_ = usable_isa(isa);
   p.nr_ = ukernel_for(p.isa_).nr;
   p.k_ = k;
   p.n_ = n;
