@@ -681,27 +681,26 @@ T undefined_value() {
     return T(std::numeric_limits<compute_t<T>>::quiet_NaN());
 }
 
-// T: X's element type; G: the grid's. Coordinates compute in C, values accumulate in A
-// (float for the 16/32-bit float types as ORT does, double for f64 and integers).
-template <typename T, typename G>
-void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& gt, Tensor& yt) {
+// Where an output point reads from, for nearest mode: an element offset in X's plane, or one
+// of these.
+constexpr int64_t kGsZero = -1;       // outside the image, zero padding
+constexpr int64_t kGsUndefined = -2;  // a NaN coordinate
+
+// The coordinate and tap arithmetic of GridSample, which depends only on the grid's element
+// type G and the accumulator A, not on X's element type: one instance per (G, A) rather than
+// per (X type, G). Coordinates compute in C = compute_t<G>. Nearest mode records, per output
+// point, where it reads from (`src`, [batch * out_points]); linear and cubic interpolate `xa`
+// (X converted to A) into `ya` (the output in A; NaN for undefined points).
+template <typename G, typename A>
+void grid_sample_points(const GridSampleAttrs& a, const Shape& xs, const Tensor& gt, const A* xa,
+                        int64_t* src, A* ya) {
   using C = compute_t<G>;
-  using A = std::conditional_t<std::is_floating_point_v<compute_t<T>> && sizeof(compute_t<T>) == 4,
-                               float, double>;
-  const size_t r = static_cast<size_t>(xt.rank() - 2);
-  const int64_t batch = xt.dim(0), channels = xt.dim(1);
-  const Shape& xs = xt.shape();
+  const size_t r = xs.size() - 2;
+  const int64_t batch = xs[0], channels = xs[1];
   int64_t in_points = 1, out_points = 1;
   for (size_t d = 0; d < r; ++d) in_points *= xs[2 + d];
   for (size_t d = 0; d < r; ++d) out_points *= gt.dim(static_cast<int64_t>(1 + d));
-  const T* x = xt.data<T>();
   const G* grid = gt.data<G>();
-  T* y = yt.data<T>();
-
-  if (in_points == 0) {
-    std::fill_n(y, yt.numel(), T(0.0f));
-    return;
-  }
 
   const size_t k = a.mode == GsMode::kNearest ? 1 : a.mode == GsMode::kLinear ? 2 : 4;
   size_t combos = 1;
@@ -735,8 +734,6 @@ void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& g
   };
 
   for (int64_t n = 0; n < batch; ++n) {
-    const T* xn = x + n * channels * in_points;
-    T* yn = y + n * channels * out_points;
     for (int64_t p = 0; p < out_points; ++p) {
       const G* gp = grid + (n * out_points + p) * static_cast<int64_t>(r);
       bool undefined = false;
@@ -802,8 +799,17 @@ void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& g
           for (size_t t = 0; t < 4; ++t) w[t] = static_cast<A>(cw[t]);
         }
       }
+      if (a.mode == GsMode::kNearest) {
+        int64_t o = 0;
+        for (size_t d = 0; d < r && o >= 0 && !undefined; ++d)
+          o = tap_off[d] < 0 ? kGsZero : o + tap_off[d];
+        src[n * out_points + p] = undefined ? kGsUndefined : o;
+        continue;
+      }
+      A* yn = ya + n * channels * out_points;
       if (undefined) {
-        for (int64_t ch = 0; ch < channels; ++ch) yn[ch * out_points + p] = undefined_value<T>();
+        for (int64_t ch = 0; ch < channels; ++ch)
+          yn[ch * out_points + p] = std::numeric_limits<A>::quiet_NaN();
         continue;
       }
       // Offsets of every tap combination, row-major over (dim 0 tap, ..., dim r-1 tap).
@@ -821,17 +827,11 @@ void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& g
         }
         combo_off[ci] = o;
       }
+      const A* xn = xa + n * channels * in_points;
       for (int64_t ch = 0; ch < channels; ++ch) {
-        const T* plane = xn + ch * in_points;
-        T& out = yn[ch * out_points + p];
-        if (a.mode == GsMode::kNearest) {
-          out = combo_off[0] < 0 ? T(0.0f) : plane[combo_off[0]];
-          continue;
-        }
+        const A* plane = xn + ch * in_points;
         for (size_t ci = 0; ci < combos; ++ci)
-          buf[ci] = combo_off[ci] < 0
-                        ? A(0)
-                        : static_cast<A>(static_cast<compute_t<T>>(plane[combo_off[ci]]));
+          buf[ci] = combo_off[ci] < 0 ? A(0) : plane[combo_off[ci]];
         // Contract the last dim first, in place: entry q gathers entries q*k .. q*k+k-1.
         size_t len = combos;
         for (size_t d = r; d-- > 0;) {
@@ -843,10 +843,58 @@ void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& g
             buf[q] = v;
           }
         }
-        out = from_acc<T>(buf[0]);
+        yn[ch * out_points + p] = buf[0];
       }
     }
   }
+}
+
+// T: X's element type. Values accumulate in A: float for the 16/32-bit float types (as ORT
+// does), double for f64 and integers. Only the conversions in and out depend on T; the rest
+// is grid_sample_points.
+template <typename T>
+void grid_sample_run(const GridSampleAttrs& a, const Tensor& xt, const Tensor& gt, Tensor& yt) {
+  using A = std::conditional_t<std::is_floating_point_v<compute_t<T>> && sizeof(compute_t<T>) == 4,
+                               float, double>;
+  const Shape& xs = xt.shape();
+  const int64_t batch = xt.dim(0), channels = xt.dim(1);
+  int64_t in_points = 1;
+  for (size_t d = 2; d < xs.size(); ++d) in_points *= xs[d];
+  const int64_t out_points = yt.numel() / (batch * channels);
+  const T* x = xt.data<T>();
+  T* y = yt.data<T>();
+  if (in_points == 0) {
+    std::fill_n(y, yt.numel(), T(0.0f));
+    return;
+  }
+  auto points = [&](auto* xa, int64_t* src, auto* ya) {
+    switch (gt.dtype()) {
+      case DataType::kFloat16:
+        return grid_sample_points<Float16, A>(a, xs, gt, xa, src, ya);
+      case DataType::kFloat32:
+        return grid_sample_points<float, A>(a, xs, gt, xa, src, ya);
+      default:
+        return grid_sample_points<double, A>(a, xs, gt, xa, src, ya);
+    }
+  };
+  if (a.mode == GsMode::kNearest) {  // copies elements: exact for every type
+    std::vector<int64_t> src(static_cast<size_t>(batch * out_points));
+    points(static_cast<const A*>(nullptr), src.data(), static_cast<A*>(nullptr));
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t ch = 0; ch < channels; ++ch) {
+        const T* plane = x + (n * channels + ch) * in_points;
+        T* out = y + (n * channels + ch) * out_points;
+        for (int64_t p = 0; p < out_points; ++p) {
+          const int64_t o = src[static_cast<size_t>(n * out_points + p)];
+          out[p] = o >= 0 ? plane[o] : o == kGsZero ? T(0.0f) : undefined_value<T>();
+        }
+      }
+    return;
+  }
+  std::vector<A> xa(static_cast<size_t>(xt.numel())), ya(static_cast<size_t>(yt.numel()));
+  for (size_t i = 0; i < xa.size(); ++i) xa[i] = static_cast<A>(static_cast<compute_t<T>>(x[i]));
+  points(static_cast<const A*>(xa.data()), nullptr, ya.data());
+  for (size_t i = 0; i < ya.size(); ++i) y[i] = from_acc<T>(ya[i]);
 }
 
 Result<std::unique_ptr<Kernel>> grid_sample_create(const KernelCreateContext& c) {
@@ -854,22 +902,9 @@ Result<std::unique_ptr<Kernel>> grid_sample_create(const KernelCreateContext& c)
   if (std::string err = parse_grid_sample(c.node, c.opset, &a); !err.empty()) return c.invalid(err);
   return make_kernel([a](KernelContext& ctx) -> Status {
     const Tensor& x = ctx.input(0);
-    const Tensor& grid = ctx.input(1);
     Tensor& y = ctx.output(0);
     if (y.numel() == 0) return Status::ok();
-    visit_dtype(x.dtype(), [&]<typename T>() {
-      switch (grid.dtype()) {
-        case DataType::kFloat16:
-          grid_sample_run<T, Float16>(a, x, grid, y);
-          break;
-        case DataType::kFloat32:
-          grid_sample_run<T, float>(a, x, grid, y);
-          break;
-        default:
-          grid_sample_run<T, double>(a, x, grid, y);
-          break;
-      }
-    });
+    visit_dtype(x.dtype(), [&]<typename T>() { grid_sample_run<T>(a, x, ctx.input(1), y); });
     return Status::ok();
   });
 }
