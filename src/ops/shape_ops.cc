@@ -2246,6 +2246,53 @@ OpDef reverse_sequence_op() {
 
 // ---- Unique ------------------------------------------------------------------------------
 
+// Unique's sort key for element type T (see unique_groups).
+template <typename T>
+using unique_key_t =
+    std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>,
+                       std::conditional_t<std::is_same_v<T, uint64_t>, uint64_t, int64_t>>;
+
+// Sorts the slices (rows of `len` keys, one per entry of `order`) stably by value, NaN last
+// and equal to NaN, and groups equal ones: `first` holds each group's first slice, `counts`
+// its size, `inverse` each slice's group.
+template <typename K>
+void unique_groups(const std::vector<K>& rows, int64_t len, std::vector<int64_t>* order,
+                   std::vector<int64_t>* inverse, std::vector<int64_t>* first,
+                   std::vector<int64_t>* counts) {
+  auto is_nan = [](K v) {
+    if constexpr (std::is_floating_point_v<K>)
+      return std::isnan(v);
+    else
+      return false;
+  };
+  auto less = [&](K a, K b) { return !is_nan(a) && (is_nan(b) || a < b); };
+  auto equal = [&](K a, K b) { return a == b || (is_nan(a) && is_nan(b)); };
+  auto row_less = [&](int64_t a, int64_t b) {
+    const K* ra = rows.data() + a * len;
+    const K* rb = rows.data() + b * len;
+    for (int64_t e = 0; e < len; ++e) {
+      if (less(ra[e], rb[e])) return true;
+      if (less(rb[e], ra[e])) return false;
+    }
+    return false;
+  };
+  auto row_equal = [&](int64_t a, int64_t b) {
+    for (int64_t e = 0; e < len; ++e)
+      if (!equal(rows[static_cast<size_t>(a * len + e)], rows[static_cast<size_t>(b * len + e)]))
+        return false;
+    return true;
+  };
+  std::stable_sort(order->begin(), order->end(), row_less);
+  for (size_t i = 0; i < order->size(); ++i) {
+    if (i == 0 || !row_equal((*order)[i - 1], (*order)[i])) {
+      first->push_back((*order)[i]);
+      counts->push_back(0);
+    }
+    ++counts->back();
+    (*inverse)[static_cast<size_t>((*order)[i])] = static_cast<int64_t>(first->size()) - 1;
+  }
+}
+
 OpDef unique_op() {
   OpDef d = def("Unique", 11);
   d.infer = [](InferContext& ctx) -> Status {
@@ -2293,49 +2340,18 @@ OpDef unique_op() {
       std::vector<int64_t> inverse(static_cast<size_t>(n));
       std::vector<int64_t> first, counts;
       visit_dtype(x.dtype(), [&]<typename T>() {
-        // bool is stored as a byte: std::vector<bool> has no data().
-        using C = std::conditional_t<std::is_same_v<T, bool>, uint8_t, compute_t<T>>;
-        // Slices gathered contiguously so comparisons read rows; NaN sorts last and equals NaN.
-        std::vector<C> rows(static_cast<size_t>(n * len));
+        // Slices gathered contiguously as sort keys, so comparisons read rows: 16/32-bit floats
+        // as float, integers and bool as int64 (uint64 as itself), which keeps their order and
+        // equality and sorts with one instance per key type rather than per element type.
+        using K = unique_key_t<T>;
+        std::vector<K> rows(static_cast<size_t>(n * len));
         const T* p = x.data<T>();
         for (int64_t o = 0; o < outer; ++o)
           for (int64_t i = 0; i < n; ++i)
             for (int64_t e = 0; e < inner; ++e)
               rows[static_cast<size_t>(i * len + o * inner + e)] =
-                  static_cast<C>(p[(o * n + i) * inner + e]);
-        auto is_nan = [](C v) {
-          if constexpr (std::is_floating_point_v<C>)
-            return std::isnan(v);
-          else
-            return false;
-        };
-        auto less = [&](C a, C b) { return !is_nan(a) && (is_nan(b) || a < b); };
-        auto equal = [&](C a, C b) { return a == b || (is_nan(a) && is_nan(b)); };
-        auto row_less = [&](int64_t a, int64_t b) {
-          const C* ra = rows.data() + a * len;
-          const C* rb = rows.data() + b * len;
-          for (int64_t e = 0; e < len; ++e) {
-            if (less(ra[e], rb[e])) return true;
-            if (less(rb[e], ra[e])) return false;
-          }
-          return false;
-        };
-        auto row_equal = [&](int64_t a, int64_t b) {
-          for (int64_t e = 0; e < len; ++e)
-            if (!equal(rows[static_cast<size_t>(a * len + e)],
-                       rows[static_cast<size_t>(b * len + e)]))
-              return false;
-          return true;
-        };
-        std::stable_sort(order.begin(), order.end(), row_less);
-        for (size_t i = 0; i < order.size(); ++i) {
-          if (i == 0 || !row_equal(order[i - 1], order[i])) {
-            first.push_back(order[i]);
-            counts.push_back(0);
-          }
-          ++counts.back();
-          inverse[static_cast<size_t>(order[i])] = static_cast<int64_t>(first.size()) - 1;
-        }
+                  static_cast<K>(static_cast<compute_t<T>>(p[(o * n + i) * inner + e]));
+        unique_groups(rows, len, &order, &inverse, &first, &counts);
       });
       const int64_t u = static_cast<int64_t>(first.size());
       std::vector<int64_t> position(static_cast<size_t>(u));  // sorted group -> output position
