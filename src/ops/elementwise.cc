@@ -384,20 +384,31 @@ BroadcastPlan plan_broadcast(const Shape& out, std::initializer_list<const Shape
   return p;
 }
 
-// Calls fn(output_offset, operand_offsets) once per contiguous run, in output order.
-template <typename Fn>
-void for_each_run(const BroadcastPlan& p, Fn&& fn) {
+// Calls run(state, output_offset, operand_offsets) once per contiguous run, in output order.
+// Not a template: the walk is compiled once, not once per element type and function (the
+// reference kernels instantiate it a few hundred times); one indirect call per run.
+using RunFn = void (*)(void* state, int64_t out_offset, const Offsets& off);
+void for_each_run(const BroadcastPlan& p, RunFn run, void* state) {
   if (p.numel == 0) return;
   Offsets off{};
   if (p.outer.empty()) {
-    fn(int64_t{0}, off);
+    run(state, int64_t{0}, off);
     return;
   }
   StridedIterator it(p.outer, p.outer_strides);
   for (int64_t o = 0; !it.done(); it.next(), o += p.inner) {
     for (size_t k = 0; k < p.outer_strides.size(); ++k) off[k] = it.offset(k);
-    fn(o, off);
+    run(state, o, off);
   }
+}
+
+// Calls fn(output_offset, operand_offsets) once per contiguous run, in output order.
+template <typename Fn>
+void for_each_run(const BroadcastPlan& p, Fn&& fn) {
+  using F = std::remove_reference_t<Fn>;
+  for_each_run(
+      p, [](void* state, int64_t o, const Offsets& off) { (*static_cast<F*>(state))(o, off); },
+      const_cast<void*>(static_cast<const void*>(&fn)));
 }
 
 // out = f(a, b) elementwise with NumPy broadcasting to out's shape; f maps raw element
