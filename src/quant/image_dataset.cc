@@ -246,6 +246,28 @@ Result<Image> decode_image(const std::vector<uint8_t>& bytes, int channels,
   // tests/fuzz/fuzz_image_loader.cc), so its JPEG support is not compiled in (stb_impl.cc).
   if (bytes[0] == 0xFF)
     return invalid_argument(where + ": JPEG images are not supported (convert them to PNG or BMP)");
+  // stb_image trusts a PNG chunk's length and allocates for it before reading it: 112 bytes
+  // whose third chunk claimed a 1.6 GB IDAT made it ask for 2 GiB (fuzz_image_loader). Every
+  // chunk up to IEND must fit in the file.
+  if (bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' &&
+      bytes[3] == 'G') {
+    for (size_t at = 8; at + 8 <= bytes.size();) {
+      const uint32_t length = (uint32_t{bytes[at]} << 24) | (uint32_t{bytes[at + 1]} << 16) |
+                              (uint32_t{bytes[at + 2]} << 8) | uint32_t{bytes[at + 3]};
+      std::string type(bytes.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                       bytes.begin() + static_cast<std::ptrdiff_t>(at + 8));
+      for (char& c : type)
+        if (!std::isalpha(static_cast<unsigned char>(c))) c = '?';
+      const size_t left = bytes.size() - at - 8;  // after the length and type
+      if (length > left || left - length < 4)
+        return invalid_argument(where + ": cannot decode the image: PNG chunk '" + type +
+                                "' at byte " + std::to_string(at) + " claims " +
+                                std::to_string(length) + " bytes, past the end of the file (" +
+                                std::to_string(bytes.size()) + " bytes)");
+      if (type == "IEND") break;
+      at += 12 + length;
+    }
+  }
   int w = 0, h = 0, n = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &n))
     return invalid_argument(
