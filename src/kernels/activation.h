@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
 
 #include "brink/status.h"
 #include "core/cpu_features.h"
@@ -119,67 +121,64 @@ enum class UnaryOp : uint8_t {
   kMish,
 };
 
+// Which selections keep each unary function's fast kernel: the ONNX operator computing it
+// and the fused activation (brink:Conv's `activation` attribute) applying it, "" for none.
+struct UnaryUser {
+  UnaryOp op;
+  std::string_view onnx_op;
+  std::string_view activation;
+};
+inline constexpr UnaryUser kUnaryUsers[] = {
+    {UnaryOp::kRelu, "Relu", "Relu"},
+    {UnaryOp::kClip, "Clip", "Clip"},
+    {UnaryOp::kLeakyRelu, "LeakyRelu", "LeakyRelu"},
+    {UnaryOp::kHardSigmoid, "HardSigmoid", "HardSigmoid"},
+    {UnaryOp::kHardSwish, "HardSwish", "HardSwish"},
+    {UnaryOp::kSigmoid, "Sigmoid", "Sigmoid"},
+    {UnaryOp::kSilu, "", "SiLU"},
+    {UnaryOp::kTanh, "Tanh", "Tanh"},
+    {UnaryOp::kGelu, "Gelu", "Gelu"},
+    {UnaryOp::kGeluTanh, "Gelu", "GeluTanh"},
+    {UnaryOp::kExp, "Exp", ""},
+    {UnaryOp::kLog, "Log", ""},
+    {UnaryOp::kErf, "Erf", ""},
+    {UnaryOp::kAbs, "Abs", ""},
+    {UnaryOp::kNeg, "Neg", ""},
+    {UnaryOp::kSqrt, "Sqrt", ""},
+    {UnaryOp::kPowHalf, "Pow", ""},
+    {UnaryOp::kSquare, "Pow", ""},
+    {UnaryOp::kCube, "Pow", ""},
+    {UnaryOp::kReciprocal, "Reciprocal", ""},
+    {UnaryOp::kSoftplus, "Softplus", ""},
+    {UnaryOp::kSoftsign, "Softsign", ""},
+    {UnaryOp::kMish, "Mish", ""},
+};
+
+// Every UnaryOp but kIdentity (kept always) has exactly one row.
+constexpr bool unary_users_complete() {
+  for (int i = static_cast<int>(UnaryOp::kIdentity) + 1; i <= static_cast<int>(UnaryOp::kMish);
+       ++i) {
+    int rows = 0;
+    for (const UnaryUser& u : kUnaryUsers) rows += static_cast<int>(u.op) == i ? 1 : 0;
+    if (rows != 1) return false;
+  }
+  return std::size(kUnaryUsers) == static_cast<size_t>(UnaryOp::kMish);
+}
+static_assert(unary_users_complete(), "kUnaryUsers needs one row per UnaryOp but kIdentity");
+
 // True when this build keeps the fast kernel of `op`: always, except in a selective build
 // (ops/op_selection.h), which keeps those of its operators and fused activations.
 constexpr bool unary_selected(UnaryOp op) {
-  using ops::activation_selected;
-  using ops::op_selected;
-  auto either = [](std::string_view name) {
-    return op_selected("", name) || activation_selected(name);
-  };
-  switch (op) {
-    case UnaryOp::kIdentity:
-      return true;
-    case UnaryOp::kRelu:
-      return either("Relu");
-    case UnaryOp::kClip:
-      return either("Clip");
-    case UnaryOp::kLeakyRelu:
-      return either("LeakyRelu");
-    case UnaryOp::kHardSigmoid:
-      return either("HardSigmoid");
-    case UnaryOp::kHardSwish:
-      return either("HardSwish");
-    case UnaryOp::kSigmoid:
-      return either("Sigmoid");
-    case UnaryOp::kSilu:
-      return activation_selected("SiLU");
-    case UnaryOp::kTanh:
-      return either("Tanh");
-    case UnaryOp::kGelu:
-      return either("Gelu");
-    case UnaryOp::kGeluTanh:
-      return op_selected("", "Gelu") || activation_selected("GeluTanh");
-    case UnaryOp::kExp:
-      return op_selected("", "Exp");
-    case UnaryOp::kLog:
-      return op_selected("", "Log");
-    case UnaryOp::kErf:
-      return op_selected("", "Erf");
-    case UnaryOp::kAbs:
-      return op_selected("", "Abs");
-    case UnaryOp::kNeg:
-      return op_selected("", "Neg");
-    case UnaryOp::kSqrt:
-      return op_selected("", "Sqrt");
-    case UnaryOp::kPowHalf:
-    case UnaryOp::kSquare:
-    case UnaryOp::kCube:
-      return op_selected("", "Pow");
-    case UnaryOp::kReciprocal:
-      return op_selected("", "Reciprocal");
-    case UnaryOp::kSoftplus:
-      return op_selected("", "Softplus");
-    case UnaryOp::kSoftsign:
-      return op_selected("", "Softsign");
-    case UnaryOp::kMish:
-      return op_selected("", "Mish");
-  }
+  if (op == UnaryOp::kIdentity) return true;
+  for (const UnaryUser& u : kUnaryUsers)
+    if (u.op == op)
+      return (!u.onnx_op.empty() && ops::op_selected("", u.onnx_op)) ||
+             (!u.activation.empty() && ops::activation_selected(u.activation));
   return false;
 }
 
-// A unary function this selective build left out was asked for (a gap in unary_selected's
-// table): says which on stderr and aborts.
+// A unary function this selective build left out was asked for (a gap in kUnaryUsers): says which
+// on stderr and aborts.
 [[noreturn]] void unary_not_built(UnaryOp op);
 
 struct Unary {
