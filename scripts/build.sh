@@ -11,6 +11,8 @@
 #                                 -> build-device-ops-avx512-avx512vnni/ with only the operators
 #                                 ops.txt lists (brink info MODEL.brink --ops) and those kernels
 #                                 (no portable fallback unless BRINK_ISAS lists "portable")
+#     BRINK_RUN_STREAMING=OFF scripts/build.sh device  -> build-device[-...]-nostream/ without
+#                                 brink-run's streaming loader (--stream, tcp://)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
@@ -36,7 +38,12 @@ case "$flavour" in
       args+=("-DBRINK_KERNEL_ISAS=$BRINK_ISAS")
     else
       args+=("-UBRINK_KERNEL_ISAS")  # every variant, whatever an earlier configure cached
-    fi ;;
+    fi
+    case "${BRINK_RUN_STREAMING:-ON}" in
+      ON) args+=(-DBRINK_RUN_STREAMING=ON) ;;
+      OFF) dir="$dir-nostream"; args+=(-DBRINK_RUN_STREAMING=OFF) ;;
+      *) echo "error: BRINK_RUN_STREAMING=$BRINK_RUN_STREAMING (expected ON or OFF)" >&2; exit 2 ;;
+    esac ;;
   *) echo "error: unknown build flavour '$flavour' (expected release, asan, fuzz, aarch64 or device)" >&2; exit 2 ;;
 esac
 # Device builds are configured every time: their operator list may be a new file.

@@ -4,6 +4,8 @@
 #include "kernels/depthwise_conv.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "kernels/depthwise_conv_impl.h"
 
@@ -40,6 +42,30 @@ void run_tile(Isa isa, const depthwise_internal::Packed& p, const DepthwiseConvS
 }
 
 }  // namespace
+
+namespace depthwise_internal {
+void row_not_built(std::string_view row) {
+  std::fprintf(stderr,
+               "fatal: the depthwise convolution's '%.*s' row was left out of this build "
+               "(DepthwiseConvNhwc::missing_row should have refused the layer)\n",
+               static_cast<int>(row.size()), row.data());
+  std::abort();
+}
+}  // namespace depthwise_internal
+
+std::string_view DepthwiseConvNhwc::missing_row(int64_t channels, int64_t kernel_w,
+                                                int64_t stride_w, int64_t dilation_w, Isa isa) {
+  const int64_t w = block_width(isa);
+  if (w == 1) return {};  // one lane: every shape takes the general row, always built
+  if (channels % w != 0 && !ops::depthwise_path_selected(kDepthwisePartialRow))
+    return kDepthwisePartialRow;
+  if (channels < w) return {};  // the partial block alone
+  // Full blocks take their fast row, or the general row when this build left it out.
+  const std::string_view fast = depthwise_row_name(depthwise_row(kernel_w, stride_w, dilation_w));
+  const std::string_view general = depthwise_row_name(DepthwiseRow::kGeneral);
+  if (ops::depthwise_path_selected(fast) || ops::depthwise_path_selected(general)) return {};
+  return general;
+}
 
 std::unique_ptr<DepthwiseConvNhwc> DepthwiseConvNhwc::create(int64_t channels, int64_t kernel_h,
                                                              int64_t kernel_w, const float* weights,

@@ -61,6 +61,10 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
   return -floor_div(-a, b);
 }
 
+// A row DepthwiseConvNhwc::missing_row should have refused was asked for: says which on
+// stderr and aborts.
+[[noreturn]] void row_not_built(std::string_view row);
+
 }  // namespace depthwise_internal
 
 BRINK_DECLARE_PER_ISA(void depthwise_conv_tile(const depthwise_internal::Packed& p,
@@ -266,21 +270,30 @@ void block_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi, int6
   for (; ow < out_w; ++ow) pixel_border<kTail, E, KW>(r, epi, ow);
 }
 
-enum class FastPath { kGeneral, k3s1, k3s2, k5s1, k5s2 };
+// Whether this build keeps `row` (a selective build keeps those its packages list).
+constexpr bool row_kept(DepthwiseRow row) {
+  return ops::depthwise_path_selected(depthwise_row_name(row));
+}
 
-// The row of a full block that no fast path takes. A selective build whose packages list no
-// such convolution ("brink.depthwise:general") runs them with the partial-block row instead,
-// every lane in use: the same results, with masked loads and stores.
+// The last block when the channels do not fill it (kept when listed as "partial").
+template <class E>
+BRINK_SIMD_INLINE void partial_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi,
+                                   int64_t out_w) {
+  if constexpr (ops::depthwise_path_selected(kDepthwisePartialRow))
+    block_row<true, E, 0, 0>(r, epi, ow_lo, ow_hi, out_w);
+  else
+    depthwise_internal::row_not_built(kDepthwisePartialRow);
+}
+
+// The row of a full block that no fast path takes (kept when listed as "general"; a fast
+// row a selective build left out takes it too).
 template <class E>
 BRINK_SIMD_INLINE void general_row(const RowCtx& r, const E& epi, int64_t ow_lo, int64_t ow_hi,
                                    int64_t out_w) {
-  if constexpr (ops::depthwise_path_selected("general")) {
+  if constexpr (row_kept(DepthwiseRow::kGeneral))
     block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, out_w);
-  } else {
-    RowCtx full = r;
-    full.tail = static_cast<size_t>(W);
-    block_row<true, E, 0, 0>(full, epi, ow_lo, ow_hi, out_w);
-  }
+  else
+    depthwise_internal::row_not_built(depthwise_row_name(DepthwiseRow::kGeneral));
 }
 
 #if defined(BRINK_SIMD_PORTABLE)
@@ -293,12 +306,8 @@ template <class E>
 void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, const float* residual,
                float* y, const Tile& t, const E& epi, bool activation_after) {
   const int64_t c = s.channels;
-  // The fast paths (those a selective build kept: ops::depthwise_path_selected).
-  FastPath fast = FastPath::kGeneral;
-  if (s.dilation_w == 1 && s.kernel_w == 3 && s.stride_w == 1) fast = FastPath::k3s1;
-  if (s.dilation_w == 1 && s.kernel_w == 3 && s.stride_w == 2) fast = FastPath::k3s2;
-  if (s.dilation_w == 1 && s.kernel_w == 5 && s.stride_w == 1) fast = FastPath::k5s1;
-  if (s.dilation_w == 1 && s.kernel_w == 5 && s.stride_w == 2) fast = FastPath::k5s2;
+  // The fast row (when this build kept it: row_kept).
+  const DepthwiseRow fast = depthwise_row(s.kernel_w, s.stride_w, s.dilation_w);
 
   // Output columns whose horizontal taps all lie inside the image.
   const int64_t ow_lo = std::min(s.out_w, ceil_div(s.pad_left, s.stride_w));
@@ -336,34 +345,34 @@ void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, con
         (void)fast;
         block_row<false, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
       } else if (tail) {
-        block_row<true, E, 0, 0>(r, epi, ow_lo, ow_hi, s.out_w);
+        partial_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
       } else {
         switch (fast) {
-          case FastPath::k3s1:
-            if constexpr (ops::depthwise_path_selected("k3s1"))
+          case DepthwiseRow::k3s1:
+            if constexpr (row_kept(DepthwiseRow::k3s1))
               block_row<false, E, 3, 1>(r, epi, ow_lo, ow_hi, s.out_w);
             else
               general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
-          case FastPath::k3s2:
-            if constexpr (ops::depthwise_path_selected("k3s2"))
+          case DepthwiseRow::k3s2:
+            if constexpr (row_kept(DepthwiseRow::k3s2))
               block_row<false, E, 3, 2>(r, epi, ow_lo, ow_hi, s.out_w);
             else
               general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
-          case FastPath::k5s1:
-            if constexpr (ops::depthwise_path_selected("k5s1"))
+          case DepthwiseRow::k5s1:
+            if constexpr (row_kept(DepthwiseRow::k5s1))
               block_row<false, E, 5, 1>(r, epi, ow_lo, ow_hi, s.out_w);
             else
               general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
-          case FastPath::k5s2:
-            if constexpr (ops::depthwise_path_selected("k5s2"))
+          case DepthwiseRow::k5s2:
+            if constexpr (row_kept(DepthwiseRow::k5s2))
               block_row<false, E, 5, 2>(r, epi, ow_lo, ow_hi, s.out_w);
             else
               general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
-          case FastPath::kGeneral:
+          case DepthwiseRow::kGeneral:
             general_row<E>(r, epi, ow_lo, ow_hi, s.out_w);
             break;
         }

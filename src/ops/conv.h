@@ -43,4 +43,11 @@ Result<ConvAttrs> prepare_conv(const KernelCreateContext& c, bool transpose);
 Status conv_reference(const ConvAttrs& a, const Tensor& x, const Tensor& w, const Tensor* b,
                       Tensor& y);
 
+// Whether brink.Conv's fast kernels (fused_conv.cc) take a convolution, from what is known
+// before a kernel is made: float32 X, a constant 4-D W (nullptr: not a constant) and, when
+// there is a B, a constant 1-D B of W's output channels. The others take its reference
+// fallback, which a selective build keeps only when its list names "brink.conv:reference"
+// (`brink info --ops` asks this function which packages need it).
+bool fast_conv_applies(DataType x, const Shape* w, bool has_bias, const Shape* b);
+
 }  // namespace brink::ops

@@ -167,7 +167,8 @@ Tensor permute_layout(const Tensor& t, bool to_nchw) {
   return out;
 }
 
-Status reference_run(const ConvAttrs& a, Layout layout, const Activation& act, KernelContext& ctx) {
+[[maybe_unused]] Status reference_run(const ConvAttrs& a, Layout layout, const Activation& act,
+                                      KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
@@ -307,10 +308,10 @@ Result<std::unique_ptr<Kernel>> try_fast(const KernelCreateContext& c, const Con
   };
   const Tensor* w = constant(1);
   const Tensor* b = c.has_input(2) ? constant(2) : nullptr;
-  if (c.input_dtype(0) != DataType::kFloat32 || a.strides.size() != 2 || w == nullptr ||
-      w->rank() != 4 || (c.has_input(2) && b == nullptr))
+  if (!fast_conv_applies(c.input_dtype(0), w != nullptr ? &w->shape() : nullptr, c.has_input(2),
+                         b != nullptr ? &b->shape() : nullptr) ||
+      a.strides.size() != 2)
     return std::unique_ptr<Kernel>();
-  if (b != nullptr && (b->rank() != 1 || b->dim(0) != w->dim(0))) return std::unique_ptr<Kernel>();
   kernels::Conv2dParams p;
   p.group = a.group;
   p.out_channels = w->dim(0);
@@ -325,8 +326,14 @@ Result<std::unique_ptr<Kernel>> try_fast(const KernelCreateContext& c, const Con
   const float* bias = b == nullptr ? nullptr : b->data<float>();
   std::unique_ptr<kernels::ConvNhwcF32> conv;
   std::unique_ptr<kernels::DepthwiseConvNhwc> depthwise;
-  if (c.prepacked == nullptr && p.group > 1 && p.group == p.in_channels &&
-      p.out_channels == p.in_channels) {
+  if (c.prepacked == nullptr && kernels::is_depthwise(p.group, p.in_channels, p.out_channels)) {
+    const std::string_view missing = kernels::DepthwiseConvNhwc::missing_row(
+        p.in_channels, p.kernel_w, p.stride_w, p.dilation_w, c.isa);
+    if (!missing.empty())
+      return c.unsupported_here(
+          "this selective build left out the depthwise row it needs (list "
+          "brink.depthwise:" +
+          std::string(missing) + ")");
     depthwise = kernels::DepthwiseConvNhwc::create(p.in_channels, p.kernel_h, p.kernel_w,
                                                    w->data<float>(), bias, act, c.isa);
     if (depthwise == nullptr) return std::unique_ptr<Kernel>();
@@ -366,14 +373,26 @@ Result<std::unique_ptr<Kernel>> create_fused_conv(const KernelCreateContext& c) 
   if (c.prepacked != nullptr)  // its W holds no data: only the fast kernel can run it
     return c.unsupported_here("the package's packed weights (" + c.prepacked->layout +
                               ") do not fit this convolution's fast kernel");
-  const std::string where = c.node.describe();
-  return make_kernel([a, layout, act, where](KernelContext& ctx) -> Status {
-    Status s = reference_run(a, layout, act, ctx);
-    return s.is_ok() ? s : s.with_context(where);
-  });
+  if constexpr (!conv_reference_selected()) {
+    return c.unsupported_here(
+        "its fast kernels do not take this convolution, and this selective build left out the "
+        "reference one (list brink.conv:reference)");
+  } else {
+    const std::string where = c.node.describe();
+    return make_kernel([a, layout, act, where](KernelContext& ctx) -> Status {
+      Status s = reference_run(a, layout, act, ctx);
+      return s.is_ok() ? s : s.with_context(where);
+    });
+  }
 }
 
 }  // namespace
+
+bool fast_conv_applies(DataType x, const Shape* w, bool has_bias, const Shape* b) {
+  if (x != DataType::kFloat32 || w == nullptr || w->size() != 4 || (has_bias && b == nullptr))
+    return false;
+  return b == nullptr || (b->size() == 1 && (*b)[0] == (*w)[0]);
+}
 
 void register_fused_conv_ops(OpRegistry& r) {
   if constexpr (!op_selected("brink", "Conv")) return;

@@ -17,9 +17,12 @@
 // "brink.activation:HardSwish" and so on. They select nothing to register; kernels with a
 // specialized epilogue per activation keep only the selected ones (activation_selected), and
 // run any other one as a separate pass over their output -- slower, never wrong. Likewise the
-// float depthwise convolutions' fast paths per kernel width and stride, listed as
-// "brink.depthwise:k3s1" (k3s2, k5s1, k5s2, general): the others take the general row, or
-// without "general" the partial-block row (same results).
+// float depthwise convolutions' rows per kernel width and stride, listed as
+// "brink.depthwise:k3s1" (k3s2, k5s1, k5s2, general; "partial" for channel counts that leave
+// a partial vector block): a fast row left out runs on the general row (same results), and a
+// layer needing a row the build cannot replace is refused at load, naming the line to add.
+// brink:Conv's reference fallback, for convolutions its fast kernels do not take, is kept
+// only when listed as "brink.conv:reference".
 #pragma once
 
 #include <string_view>
@@ -71,6 +74,12 @@ constexpr bool activation_selected(std::string_view name) {
 // compiles subgraphs only for those.
 constexpr bool subgraph_ops_selected() {
   return op_selected("", "If") || op_selected("", "Loop") || op_selected("", "Scan");
+}
+
+// True when this build keeps brink:Conv's reference fallback ("brink.conv:reference"), for
+// the convolutions its fast kernels do not take (ops::fast_conv_applies).
+constexpr bool conv_reference_selected() {
+  return selection::kAllOps || op_listed("brink.conv", "reference");
 }
 
 // True when this build keeps the float depthwise fast path `name` ("k3s1", ...).

@@ -32,6 +32,13 @@ def read_ops(text: str) -> set:
     return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
 
 
+def built_loading() -> list:
+    """How the selective runtime loads packages ("# loading: file stream")."""
+    out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("# loading:"))
+    return line[len("# loading:"):].split()
+
+
 def built_kernels() -> list:
     """The kernel variants the selective runtime holds ("# kernels: avx512 avx512vnni")."""
     out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
@@ -49,10 +56,10 @@ def full_runner(brink) -> str:
 
 def test_registers_exactly_the_selected_operators():
     """Every registration is guarded: the build has the listed operators and no other (fused
-    activations, "brink.activation:X", and depthwise fast paths, "brink.depthwise:k3s1", select
-    kernel variants, not operators)."""
+    activations, "brink.activation:X", depthwise rows, "brink.depthwise:k3s1", and brink:Conv's
+    reference fallback, "brink.conv:reference", select kernel variants, not operators)."""
     listed = {o for o in read_ops(open(OPS).read())
-              if not o.startswith(("brink.activation:", "brink.depthwise:"))}
+              if not o.startswith(("brink.activation:", "brink.depthwise:", "brink.conv:"))}
     out = subprocess.run([RUNNER, "--ops"], capture_output=True, text=True, check=True).stdout
     assert read_ops(out) == listed
     assert built_kernels()
@@ -131,20 +138,8 @@ def depthwise_model(path, channels: int, kernel: int, stride: int) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 2), (7, 1)])
-def test_depthwise_rows_left_out_give_the_same_results(brink, tmp_path, kernel, stride):
-    """A package whose depthwise fast paths ("brink.depthwise:k3s1", ...) the build's list
-    lacks runs them on the general row, or without "general" on the partial-block row with
-    every lane in use: the full runtime's results (40 channels: two full blocks and a part)."""
-    listed = read_ops(open(OPS).read())
-    if not {"brink:Conv", "Transpose", "brink.activation:Relu"} <= listed:
-        pytest.skip("the selective runtime's list lacks brink:Conv with Relu")
-    model, pkg = tmp_path / "dw.onnx", tmp_path / "dw.brink"
-    depthwise_model(model, 40, kernel, stride)
-    proc = brink("pack", model, "-o", pkg)
-    assert proc.returncode == 0, brink.describe(proc)
-    ops = read_ops(brink("info", pkg, "--ops").stdout)
-    assert ops - listed and all(o.startswith("brink.depthwise:") for o in ops - listed), ops - listed
+def run_both(brink, pkg, tmp_path) -> dict:
+    """The package's output y under the selective and the full runtime."""
     outs = {}
     for name, runner in (("selective", RUNNER), ("full", full_runner(brink))):
         d = tmp_path / name
@@ -153,7 +148,92 @@ def test_depthwise_rows_left_out_give_the_same_results(brink, tmp_path, kernel, 
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         outs[name] = np.load(d / "y.npy")
-    if kernel == 7:  # the general row in both, full blocks masked or not
+    return outs
+
+
+def needs_depthwise_list():
+    listed = read_ops(open(OPS).read())
+    if not {"brink:Conv", "Transpose", "brink.activation:Relu", "brink.depthwise:general"} <= listed:
+        pytest.skip("the selective runtime's list lacks brink:Conv with Relu and the general "
+                    "depthwise row (scripts/test.sh adds it)")
+    return listed
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 2), (7, 1)])
+def test_depthwise_rows_left_out_give_the_same_results(brink, tmp_path, kernel, stride):
+    """A package whose depthwise fast rows ("brink.depthwise:k3s1", ...) the build's list
+    lacks runs them on the general row: the full runtime's results (48 channels: three full
+    blocks on AVX-512, six on AVX2)."""
+    listed = needs_depthwise_list()
+    model, pkg = tmp_path / "dw.onnx", tmp_path / "dw.brink"
+    depthwise_model(model, 48, kernel, stride)
+    proc = brink("pack", model, "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    ops = read_ops(brink("info", pkg, "--ops").stdout)
+    assert ops - listed == ({f"brink.depthwise:k{kernel}s{stride}"} if kernel != 7 else set())
+    outs = run_both(brink, pkg, tmp_path)
+    if kernel == 7:  # the general row in both
         np.testing.assert_array_equal(outs["selective"], outs["full"])
     else:  # another row of the same taps: the sums may round differently
         np.testing.assert_allclose(outs["selective"], outs["full"], rtol=1e-5, atol=1e-5)
+
+
+def test_refuses_a_depthwise_layer_needing_the_partial_row(brink, tmp_path):
+    """40 channels leave a partial vector block, which only the partial-block row computes: a
+    build whose list lacks "brink.depthwise:partial" refuses the package at load, in one line
+    naming that line (the list `brink info --ops` prints for it has it)."""
+    listed = needs_depthwise_list()
+    assert "brink.depthwise:partial" not in listed
+    model, pkg = tmp_path / "dw.onnx", tmp_path / "dw.brink"
+    depthwise_model(model, 40, 3, 1)
+    proc = brink("pack", model, "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    assert "brink.depthwise:partial" in read_ops(brink("info", pkg, "--ops").stdout)
+    proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
+    check_clean_failure(proc)
+    assert "brink.depthwise:partial" in proc.stderr, proc.stderr
+
+
+def test_refuses_a_convolution_needing_the_reference_kernel(brink, tmp_path):
+    """A convolution whose weights are an input, not a constant, takes brink:Conv's reference
+    fallback: `brink info --ops` lists "brink.conv:reference", and a build without it refuses
+    the package at load in one line naming it, rather than running something else."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    listed = read_ops(open(OPS).read())
+    if not {"brink:Conv", "Transpose", "brink.activation:Relu"} <= listed:
+        pytest.skip("the selective runtime's list lacks brink:Conv with Relu")
+    assert "brink.conv:reference" not in listed
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 8, 3, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "conv_w_input", [x, w], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "conv.onnx")
+    pkg = tmp_path / "conv.brink"
+    proc = brink("pack", tmp_path / "conv.onnx", "-o", pkg)
+    assert proc.returncode == 0, brink.describe(proc)
+    ops = read_ops(brink("info", pkg, "--ops").stdout)
+    assert ops - listed == {"brink.conv:reference"}, ops - listed
+    proc = subprocess.run([RUNNER, str(pkg)], capture_output=True, text=True)
+    check_clean_failure(proc)
+    assert "brink.conv:reference" in proc.stderr, proc.stderr
+    # The full runtime runs it.
+    proc = subprocess.run([full_runner(brink), str(pkg), "--repeat", "1"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_without_streaming_refuses_stream_and_socket_models(tmp_path):
+    """Built with -DBRINK_RUN_STREAMING=OFF (as scripts/test.sh builds it), brink-run loads
+    packages from files and refuses --stream and tcp:// in one line saying why."""
+    if "stream" in built_loading():
+        pytest.skip("this selective runtime can stream")
+    assert built_loading() == ["file"]
+    for args in ([PACKAGE, "--stream"], ["tcp://127.0.0.1:9"]):
+        proc = subprocess.run([RUNNER, *args], capture_output=True, text=True)
+        check_clean_failure(proc)
+        assert "without streaming" in proc.stderr, proc.stderr

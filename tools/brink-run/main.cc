@@ -7,13 +7,17 @@
 //             [--stream [--progress]]
 //   brink-run tcp://HOST:PORT [--progress] ...
 //   brink-run --ops        what this build runs: its operators ("domain:OpType", as a
-//                          selective build lists them) and its kernel variants
+//                          selective build lists them), its kernel variants and whether it
+//                          can stream packages
 //
 // --stream (implied by tcp://) loads the package progressively as `brink run --stream` does
 // (package/stream_loader.h, load_streamed): verified before any chunk is accepted, each
 // chunk verified as it arrives, the first run started once the session compiles; --progress
 // prints a line to stderr per verified chunk. The whole stream must verify before the
 // outputs are reported.
+//
+// A build configured with -DBRINK_RUN_STREAMING=OFF leaves the streaming loader out and
+// refuses --stream and tcp:// in one line.
 //
 // Inputs not given get seeded random data. Prints load time, first and median run time, and
 // each output's shape; writes outputs as .npy with --output-dir. Errors: one line on stderr,
@@ -34,6 +38,10 @@
 #include "ops/op.h"
 #include "package/package.h"
 #include "package/stream_loader.h"
+
+#ifndef BRINK_RUN_STREAMING
+#define BRINK_RUN_STREAMING 1
+#endif
 
 namespace {
 
@@ -69,6 +77,7 @@ int print_ops() {
   std::printf("# kernels:%s%s%s%s%s\n", BRINK_BUILD_PORTABLE ? " portable" : "",
               BRINK_BUILD_AVX2 ? " avx2" : "", BRINK_BUILD_AVX512 ? " avx512" : "",
               BRINK_BUILD_AVX512VNNI ? " avx512vnni" : "", BRINK_BUILD_NEON ? " neon" : "");
+  std::printf("# loading: file%s\n", BRINK_RUN_STREAMING ? " stream" : "");
   for (const auto& [key, defs] : brink::ops::OpRegistry::global().all())
     std::printf("%s%s\n", key.first.empty() ? "" : (key.first + ":").c_str(), key.second.c_str());
   return 0;
@@ -116,6 +125,10 @@ int main(int argc, char** argv) {
   }
   if (model.empty()) return usage("no model given");
   stream = stream || package::is_stream_url(model);
+  if (stream && !BRINK_RUN_STREAMING)
+    return fail(unsupported(model +
+                            ": this brink-run was built without streaming "
+                            "(-DBRINK_RUN_STREAMING=OFF): --stream and tcp:// are not available"));
   if (progress && !stream) return usage("--progress needs --stream or a tcp:// model");
   if (stream && max_memory > 0)
     return usage("--max-memory does not apply to a streamed package (held in memory)");
@@ -140,9 +153,13 @@ int main(int argc, char** argv) {
     if (!k.is_ok()) return fail(k.status());
     verify.decryption_key = *k;
   }
+#if BRINK_RUN_STREAMING
   package::StreamedPackage streamed;
   auto session = stream ? package::load_streamed(model, verify, options, progress, &streamed)
                         : package::load_package_session(model, options, verify);
+#else
+  auto session = package::load_package_session(model, options, verify);
+#endif
   if (!session.is_ok()) return fail(session.status());
   const double load_ms = ms_since(t0);
 
@@ -172,7 +189,7 @@ int main(int argc, char** argv) {
                          "--input '" + f.first + "': the model has no input of that name"));
 
   std::vector<double> times;
-  double first_result_ms = 0;  // from the start of the stream
+  [[maybe_unused]] double first_result_ms = 0;  // from the start of the stream
   std::vector<Tensor> outputs;
   for (long long r = 0; r < repeat; ++r) {
     const auto t = std::chrono::steady_clock::now();
@@ -181,16 +198,20 @@ int main(int argc, char** argv) {
     times.push_back(ms_since(t));
     if (r == 0) {
       outputs = std::move(*out);
+#if BRINK_RUN_STREAMING
       if (stream) first_result_ms = streamed.ms_to(std::chrono::steady_clock::now());
+#endif
     }
   }
   std::string stream_summary;
+#if BRINK_RUN_STREAMING
   if (stream) {
     // The whole stream must verify (and end where the package ends), not only what ran.
     Status s = streamed.loader->finish();
     if (!s.is_ok()) return fail(s);
     stream_summary = streamed.summary(first_result_ms);
   }
+#endif
   std::vector<double> sorted(times.begin() + (times.size() > 1 ? 1 : 0), times.end());
   std::sort(sorted.begin(), sorted.end());
   std::printf("%s: load %.2f ms, first run %.2f ms, median of %zu more %.2f ms\n", model.c_str(),

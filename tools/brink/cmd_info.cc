@@ -10,7 +10,9 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "kernels/depthwise_conv.h"
 #include "onnx/onnx_io.h"
+#include "ops/conv.h"
 #include "ops/op.h"
 #include "package/package.h"
 
@@ -53,23 +55,45 @@ int print_ops(bool json) {
   return 0;
 }
 
-// The row a float depthwise convolution's kernel runs ("k3s1": kernel width 3, stride 1;
-// "general" for the others; see kernels/depthwise_conv_impl.h). Unknown weights list them all.
+// The rows a float depthwise convolution's kernel runs (kernels::depthwise_row: "k3s1" for
+// kernel width 3, stride 1; "general" for the others; "partial" too when the channels leave a
+// partial vector block on some ISA). Weights of unknown shape list them all.
 std::vector<std::string> depthwise_paths(const ir::Graph& g, const ir::Node& n) {
-  if (n.op_type != "Conv" || n.attr_int("group", 1) <= 1 || n.inputs.size() < 2 || n.inputs[1] < 0)
-    return {};
+  const int64_t group = n.attr_int("group", 1);
+  if (n.op_type != "Conv" || group <= 1 || n.inputs.size() < 2 || n.inputs[1] < 0) return {};
   const ir::TensorType& w = g.value(n.inputs[1]).type;
   if (w.dtype != DataType::kFloat32) return {};
-  if (!w.is_static() || w.rank() != 4) return {"k3s1", "k3s2", "k5s1", "k5s2", "general"};
-  // Depthwise: one input channel per group and one output channel per input channel.
-  if (w.static_shape()[1] != 1 || w.static_shape()[0] != n.attr_int("group", 1)) return {};
+  std::vector<std::string> rows;
+  if (!w.is_static() || w.rank() != 4) {
+    for (kernels::DepthwiseRow row : kernels::kDepthwiseRows)
+      rows.emplace_back(kernels::depthwise_row_name(row));
+    rows.emplace_back(kernels::kDepthwisePartialRow);
+    return rows;
+  }
+  const std::vector<int64_t>& shape = w.static_shape();  // [M, C/group, kh, kw]
+  if (!kernels::is_depthwise(group, shape[1] * group, shape[0])) return {};
   const std::vector<int64_t> strides = n.attr_ints("strides");
   const std::vector<int64_t> dilations = n.attr_ints("dilations");
-  const int64_t kw = w.static_shape()[3];
   const int64_t sw = strides.size() == 2 ? strides[1] : 1;
   const int64_t dw = dilations.size() == 2 ? dilations[1] : 1;
-  if (dw != 1 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return {"general"};
-  return {"k" + std::to_string(kw) + "s" + std::to_string(sw)};
+  rows.emplace_back(kernels::depthwise_row_name(kernels::depthwise_row(shape[3], sw, dw)));
+  if (shape[0] % kernels::kDepthwiseWidestBlock != 0)
+    rows.emplace_back(kernels::kDepthwisePartialRow);
+  return rows;
+}
+
+// True when brink:Conv node `n` may take its reference fallback (ops::fast_conv_applies).
+bool needs_conv_reference(const ir::Graph& g, const ir::Node& n) {
+  if (n.domain != "brink" || n.op_type != "Conv") return false;
+  const auto constant_shape = [&](size_t i) -> const Shape* {
+    if (i >= n.inputs.size() || n.inputs[i] < 0) return nullptr;
+    const auto& c = g.value(n.inputs[i]).constant;
+    return c ? &c->shape() : nullptr;
+  };
+  const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+  const DataType x =
+      n.inputs.empty() || n.inputs[0] < 0 ? DataType::kUndefined : g.value(n.inputs[0]).type.dtype;
+  return !ops::fast_conv_applies(x, constant_shape(1), has_bias, constant_shape(2));
 }
 
 // Every (domain, op type) of `g` and its subgraphs (If branches, Loop and Scan bodies).
@@ -81,6 +105,8 @@ void collect_ops(const ir::Graph& g, std::set<std::pair<std::string, std::string
       out->insert({"brink.activation", act->s});
     // Likewise the depthwise kernels' per-shape fast paths.
     for (const std::string& path : depthwise_paths(g, n)) out->insert({"brink.depthwise", path});
+    // And brink:Conv's reference fallback.
+    if (needs_conv_reference(g, n)) out->insert({"brink.conv", "reference"});
     for (const ir::Attribute& a : n.attributes) {
       if (a.g) collect_ops(*a.g, out);
       for (const auto& sub : a.graphs)
