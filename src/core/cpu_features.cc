@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,37 +27,47 @@ uint64_t read_xcr0() {
 }
 #endif
 
+// Calls fn(key, value) for each "key : value" line of /proc/cpuinfo (both trimmed); false
+// when the file cannot be read. <cstdio>, not iostreams: this is in the device runtime.
+template <class Fn>
+bool for_each_cpuinfo_field(Fn&& fn) {
+  FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (f == nullptr) return false;
+  char* line = nullptr;  // POSIX getline: lines of any length (the flags line is long)
+  size_t capacity = 0;
+  for (ssize_t n; (n = ::getline(&line, &capacity, f)) >= 0;) {
+    const char* colon = static_cast<const char*>(std::memchr(line, ':', static_cast<size_t>(n)));
+    if (colon == nullptr) continue;
+    const auto trim = [](const char* b, const char* e) {
+      while (b < e && (*b == ' ' || *b == '\t')) ++b;
+      while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n')) --e;
+      return std::string(b, e);
+    };
+    fn(trim(line, colon), trim(colon + 1, line + n));
+  }
+  std::free(line);
+  std::fclose(f);
+  return true;
+}
+
 // Physical cores from /proc/cpuinfo ("physical id" x "core id" pairs); falls back to the
 // logical count where that file is missing or says nothing useful.
 int count_physical_cores(int logical) {
-  std::ifstream in("/proc/cpuinfo");
-  if (!in) return logical;
   std::set<std::pair<std::string, std::string>> cores;
-  std::string line, physical = "0";
-  while (std::getline(in, line)) {
-    auto value = [&]() {
-      size_t colon = line.find(':');
-      return colon == std::string::npos ? std::string() : line.substr(colon + 1);
-    };
-    if (line.rfind("physical id", 0) == 0) physical = value();
-    if (line.rfind("core id", 0) == 0) cores.insert({physical, value()});
-  }
+  std::string physical = "0";
+  for_each_cpuinfo_field([&](const std::string& key, std::string value) {
+    if (key == "physical id") physical = std::move(value);
+    if (key == "core id") cores.insert({physical, std::move(value)});
+  });
   return cores.empty() ? logical : static_cast<int>(cores.size());
 }
 
 std::string read_brand() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        size_t start = line.find_first_not_of(' ', colon + 1);
-        return start == std::string::npos ? std::string() : line.substr(start);
-      }
-    }
-  }
-  return "";
+  std::string brand;
+  for_each_cpuinfo_field([&](const std::string& key, std::string value) {
+    if (key == "model name" && brand.empty()) brand = std::move(value);
+  });
+  return brand;
 }
 
 CpuFeatures detect() {

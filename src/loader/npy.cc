@@ -2,10 +2,9 @@
 
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 namespace brink::npy {
 
@@ -98,10 +97,12 @@ Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what)
   if (dtype == DataType::kUndefined)
     return invalid_argument(what + ": array type '" + descr + "' is not supported");
   Shape shape;
-  std::stringstream ss(shape_text);
-  std::string item;
   int64_t numel = 1;
-  while (std::getline(ss, item, ',')) {
+  for (size_t begin = 0; begin <= shape_text.size();) {  // comma-separated items
+    size_t end = shape_text.find(',', begin);
+    if (end == std::string::npos) end = shape_text.size();
+    std::string item = shape_text.substr(begin, end - begin);
+    begin = end + 1;
     size_t a = item.find_first_not_of(" L");
     if (a == std::string::npos) continue;
     item = item.substr(a);
@@ -128,13 +129,18 @@ Result<Tensor> parse_npy(const void* data, size_t size, const std::string& what)
   return t;
 }
 
+// <cstdio>, not iostreams, for files: this is in the device runtime (brink-run).
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return io_error(path + ": read failed");
-  return ss.str();
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return not_found(path + ": cannot open file");
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return io_error(path + ": read failed");
+  return bytes;
 }
 
 Result<Tensor> read_npy(const std::string& path) {
@@ -169,10 +175,10 @@ std::string serialize_npy(const Tensor& tensor) {
 
 Status write_npy(const std::string& path, const Tensor& tensor) {
   const std::string bytes = serialize_npy(tensor);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return io_error(path + ": cannot open for writing");
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!f) return io_error(path + ": write failed");
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return io_error(path + ": cannot open for writing");
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (std::fclose(f) != 0 || !written) return io_error(path + ": write failed");
   return Status::ok();
 }
 

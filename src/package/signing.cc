@@ -5,10 +5,9 @@
 #include <openssl/evp.h>
 #include <sodium.h>
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 namespace brink::package {
@@ -42,13 +41,21 @@ bool from_hex(const std::string& hex, uint8_t* out, size_t size) {
 }
 
 Result<std::vector<std::string>> read_key_words(const std::string& path, const char* tag) {
-  std::ifstream in(path);
-  if (!in) return Status(StatusCode::kNotFound, path + ": cannot open key file");
-  std::string line;
-  std::getline(in, line);
-  std::istringstream words(line);
+  // The first line's whitespace-separated words. <cstdio>: this is in the device runtime.
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return Status(StatusCode::kNotFound, path + ": cannot open key file");
   std::vector<std::string> out;
-  for (std::string w; words >> w;) out.push_back(w);
+  std::string word;
+  for (int c; (c = std::fgetc(f)) != EOF && c != '\n';) {
+    if (std::isspace(c)) {
+      if (!word.empty()) out.push_back(std::move(word));
+      word.clear();
+    } else {
+      word += static_cast<char>(c);
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  std::fclose(f);
   if (out.empty() || out[0] != tag)
     return Status(
         StatusCode::kInvalidArgument,
