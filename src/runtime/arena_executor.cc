@@ -197,8 +197,11 @@ void CompiledModel::plan_memory() {
 
   std::vector<size_t> order(blocks.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return blocks[a].bytes > blocks[b].bytes; });
+  // Largest first, ties in step order (std::sort with the tie-break: stable_sort's merge
+  // machinery costs the device runtime 2 KiB).
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return blocks[a].bytes != blocks[b].bytes ? blocks[a].bytes > blocks[b].bytes : a < b;
+  });
   int64_t arena = 0;
   std::vector<size_t> placed;
   std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of blocks alive meanwhile

@@ -161,7 +161,7 @@ class CompiledModel {
   struct StaticPlan {
     std::vector<Home> home;                     // by value
     std::vector<int64_t> offset;                // by value: arena byte offset for kArena
-    std::vector<bool> is_view;                  // by step: no kernel, output views the input
+    std::vector<uint8_t> is_view;               // by step: no kernel, output views the input
     std::vector<std::pair<int, int>> producer;  // by value: (step, output slot) or (-1, -1)
     int64_t arena_bytes = 0;
   };
