@@ -1,4 +1,6 @@
-// Constant folding, Identity / Dropout removal and dead-code elimination.
+// Constant folding, Identity / Dropout removal, merging of consecutive reshapes and dead-code
+// elimination.
+#include <algorithm>
 #include <set>
 
 #include "passes/pass_util.h"
@@ -85,6 +87,56 @@ Status remove_identities(ir::Model& model, OptimizeReport& report, const Optimiz
     rw.commit();
   }
   return check_graph(model, "remove_identities");
+}
+
+namespace {
+// Reshape and Flatten: views whose output is the input's bytes in a new shape.
+bool is_reshape_view(const ir::Node& n) {
+  return (is_op(n, "Reshape") || is_op(n, "Flatten")) && !n.inputs.empty() &&
+         n.inputs[0] != ir::kNoValue && n.outputs.size() == 1 && n.outputs[0] != ir::kNoValue;
+}
+}  // namespace
+
+Status merge_reshapes(ir::Model& model, OptimizeReport& report, const OptimizeOptions& options) {
+  ir::Graph& g = model.graph;
+  // A merge can expose another (three views in a row): go until nothing changes.
+  for (bool changed = true; changed;) {
+    changed = false;
+    const GraphInfo info = GraphInfo::analyze(model, options.dim_values);
+    Rewriter rw(g);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (rw.claimed(static_cast<int>(i)) || !is_reshape_view(g.nodes[i])) continue;
+      const ir::Node second = g.nodes[i];
+      const int first = info.producer(second.inputs[0]);
+      if (first < 0 || rw.claimed(first) || !is_reshape_view(g.nodes[static_cast<size_t>(first)]) ||
+          info.sole_consumer(second.inputs[0]) != static_cast<int>(i))
+        continue;
+      // The merged Reshape names the final shape outright: it must be static, without zeros
+      // (Reshape would read a 0 as "copy this dim").
+      const ir::TensorType& out = info.type(second.outputs[0]);
+      if (!out.is_static()) continue;
+      const Shape shape = out.static_shape();
+      if (std::find(shape.begin(), shape.end(), 0) != shape.end()) continue;
+      ir::Node merged;
+      merged.name = second.name;
+      merged.op_type = "Reshape";
+      merged.inputs = {g.nodes[static_cast<size_t>(first)].inputs[0],
+                       add_initializer(g, second.name + "_shape",
+                                       Tensor::from_vector<int64_t>(
+                                           {static_cast<int64_t>(shape.size())}, shape))};
+      merged.outputs = second.outputs;
+      rw.claim(first);
+      rw.claim(static_cast<int>(i));
+      rw.remove(first);
+      rw.replace(static_cast<int>(i), std::move(merged));
+      ++report.removed_nodes;
+      changed = true;
+    }
+    rw.commit();
+  }
+  OptimizeReport scratch;  // the first reshapes' shape constants, now unread
+  BRINK_RETURN_IF_ERROR(eliminate_dead_code(model, scratch, options));
+  return check_graph(model, "merge_reshapes");
 }
 
 Status eliminate_dead_code(ir::Model& model, OptimizeReport& report,

@@ -16,12 +16,13 @@ Result<OptimizeReport> optimize(ir::Model& model, const OptimizeOptions& options
   OptimizeReport report;
   if (options.level <= 0) return report;
   using PassFn = Status (*)(ir::Model&, OptimizeReport&, const OptimizeOptions&);
-  std::vector<PassFn> pipeline = {
-      fuse_qdq,        fold_constants, remove_identities,  eliminate_dead_code,
-      fold_batchnorms, fuse_layernorm, fuse_gelu,          fuse_attention,
-      fuse_conv,       fuse_matmul,    eliminate_dead_code};
+  std::vector<PassFn> pipeline = {fuse_qdq,       fold_constants,      remove_identities,
+                                  merge_reshapes, eliminate_dead_code, fold_batchnorms,
+                                  fuse_layernorm, fuse_gelu,           fuse_attention,
+                                  fuse_conv,      fuse_matmul,         eliminate_dead_code};
   if (options.level >= 2 && options.nhwc_layout) {
     pipeline.push_back(convert_to_nhwc);
+    pipeline.push_back(merge_reshapes);  // the layout's Reshape back to NCHW, then a Flatten
     pipeline.push_back(eliminate_dead_code);
   }
   BRINK_RETURN_IF_ERROR(ir::verify(model));

@@ -23,6 +23,11 @@ Status fold_constants(ir::Model& model, OptimizeReport& report,
 Status remove_identities(ir::Model& model, OptimizeReport& report,
                          const OptimizeOptions& options = {});
 
+// Reshape / Flatten -> Reshape / Flatten, the first read by nothing else, becomes one
+// Reshape to the second's (static) shape: one view, not two.
+Status merge_reshapes(ir::Model& model, OptimizeReport& report,
+                      const OptimizeOptions& options = {});
+
 // Removes nodes no graph output depends on, and initializers nothing reads.
 Status eliminate_dead_code(ir::Model& model, OptimizeReport& report,
                            const OptimizeOptions& options = {});

@@ -147,6 +147,66 @@ TEST(Passes, RemovesIdentityDropoutAndDeadNodes) {
   expect_same_results(before, m, random_feeds(before));
 }
 
+TEST(Passes, MergesConsecutiveReshapes) {
+  // Reshape -> Flatten -> Reshape: one Reshape to the last static shape; the data is the same.
+  ModelBuilder b(13);
+  b.input("x", {2, 3, 4, 1})
+      .init("s1", Tensor::from_vector<int64_t>({4}, {2, 12, 1, 1}))
+      .init("s2", Tensor::from_vector<int64_t>({2}, {4, -1}))
+      .node("Reshape", {"x", "s1"}, {"a"})
+      .node("Flatten", {"a"}, {"f"}, {make_attr("axis", int64_t{1})})
+      .node("Reshape", {"f", "s2"}, {"r"})
+      .node("Relu", {"r"}, {"y"})
+      .output("y");
+  const ir::Model before = b.build();
+  ir::Model m = before;
+  OptimizeReport report;
+  ASSERT_TRUE(merge_reshapes(m, report).is_ok());
+  EXPECT_EQ(count_ops(m, "Flatten"), 0);
+  ASSERT_EQ(count_ops(m, "Reshape"), 1);
+  const ir::Node* r = find_op(m, "Reshape", "");
+  const Tensor* shape =
+      m.graph.value(r->inputs[1]).constant ? &*m.graph.value(r->inputs[1]).constant : nullptr;
+  ASSERT_NE(shape, nullptr);
+  EXPECT_EQ(std::vector<int64_t>(shape->data<int64_t>(), shape->data<int64_t>() + 2),
+            (std::vector<int64_t>{4, 6}));
+  EXPECT_EQ(m.graph.value(r->inputs[0]).name, "x");
+  EXPECT_EQ(report.removed_nodes, 2);
+  EXPECT_EQ(m.graph.initializers.size(), 1u);  // s1 and s2 are read by nothing now
+  expect_same_interface(before, m);
+  expect_same_results(before, m, random_feeds(before));
+}
+
+TEST(Passes, KeepsReshapesWhoseMiddleIsReadOrDynamic) {
+  {  // The middle value is a graph output too: both views stay.
+    ModelBuilder b(13);
+    b.input("x", {2, 6})
+        .init("s1", Tensor::from_vector<int64_t>({3}, {2, 3, 2}))
+        .node("Reshape", {"x", "s1"}, {"a"})
+        .node("Flatten", {"a"}, {"y"}, {make_attr("axis", int64_t{2})})
+        .output("a")
+        .output("y");
+    ir::Model m = b.build();
+    OptimizeReport report;
+    ASSERT_TRUE(merge_reshapes(m, report).is_ok());
+    EXPECT_EQ(count_ops(m, "Reshape"), 1);
+    EXPECT_EQ(count_ops(m, "Flatten"), 1);
+  }
+  {  // A symbolic batch: the final shape is not static, so it is not written out.
+    ModelBuilder b(13);
+    b.symbolic_input("x", {ir::Dim::symbol("N"), 6})
+        .init("s1", Tensor::from_vector<int64_t>({3}, {0, 3, 2}))
+        .node("Reshape", {"x", "s1"}, {"a"})
+        .node("Flatten", {"a"}, {"y"}, {make_attr("axis", int64_t{1})})
+        .output("y");
+    ir::Model m = b.build();
+    OptimizeReport report;
+    ASSERT_TRUE(merge_reshapes(m, report).is_ok());
+    EXPECT_EQ(count_ops(m, "Reshape"), 1);
+    EXPECT_EQ(count_ops(m, "Flatten"), 1);
+  }
+}
+
 TEST(Passes, KeepsTrainingDropoutAndUsedMasks) {
   ModelBuilder b(13);
   b.input("x", {4})
@@ -1023,9 +1083,10 @@ TEST_P(PassesOnModel, OptimizedModelComputesTheSame) {
     ir::Model m = before;
     OptimizeReport r;
     using PassFn = Status (*)(ir::Model&, OptimizeReport&, const OptimizeOptions&);
-    for (PassFn pass : {fuse_qdq, fold_constants, remove_identities, eliminate_dead_code,
-                        fold_batchnorms, fuse_layernorm, fuse_gelu, fuse_attention, fuse_conv,
-                        fuse_matmul, convert_to_nhwc, cancel_transposes}) {
+    for (PassFn pass :
+         {fuse_qdq, fold_constants, remove_identities, merge_reshapes, eliminate_dead_code,
+          fold_batchnorms, fuse_layernorm, fuse_gelu, fuse_attention, fuse_conv, fuse_matmul,
+          convert_to_nhwc, cancel_transposes}) {
       Status s = pass(m, r, {});
       ASSERT_TRUE(s.is_ok()) << s.message();
     }
