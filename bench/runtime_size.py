@@ -53,11 +53,13 @@ def measure(path: str, label: str, what: str) -> Dict[str, Any]:
                 "libs": shared_libs(path)}
 
 
-def build_device(ops: Optional[str], isas: Optional[str], jobs: int) -> str:
-    """scripts/build.sh device with BRINK_OPS / BRINK_ISAS; returns brink-run's path."""
+def build_device(ops: Optional[str], isas: Optional[str], jobs: int, streaming: bool = True) -> str:
+    """scripts/build.sh device with BRINK_OPS / BRINK_ISAS (and BRINK_RUN_STREAMING=OFF without
+    `streaming`); returns brink-run's path."""
     env = dict(os.environ)
     env.pop("BRINK_OPS", None)
     env.pop("BRINK_ISAS", None)
+    env["BRINK_RUN_STREAMING"] = "ON" if streaming else "OFF"
     d = "build-device"
     if ops:
         env["BRINK_OPS"] = ops
@@ -65,6 +67,8 @@ def build_device(ops: Optional[str], isas: Optional[str], jobs: int) -> str:
     if isas:
         env["BRINK_ISAS"] = isas
         d += "-" + isas.replace(";", "-").replace(",", "-").replace(" ", "-")
+    if not streaming:
+        d += "-nostream"
     print(f"[runtime_size] building {d}", file=sys.stderr)
     subprocess.run([os.path.join(ROOT, "scripts", "build.sh"), "device", f"-j{jobs}", "brink_run"], cwd=ROOT,
                    env=env, check=True, stdout=subprocess.DEVNULL)
@@ -208,22 +212,32 @@ def main(argv: List[str]) -> int:
     latency: Dict[str, float] = {}
     for name in packages:
         runner = build_device(ops_files[name], X86_64_V4, args.jobs)
+        # MobileNetV2's also without the streaming loader: a device that loads its package from a file.
+        file_only = build_device(ops_files[name], X86_64_V4, args.jobs, streaming=False) \
+            if name == "mobilenet_v2" else None
         pkg = os.path.join(work, f"{name}.brink")
         with tempfile.TemporaryDirectory() as d:
             full = run_outputs(full_device, pkg, os.path.join(d, "full"))
-            for label, other in (("selective", runner), ("x86-64-v4", one_target)):
-                if run_outputs(other, pkg, os.path.join(d, label)) != full:
+            others = [("selective", runner), ("x86-64-v4", one_target)]
+            if file_only:
+                others.append(("selective without streaming", file_only))
+            for label, other in others:
+                if run_outputs(other, pkg, os.path.join(d, label.replace(" ", "_"))) != full:
                     print(f"error: the {label} runtime does not give the full runtime's outputs for {name}",
                           file=sys.stderr)
                     return 1
         n_ops = sum(1 for line in open(ops_files[name]) if line.strip() and not line.startswith("#"))
-        rows.append(measure(runner, f"brink-run (selective: {name}, x86-64-v4)",
-                            f"the {n_ops} lines of its package's list (operators, fused activations, depthwise "
-                            "fast paths); AVX-512 (+VNNI) kernels; outputs checked equal to the full runtime's"))
-        if name == "mobilenet_v2":
+        holds = (f"the {n_ops} lines of its package's list (operators, fused activations, depthwise rows); "
+                 "AVX-512 (+VNNI) kernels; outputs checked equal to the full runtime's")
+        rows.append(measure(runner, f"brink-run (selective: {name}, x86-64-v4)", holds))
+        if file_only:
+            rows.append(measure(file_only, f"brink-run (selective: {name}, x86-64-v4, no streaming)",
+                                holds + "; built with -DBRINK_RUN_STREAMING=OFF: loads packages from files "
+                                "(mapped, verified, paged), not progressively from a stream or socket"))
             rows[-1]["target_kib"] = TARGET_KIB["mobilenet_v2"]
-            breakdown = where_bytes(runner)
-            latency = median_latency_ms({"release": release_run, "device": full_device, "selective": runner}, pkg)
+            breakdown = where_bytes(file_only)
+            latency = median_latency_ms({"release": release_run, "device": full_device, "selective": file_only},
+                                        pkg)
     md = table(rows)
     total = sum(b["bytes"] for b in breakdown) or 1
     parts_md = "\n".join(["| part | KiB | share |", "|---|---|---|"] + [
@@ -263,16 +277,22 @@ def main(argv: List[str]) -> int:
             "what `brink info MODEL.brink --ops` prints: every operator registration is guarded by "
             "`if constexpr (op_selected(domain, type))` (src/ops/op_selection.h), so the kernels of operators left "
             "out are never referenced and never linked. The list also names the fused activations "
-            "(`brink.activation:Clip`) and float depthwise fast paths (`brink.depthwise:k3s2`) the package uses: "
-            "the kernels keep only those specializations, and the fast unary functions only those its operators "
-            "and activations need. `brink-run --ops` prints what a build holds. "
+            "(`brink.activation:Clip`), the float depthwise rows (`brink.depthwise:k3s2`; `partial` for channel "
+            "counts that leave a partial vector block) and whether brink:Conv needs its reference fallback "
+            "(`brink.conv:reference`): the kernels keep only those specializations, and the fast unary functions "
+            "only those its operators and activations need; a package needing one the build left out is refused "
+            "at load, naming the line to add. `brink-run --ops` prints what a build holds. "
             "tests/python/test_selective_runtime.py (run by scripts/test.sh) builds one for the default model and "
             "checks it registers exactly its list, gives the full runtime's outputs bit for bit and refuses a "
             "package needing an operator it left out (and, built without portable kernels, a portable package).",
+            "- **without streaming**: `BRINK_RUN_STREAMING=OFF scripts/build.sh device` (`-DBRINK_RUN_STREAMING=OFF`): "
+            "brink-run without the progressive loader (`--stream`, `tcp://`), which it then refuses in one line; "
+            "packages load from files as before (mapped, verified chunk by chunk, weights paged with "
+            "`--max-memory`).",
             "",
             md,
             "",
-            "Where the bytes of the selective MobileNetV2 runtime go (`nm -S -C --size-sort`, symbols grouped "
+            "Where the bytes of the selective MobileNetV2 runtime without streaming go (`nm -S -C --size-sort`, symbols grouped "
             "by the part of Brink they belong to; sections without symbols, such as the dynamic-linking tables "
             "and read-only data, are not counted):",
             "",
