@@ -191,143 +191,174 @@ struct ReducePlan {
   }
 };
 
+// The reductions run on the input widened to one of three types: double (floating inputs),
+// uint64_t (unsigned integers) or int64_t (signed integers and bool), so the loops below exist
+// three times rather than once per element type. Widening is exact and changes no result:
+// floating inputs already accumulated in double and compare the same in any wider type;
+// integers accumulate in uint64_t (wrapping, as NumPy does in the input type) and compare in a
+// type that holds all their values. reduce_typed<T> widens, and narrows the results to T.
 template <typename T>
-void reduce_typed(ReduceKind kind, const Tensor& x, const std::vector<bool>& mask, Tensor& y) {
-  using C = compute_t<T>;
-  const T* in = x.data<T>();
-  T* out = y.data<T>();
-  const int64_t n_out = y.numel();
-  if (n_out == 0) return;
-  const ReducePlan plan(x.shape(), mask);
-  const bool empty_input = x.numel() == 0;  // every output reduces the empty set
-  auto each = [&](auto step) {
-    if (!empty_input) plan.for_each(step);
+using wide_t = std::conditional_t<
+    std::is_floating_point_v<compute_t<T>>, double,
+    std::conditional_t<std::is_unsigned_v<T> && !std::is_same_v<T, bool>, uint64_t, int64_t>>;
+
+// What reduce_wide leaves per output element: one of these is filled.
+template <typename W>
+struct WideResults {
+  std::vector<W> extreme;         // Max, Min
+  std::vector<double> real;       // L2, LogSum, LogSumExp; floating inputs' other kinds
+  std::vector<uint64_t> wrapped;  // integer inputs' Sum, Prod, L1, SumSquare, Mean (the sum)
+};
+
+template <typename W>
+void reduce_wide(ReduceKind kind, const W* in, const ReducePlan& plan, int64_t n_out,
+                 bool empty_input, W extreme_init, WideResults<W>* r) {
+  constexpr bool kInt = !std::is_same_v<W, double>;
+  const auto each = [&](auto step) {
+    if (!empty_input) plan.for_each(step);  // else every output reduces the empty set
   };
-  auto v = [&](int64_t i) { return static_cast<C>(in[i]); };
+  const size_t n = static_cast<size_t>(n_out);
 
   if (kind == ReduceKind::kMax || kind == ReduceKind::kMin) {
-    const bool is_max = kind == ReduceKind::kMax;
-    C init;
-    if constexpr (std::is_same_v<T, bool>)
-      init = !is_max;
-    else if constexpr (std::numeric_limits<C>::has_infinity)
-      init = is_max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
-    else
-      init = is_max ? std::numeric_limits<C>::lowest() : std::numeric_limits<C>::max();
-    // Not std::vector: vector<bool> has no data().
-    std::unique_ptr<C[]> acc(new C[static_cast<size_t>(n_out)]);
-    C* a = acc.get();
-    std::fill(a, a + n_out, init);
+    r->extreme.assign(n, extreme_init);
+    W* a = r->extreme.data();
     // A NaN, once seen, stays (as numpy's maximum.reduce does).
-    if (is_max)
+    if (kind == ReduceKind::kMax)
       each([&](int64_t o, int64_t i) {
-        if (v(i) > a[o] || is_nan(v(i))) a[o] = v(i);
+        if (in[i] > a[o] || is_nan(in[i])) a[o] = in[i];
       });
     else
       each([&](int64_t o, int64_t i) {
-        if (v(i) < a[o] || is_nan(v(i))) a[o] = v(i);
+        if (in[i] < a[o] || is_nan(in[i])) a[o] = in[i];
       });
-    for (int64_t o = 0; o < n_out; ++o) out[o] = static_cast<T>(a[o]);
     return;
   }
 
-  if constexpr (std::is_same_v<T, bool>) {
-    return;  // only Max/Min accept bool (checked at inference)
-  } else {
+  const auto real = [&](int64_t i) { return static_cast<double>(in[i]); };
+  if (kind == ReduceKind::kL2 || kind == ReduceKind::kLogSum || kind == ReduceKind::kLogSumExp ||
+      (kind == ReduceKind::kMean && !kInt)) {
+    // Results that go through a float function (and the float mean) accumulate in double;
+    // integer inputs get a truncated result.
+    r->real.assign(n, 0.0);
+    double* a = r->real.data();
+    std::vector<double> shift;
+    if (kind == ReduceKind::kLogSumExp) {
+      // log(sum(exp(x - m))) + m with m the largest finite element (0 if none), so that
+      // large inputs do not overflow and -inf inputs do not make NaN.
+      shift.assign(n, -std::numeric_limits<double>::infinity());
+      double* m = shift.data();
+      each([&](int64_t o, int64_t i) {
+        if (std::isfinite(real(i)) && real(i) > m[o]) m[o] = real(i);
+      });
+      for (double& v : shift)
+        if (!std::isfinite(v)) v = 0;
+      each([&](int64_t o, int64_t i) { a[o] += std::exp(real(i) - m[o]); });
+    } else if (kind == ReduceKind::kL2) {
+      each([&](int64_t o, int64_t i) { a[o] += real(i) * real(i); });
+    } else {
+      each([&](int64_t o, int64_t i) { a[o] += real(i); });
+    }
     const double count = static_cast<double>(plan.count);
-    if (kind == ReduceKind::kL2 || kind == ReduceKind::kLogSum || kind == ReduceKind::kLogSumExp ||
-        (kind == ReduceKind::kMean && !kIsInt<T>)) {
-      // Results that go through a float function (and the float mean) accumulate in double;
-      // integer inputs get a truncated result.
-      std::vector<double> acc(static_cast<size_t>(n_out), 0.0);
-      double* a = acc.data();
-      std::vector<double> shift;
-      if (kind == ReduceKind::kLogSumExp) {
-        // log(sum(exp(x - m))) + m with m the largest finite element (0 if none), so that
-        // large inputs do not overflow and -inf inputs do not make NaN.
-        shift.assign(static_cast<size_t>(n_out), -std::numeric_limits<double>::infinity());
-        double* m = shift.data();
-        each([&](int64_t o, int64_t i) {
-          const double xv = static_cast<double>(v(i));
-          if (std::isfinite(xv) && xv > m[o]) m[o] = xv;
-        });
-        for (double& s : shift)
-          if (!std::isfinite(s)) s = 0;
-        each([&](int64_t o, int64_t i) { a[o] += std::exp(static_cast<double>(v(i)) - m[o]); });
-      } else if (kind == ReduceKind::kL2) {
-        each([&](int64_t o, int64_t i) {
-          a[o] += static_cast<double>(v(i)) * static_cast<double>(v(i));
-        });
-      } else {
-        each([&](int64_t o, int64_t i) { a[o] += static_cast<double>(v(i)); });
+    for (size_t o = 0; o < n; ++o) {
+      switch (kind) {
+        case ReduceKind::kL2:
+          a[o] = std::sqrt(a[o]);
+          break;
+        case ReduceKind::kLogSum:
+          a[o] = std::log(a[o]);
+          break;
+        case ReduceKind::kLogSumExp:
+          a[o] = std::log(a[o]) + shift[o];
+          break;
+        default:
+          a[o] = a[o] / count;
+          break;  // kMean; the empty set gives 0/0 = NaN
       }
-      for (int64_t o = 0; o < n_out; ++o) {
-        double r = a[o];
-        switch (kind) {
-          case ReduceKind::kL2:
-            r = std::sqrt(r);
-            break;
-          case ReduceKind::kLogSum:
-            r = std::log(r);
-            break;
-          case ReduceKind::kLogSumExp:
-            r = std::log(r) + shift[static_cast<size_t>(o)];
-            break;
-          default:
-            r = r / count;
-            break;  // kMean; the empty set gives 0/0 = NaN
-        }
-        out[o] = from_double<T>(r);
-      }
-      return;
     }
+    return;
+  }
 
-    // Sum, Prod, L1, SumSquare, and Mean of integers. Integers accumulate in uint64 so that
-    // overflow wraps (as NumPy does in the input type) instead of being undefined; floats
-    // accumulate in double, which keeps long f16/f32 sums well inside the tolerance.
-    using A = std::conditional_t<kIsInt<T>, uint64_t, double>;
-    auto va = [&](int64_t i) -> A {
-      if constexpr (kIsInt<T>)
-        return static_cast<A>(static_cast<int64_t>(in[i]));
-      else
-        return static_cast<double>(static_cast<C>(in[i]));
-    };
-    std::vector<A> acc(static_cast<size_t>(n_out), kind == ReduceKind::kProd ? A(1) : A(0));
-    A* a = acc.data();
-    switch (kind) {
-      case ReduceKind::kProd:
-        each([&](int64_t o, int64_t i) { a[o] *= va(i); });
-        break;
-      case ReduceKind::kSumSquare:
-        each([&](int64_t o, int64_t i) { a[o] += va(i) * va(i); });
-        break;
-      case ReduceKind::kL1:
-        each([&](int64_t o, int64_t i) {
-          if constexpr (kIsInt<T>)
-            a[o] += in[i] < 0 ? A(0) - va(i) : va(i);
-          else
-            a[o] += std::abs(va(i));
-        });
-        break;
-      default:
-        each([&](int64_t o, int64_t i) { a[o] += va(i); });
-        break;
-    }
+  // Sum, Prod, L1, SumSquare, and Mean of integers (the sum here; reduce_typed divides).
+  using A = std::conditional_t<kInt, uint64_t, double>;
+  std::vector<A>& acc = [&]() -> std::vector<A>& {
+    if constexpr (kInt)
+      return r->wrapped;
+    else
+      return r->real;
+  }();
+  acc.assign(n, kind == ReduceKind::kProd ? A(1) : A(0));
+  A* a = acc.data();
+  const auto va = [&](int64_t i) { return static_cast<A>(in[i]); };
+  switch (kind) {
+    case ReduceKind::kProd:
+      each([&](int64_t o, int64_t i) { a[o] *= va(i); });
+      break;
+    case ReduceKind::kSumSquare:
+      each([&](int64_t o, int64_t i) { a[o] += va(i) * va(i); });
+      break;
+    case ReduceKind::kL1:
+      each([&](int64_t o, int64_t i) {
+        if constexpr (!kInt)
+          a[o] += std::abs(va(i));
+        else if constexpr (std::is_signed_v<W>)
+          a[o] += in[i] < 0 ? A(0) - va(i) : va(i);
+        else
+          a[o] += va(i);
+      });
+      break;
+    default:
+      each([&](int64_t o, int64_t i) { a[o] += va(i); });
+      break;
+  }
+}
+
+template <typename T>
+void reduce_typed(ReduceKind kind, const Tensor& x, const std::vector<bool>& mask, Tensor& y) {
+  using C = compute_t<T>;
+  using W = wide_t<T>;
+  const int64_t n_out = y.numel();
+  if (n_out == 0) return;
+  const ReducePlan plan(x.shape(), mask);
+  const T* in = x.data<T>();
+  std::vector<W> widened;
+  const W* wide = nullptr;
+  if constexpr (std::is_same_v<T, W>) {
+    wide = in;
+  } else {
+    widened.resize(static_cast<size_t>(x.numel()));
+    for (size_t i = 0; i < widened.size(); ++i) widened[i] = static_cast<W>(static_cast<C>(in[i]));
+    wide = widened.data();
+  }
+  // Max and Min start from the identity of T's range (what the empty set gives).
+  const bool is_max = kind == ReduceKind::kMax;
+  C init;
+  if constexpr (std::is_same_v<T, bool>)
+    init = !is_max;
+  else if constexpr (std::numeric_limits<C>::has_infinity)
+    init = is_max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
+  else
+    init = is_max ? std::numeric_limits<C>::lowest() : std::numeric_limits<C>::max();
+  WideResults<W> r;
+  reduce_wide<W>(kind, wide, plan, n_out, x.numel() == 0, static_cast<W>(init), &r);
+
+  T* out = y.data<T>();
+  if (!r.extreme.empty()) {
+    for (int64_t o = 0; o < n_out; ++o) out[o] = static_cast<T>(static_cast<C>(r.extreme[o]));
+  } else if (!r.real.empty()) {
+    for (int64_t o = 0; o < n_out; ++o) out[o] = from_double<T>(r.real[o]);
+  } else if constexpr (kIsInt<T>) {
     for (int64_t o = 0; o < n_out; ++o) {
-      if constexpr (kIsInt<T>) {
-        if (kind == ReduceKind::kMean) {
-          const int64_t c = plan.count;
-          if constexpr (std::is_signed_v<T>)
-            out[o] = c == 0 ? T(0) : static_cast<T>(static_cast<int64_t>(static_cast<T>(a[o])) / c);
-          else
-            out[o] = c == 0 ? T(0)
-                            : static_cast<T>(static_cast<uint64_t>(static_cast<T>(a[o])) /
-                                             static_cast<uint64_t>(c));
-        } else {
-          out[o] = static_cast<T>(a[o]);
-        }
+      const uint64_t a = r.wrapped[static_cast<size_t>(o)];
+      if (kind == ReduceKind::kMean) {
+        const int64_t c = plan.count;
+        if constexpr (std::is_signed_v<T>)
+          out[o] = c == 0 ? T(0) : static_cast<T>(static_cast<int64_t>(static_cast<T>(a)) / c);
+        else
+          out[o] = c == 0 ? T(0)
+                          : static_cast<T>(static_cast<uint64_t>(static_cast<T>(a)) /
+                                           static_cast<uint64_t>(c));
       } else {
-        out[o] = static_cast<T>(static_cast<C>(a[o]));
+        out[o] = static_cast<T>(a);
       }
     }
   }
