@@ -1,9 +1,10 @@
 // Depthwise convolution micro-benchmark: kernels::DepthwiseConvNhwc on the depthwise layers of
-// MobileNetV2 (3x3) and EfficientNet-B0 (5x5), with Relu6 fused, in GFLOP/s (2 per
-// multiply-add, padding taps not counted) and GB/s (input + output + packed weights, each
-// read or written once: the traffic floor of the layer), both from the median time.
+// MobileNetV2 (3x3) and EfficientNet-B0 (5x5), with Relu6 fused (or --activation), in GFLOP/s (2
+// per multiply-add, padding taps not counted) and GB/s (input + output + packed weights, each read
+// or written once: the traffic floor of the layer), both from the median time.
 //
 //   depthwise_bench [--isa avx512|avx2|portable|neon|all] [--threads 1,2] [--min-time 0.3]
+//                   [--activation relu6|hardswish|sigmoid|silu]
 //
 // Each configuration runs for at least --min-time seconds after a warm-up; the number
 // reported is the median of the per-call times (this machine is shared and noisy).
@@ -68,6 +69,10 @@ int main(int argc, char** argv) {
   std::vector<Isa> isas{best_isa()};
   std::vector<int> thread_counts{1, 2};
   double min_time = 0.3;
+  kernels::Activation act;
+  act.kind = kernels::ActivationKind::kClip;  // Relu6
+  act.alpha = 0.0f;
+  act.beta = 6.0f;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -92,20 +97,29 @@ int main(int argc, char** argv) {
         thread_counts.push_back(std::atoi(s.c_str()));
     } else if (a == "--min-time" && has_value) {
       min_time = std::atof(argv[++i]);
+    } else if (a == "--activation" && has_value) {
+      const std::string v = argv[++i];
+      if (v == "hardswish") {
+        act.kind = kernels::ActivationKind::kHardSwish;
+      } else if (v == "sigmoid") {
+        act.kind = kernels::ActivationKind::kSigmoid;
+      } else if (v == "silu") {
+        act.kind = kernels::ActivationKind::kSilu;
+      } else if (v != "relu6") {
+        std::fprintf(stderr, "unknown --activation %s (relu6, hardswish, sigmoid, silu)\n",
+                     v.c_str());
+        return 2;
+      }
     } else {
       std::fprintf(stderr,
                    "usage: depthwise_bench [--isa avx512|avx2|portable|neon|all] [--threads 1,2] "
-                   "[--min-time 0.3]\n");
+                   "[--min-time 0.3] [--activation relu6|hardswish|sigmoid|silu]\n");
       return 2;
     }
   }
 
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  kernels::Activation relu6;
-  relu6.kind = kernels::ActivationKind::kClip;
-  relu6.alpha = 0.0f;
-  relu6.beta = 6.0f;
 
   std::printf("%-26s %-8s %-4s %10s %10s %9s %8s\n", "shape (HxWxC kxk /s)", "isa", "thr",
               "median us", "best us", "GFLOP/s", "GB/s");
@@ -138,7 +152,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(b.k), static_cast<long long>(b.k),
                   static_cast<long long>(b.stride));
     for (Isa isa : isas) {
-      auto k = kernels::DepthwiseConvNhwc::create(b.c, b.k, b.k, w.data(), bias.data(), relu6, isa);
+      auto k = kernels::DepthwiseConvNhwc::create(b.c, b.k, b.k, w.data(), bias.data(), act, isa);
       if (!k) continue;
       for (int threads : thread_counts) {
         ThreadPool pool(threads);
