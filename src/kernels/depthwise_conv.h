@@ -9,9 +9,10 @@
 // Interior output pixels (all taps inside the image) take unrolled fast paths for 3x3 and
 // 5x5 at strides 1 and 2; border pixels and every other kernel/stride/dilation take a
 // general path in which padding contributes nothing. Bias, residual (a skip connection added
-// before the activation) and the activation are applied in registers for none, Relu, Clip
-// and HardSwish; Sigmoid and SiLU run over each output row as it is finished (still in L1), any
-// other activation by apply_activation over the finished tile. See
+// before the activation) and the activation are applied in registers for none, Relu, Clip,
+// HardSwish, Sigmoid and SiLU (compact device builds: Sigmoid and SiLU over each output row as
+// it is finished, still in L1), any other activation by apply_activation over the finished
+// tile. See
 // depthwise_conv_impl.h for the loop structure.
 //
 // Limits: float32 only; channel multiplier 1 only (group == C == M); 2-D only.

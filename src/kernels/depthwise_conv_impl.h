@@ -115,21 +115,27 @@ constexpr int accumulators() {
 }
 
 // ---- Epilogues: the activation applied in registers -------------------------------------------
-// Relu, Clip and none clamp in registers, and so does HardSwish (a few instructions, where a
-// second pass would cost its layers 10-30%). Sigmoid and SiLU run over each row right after it
-// is written (activate_row), while it is in L1: their math dominates either way (the same time
-// over bench/depthwise_bench's layers within about 1%), and the rows are not kept a third and
-// fourth time (about 215 KiB of the AVX-512 and AVX2 kernels).
+// Relu, Clip and none clamp in registers, and so does HardSwish. Sigmoid and SiLU do too, except
+// in compact builds (BRINK_COMPACT_KERNELS: device builds, and the sanitizer build so that CI
+// tests both), where they run over each row right after it is written (activate_row), while it
+// is in L1: the rows are then not kept a third and fourth time (241 KiB of the AVX-512 and AVX2
+// kernels), for about 2% of those layers' time (bench/depthwise_bench --activation silu;
+// EfficientNet-B0 end to end 11.77 -> 12.02 ms). A second pass for HardSwish cost its 3x3
+// layers 10-30%, so it stays in registers everywhere.
+#if defined(BRINK_COMPACT_KERNELS)
+inline constexpr bool kRowActivations = true;
+#else
+inline constexpr bool kRowActivations = false;
+#endif
 
 struct EpiClamp {  // none, Relu, Clip
   Vf lo, hi;
   BRINK_SIMD_INLINE Vf operator()(Vf v) const { return max(lo, min(hi, v)); }  // keeps NaN
 };
 
-struct EpiHardSwish {
-  BRINK_SIMD_INLINE Vf operator()(Vf v) const {
-    return apply_unary<UnaryOp::kHardSwish>(Unary{UnaryOp::kHardSwish}, v);
-  }
+template <UnaryOp Op>
+struct EpiUnary {  // HardSwish; Sigmoid and SiLU unless kRowActivations
+  BRINK_SIMD_INLINE Vf operator()(Vf v) const { return apply_unary<Op>(Unary{Op}, v); }
 };
 
 // ---- One output row of one channel block ----------------------------------------------------
@@ -415,7 +421,7 @@ void tile_with(const Packed& p, const DepthwiseConvShape& s, const float* x, con
             break;
         }
       }
-      if constexpr (kSpecialize) {
+      if constexpr (kSpecialize && kRowActivations) {
         if (row_op != UnaryOp::kIdentity) {
           if (tail)
             activate_row<true>(r, s.out_w, row_op);
@@ -445,20 +451,31 @@ inline void depthwise_conv_tile_impl(const depthwise_internal::Packed& p,
   const Activation& a = p.act;
   const EpiClamp none{set1(-__builtin_inff()), set1(__builtin_inff())};
   if constexpr (kSpecialize) {
-    // HardSwish in registers; Sigmoid and SiLU over each finished row while it is in L1
-    // (activate_row). Those a selective build kept.
+    // The activation in registers, or for Sigmoid and SiLU in compact builds over each
+    // finished row while it is in L1 (activate_row). Those a selective build kept.
     switch (a.kind) {
       case ActivationKind::kHardSwish:
         if constexpr (ops::activation_selected("HardSwish"))
-          return tile_with(p, s, x, residual, y, t, EpiHardSwish{}, UnaryOp::kIdentity, false);
+          return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kHardSwish>{},
+                           UnaryOp::kIdentity, false);
         break;
       case ActivationKind::kSigmoid:
-        if constexpr (unary_selected(UnaryOp::kSigmoid))
-          return tile_with(p, s, x, residual, y, t, none, UnaryOp::kSigmoid, false);
+        if constexpr (ops::activation_selected("Sigmoid")) {
+          if constexpr (kRowActivations)
+            return tile_with(p, s, x, residual, y, t, none, UnaryOp::kSigmoid, false);
+          else
+            return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSigmoid>{},
+                             UnaryOp::kIdentity, false);
+        }
         break;
       case ActivationKind::kSilu:
-        if constexpr (unary_selected(UnaryOp::kSilu))
-          return tile_with(p, s, x, residual, y, t, none, UnaryOp::kSilu, false);
+        if constexpr (ops::activation_selected("SiLU")) {
+          if constexpr (kRowActivations)
+            return tile_with(p, s, x, residual, y, t, none, UnaryOp::kSilu, false);
+          else
+            return tile_with(p, s, x, residual, y, t, EpiUnary<UnaryOp::kSilu>{},
+                             UnaryOp::kIdentity, false);
+        }
         break;
       default:
         break;
